@@ -1,0 +1,1 @@
+"""Faust agents: thin adapters that hand Kafka records to the engine."""

@@ -1,0 +1,1 @@
+"""claimflow: a streaming monitor for the flow of insurance claims."""

@@ -1,0 +1,328 @@
+"""Customer agreements, organisation and detector thresholds, loaded from YAML.
+
+Every key is validated on load; an error names the file, the key and the problem, e.g.
+`claimflow.yaml: clients[0].timezone: unknown time zone 'Europe/Londn'`. Unknown keys are
+errors too: a misspelt threshold silently falling back to its default is worse than a refusal.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from claimflow.timeutil import parse_duration
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Scope = Literal["team", "hub", "client"]
+FeedbackScope = Literal["client", "team"]
+
+
+def _clock_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 12:00 as the sexagesimal number 720.
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if not isinstance(value, str):
+        raise ValueError(f'expected a local time of day such as "12:00", got {value!r}')
+    try:
+        hours, minutes = value.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise ValueError(f'expected a local time of day such as "12:00", got {value!r}') from None
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+def _zone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IANA time zone name such as Europe/London, got {value!r}")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+Duration = Annotated[float, BeforeValidator(_duration)]
+TimeZone = Annotated[str, BeforeValidator(_zone)]
+Probability = Annotated[float, Field(gt=0, lt=1)]
+Identifier = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Agreement(_Strict):
+    """When a claim is due: reached the hub by `same_day_cutoff` local time on a business day:
+    due at `due` that day; otherwise due at `due` on the next business day."""
+
+    same_day_cutoff: ClockTime = time(12, 0)
+    due: ClockTime = time(18, 0)
+    business_days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+
+    @model_validator(mode="after")
+    def _cutoff_before_due(self) -> Agreement:
+        if self.same_day_cutoff > self.due:
+            raise ValueError(
+                f"same_day_cutoff {self.same_day_cutoff:%H:%M} is after due {self.due:%H:%M}: "
+                "a same-day claim would be due before it arrived"
+            )
+        return self
+
+
+class Client(_Strict):
+    id: Identifier
+    timezone: TimeZone | None = None
+    same_day_cutoff: ClockTime | None = None
+    due: ClockTime | None = None
+    business_days: list[Weekday] | None = Field(default=None, min_length=1)
+
+
+class WorkingHours(_Strict):
+    """When a team works, in its time zone. Used to project how much it can still do."""
+
+    start: ClockTime = time(8, 0)
+    end: ClockTime = time(18, 0)
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> WorkingHours:
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start:%H:%M} must be before end {self.end:%H:%M}")
+        return self
+
+
+def _team_entry(value: Any) -> Any:
+    # The contract writes teams as plain names; an entry may also be a mapping with an id.
+    return {"id": value} if isinstance(value, str) else value
+
+
+class Team(_Strict):
+    id: Identifier
+    timezone: TimeZone | None = None
+    working_hours: WorkingHours | None = None
+
+
+class Hub(_Strict):
+    id: Identifier
+    centers: list[Identifier] = Field(min_length=1)
+
+
+class EngineSettings(_Strict):
+    window: Duration = 300.0
+    """Width of the tumbling event-time windows that counts are kept in."""
+    allowed_lateness: Duration = 120.0
+    """How far behind the newest event time an event may arrive and still count in its window."""
+    evaluate_every: Duration = 60.0
+    """Event-time interval between detector evaluations."""
+    dedupe_horizon: Duration = 86400.0
+    """How long (in event time) an event_id is remembered to drop a second delivery."""
+    claim_memory: Duration = 7 * 86400.0
+    """How long a completed claim's team is remembered, to attribute late survey answers."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EngineSettings:
+        if self.window <= 0 or self.evaluate_every <= 0:
+            raise ValueError("window and evaluate_every must be positive")
+        if self.window % self.evaluate_every:
+            raise ValueError("window must be a whole multiple of evaluate_every")
+        if self.dedupe_horizon < self.allowed_lateness:
+            raise ValueError("dedupe_horizon must be at least allowed_lateness")
+        return self
+
+
+class InflowDropSettings(_Strict):
+    scopes: list[Scope] = Field(default_factory=lambda: list[Scope](["team", "hub"]))
+    window: Duration = 3600.0
+    """Trailing window whose arrivals are compared with the same window on reference days."""
+    reference_weeks: int = Field(default=3, ge=1, le=8)
+    min_references: int = Field(default=2, ge=1)
+    drop_ratio: float = Field(default=0.5, gt=0, lt=1)
+    resolve_ratio: float = Field(default=0.8, gt=0, le=2)
+    min_expected: float = Field(default=20.0, ge=1)
+    max_p_value: Probability = 1e-4
+    dispersion: float = Field(default=2.0, ge=1)
+    """How many times more claim counts vary than a Poisson process (quasi-Poisson factor)."""
+    hold: Duration = 600.0
+    """How long the drop must last before the alert fires (like Prometheus `for:`)."""
+
+
+class HubLinkSettings(_Strict):
+    transit_timeout: Duration = 1800.0
+    """Used until enough transits have been seen on a route to learn its normal transit time."""
+    min_transit_timeout: Duration = 600.0
+    max_transit_timeout: Duration = 7200.0
+    transit_factor: float = Field(default=3.0, ge=1)
+    transit_quantile: float = Field(default=0.99, gt=0.5, lt=1)
+    min_transit_samples: int = Field(default=50, ge=1)
+    lookback: Duration = 3600.0
+    min_missing: int = Field(default=5, ge=1)
+    min_missing_share: float = Field(default=0.2, gt=0, le=1)
+    resolve_window: Duration = 900.0
+    resolve_share: float = Field(default=0.05, ge=0, lt=1)
+    min_silence: Duration = 600.0
+    silence_p_value: Probability = 1e-4
+    dispersion: float = Field(default=2.0, ge=1)
+
+
+class SlaAtRiskSettings(_Strict):
+    horizon: Duration = 36000.0
+    """Deadlines further ahead than this are not projected (the pace then says little)."""
+    min_misses: int = Field(default=5, ge=1)
+    min_miss_share: float = Field(default=0.1, ge=0, le=1)
+    """...and at least this share of the claims due at that deadline."""
+    hold: Duration = 900.0
+    throughput_window: Duration = 7200.0
+    min_busy: Duration = 1800.0
+    """Busy working time needed in throughput_window before the pace is trusted."""
+
+
+class NegativeFeedbackSettings(_Strict):
+    scopes: list[FeedbackScope] = Field(
+        default_factory=lambda: list[FeedbackScope](["client", "team"])
+    )
+    negative_max_score: int = Field(default=2, ge=1, le=4)
+    window: Duration = 21600.0
+    baseline_days: int = Field(default=14, ge=1, le=60)
+    min_baseline_responses: int = Field(default=30, ge=1)
+    min_negative_share: float = Field(default=0.02, gt=0, lt=1)
+    min_count: int = Field(default=5, ge=1)
+    min_ratio: float = Field(default=3.0, gt=1)
+    resolve_ratio: float = Field(default=1.5, gt=0)
+    max_p_value: Probability = 1e-4
+
+
+class DetectorSettings(_Strict):
+    inflow_drop: InflowDropSettings = Field(default_factory=InflowDropSettings)
+    hub_link_break: HubLinkSettings = Field(default_factory=HubLinkSettings)
+    sla_at_risk: SlaAtRiskSettings = Field(default_factory=SlaAtRiskSettings)
+    negative_feedback: NegativeFeedbackSettings = Field(default_factory=NegativeFeedbackSettings)
+
+
+class Config(_Strict):
+    timezone: TimeZone = "Europe/London"
+    defaults: Agreement = Field(default_factory=Agreement)
+    holidays: list[date] = Field(default_factory=list)
+    working_hours: WorkingHours = Field(default_factory=WorkingHours)
+    clients: list[Client] = Field(default_factory=list)
+    teams: list[Annotated[Team, BeforeValidator(_team_entry)]] = Field(min_length=1)
+    hubs: list[Hub] = Field(min_length=1)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+
+    @field_validator("teams")
+    @classmethod
+    def _teams_unique(cls, teams: list[Team]) -> list[Team]:
+        _unique([t.id for t in teams], "team")
+        return teams
+
+    @field_validator("clients")
+    @classmethod
+    def _clients_unique(cls, clients: list[Client]) -> list[Client]:
+        _unique([c.id for c in clients], "client")
+        return clients
+
+    @field_validator("hubs")
+    @classmethod
+    def _hubs_unique(cls, hubs: list[Hub]) -> list[Hub]:
+        _unique([h.id for h in hubs], "hub")
+        return hubs
+
+    @cached_property
+    def team_settings(self) -> dict[str, Team]:
+        """Every team with its time zone and working hours filled in from the defaults."""
+        out: dict[str, Team] = {}
+        for team in self.teams:
+            out[team.id] = Team(
+                id=team.id,
+                timezone=team.timezone or self.timezone,
+                working_hours=team.working_hours or self.working_hours,
+            )
+        return out
+
+    @cached_property
+    def hub_centers(self) -> dict[str, tuple[str, ...]]:
+        return {hub.id: tuple(hub.centers) for hub in self.hubs}
+
+
+def _unique(ids: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"{what} {item!r} is listed twice")
+        seen.add(item)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names file, key and problem."""
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines: list[str] = []
+        seen: set[str] = set()
+        for error in exc.errors():
+            msg = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see docs/configuration.md)"
+            line = f"{source}: {_location(tuple(error['loc']))}: {msg}"
+            if line not in seen:
+                seen.add(line)
+                lines.append(line)
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a configuration file; `None` loads the bundled example."""
+    if path is None:
+        text = resources.files("claimflow").joinpath("data/claimflow.yaml").read_text("utf-8")
+        source = "claimflow/data/claimflow.yaml"
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: {where}not valid YAML: {problem}") from None
+    return parse_config(data, source)

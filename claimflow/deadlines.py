@@ -1,0 +1,106 @@
+"""When a claim is due, from the client's agreement, time zone and business days.
+
+A claim that reaches the hub on a business day at or before the client's `same_day_cutoff`
+(local time) is due at `due` that day; any other claim is due at `due` on the next business
+day. Business days are the agreement's weekdays minus the configured holidays.
+
+Local times that a DST change makes ambiguous take their first occurrence; local times that
+it skips move forward by the size of the change (02:30 on a spring-forward night becomes
+03:30). Both follow from building the local time with `fold=0`, as zoneinfo does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from claimflow.config import WEEKDAYS, Config, Weekday
+
+_CACHE_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAgreement:
+    tz: ZoneInfo
+    same_day_cutoff: time
+    due: time
+    business_days: frozenset[int]  # 0 = Monday, as date.weekday()
+    holidays: frozenset[date]
+
+    def is_business_day(self, day: date) -> bool:
+        return day.weekday() in self.business_days and day not in self.holidays
+
+    def next_business_day(self, day: date) -> date:
+        for step in range(1, 400):
+            candidate = day + timedelta(days=step)
+            if self.is_business_day(candidate):
+                return candidate
+        raise ValueError("no business day within a year: check business_days and holidays")
+
+    def at(self, day: date, clock: time) -> datetime:
+        return datetime.combine(day, clock, tzinfo=self.tz)
+
+
+class DeadlineCalendar:
+    """Due instants for claims, per client. Cached per client and local day: the hot path of
+    the engine asks this once per arriving claim."""
+
+    def __init__(self, config: Config) -> None:
+        holidays = frozenset(config.holidays)
+        d = config.defaults
+        self.default = ClientAgreement(
+            tz=ZoneInfo(config.timezone),
+            same_day_cutoff=d.same_day_cutoff,
+            due=d.due,
+            business_days=_weekday_numbers(d.business_days),
+            holidays=holidays,
+        )
+        self.clients: dict[str, ClientAgreement] = {}
+        for client in config.clients:
+            self.clients[client.id] = ClientAgreement(
+                tz=ZoneInfo(client.timezone) if client.timezone else self.default.tz,
+                same_day_cutoff=client.same_day_cutoff or d.same_day_cutoff,
+                due=client.due or d.due,
+                business_days=_weekday_numbers(client.business_days)
+                if client.business_days
+                else self.default.business_days,
+                holidays=holidays,
+            )
+        self._cache: dict[tuple[str, int], tuple[float, float, float]] = {}
+
+    def agreement(self, client_id: str) -> ClientAgreement:
+        return self.clients.get(client_id, self.default)
+
+    def due(self, client_id: str, hub_received: datetime) -> datetime:
+        """The due instant (in the client's time zone) of a claim that reached the hub then."""
+        agreement = self.agreement(client_id)
+        return datetime.fromtimestamp(self.due_epoch(client_id, hub_received), agreement.tz)
+
+    def due_epoch(self, client_id: str, hub_received: datetime) -> float:
+        # Cached per client and quarter hour (UTC): every time zone's offset is a whole
+        # number of quarter hours, so a quarter hour never straddles a local midnight.
+        received = hub_received.timestamp()
+        key = (client_id, int(received // 900))
+        entry = self._cache.get(key)
+        if entry is None:
+            agreement = self.agreement(client_id)
+            entry = self._day_entry(agreement, hub_received.astimezone(agreement.tz).date())
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = entry
+        cutoff, due_same_day, due_next = entry
+        return due_same_day if received <= cutoff else due_next
+
+    @staticmethod
+    def _day_entry(agreement: ClientAgreement, day: date) -> tuple[float, float, float]:
+        due_next = agreement.at(agreement.next_business_day(day), agreement.due).timestamp()
+        if not agreement.is_business_day(day):
+            return float("-inf"), due_next, due_next
+        cutoff = agreement.at(day, agreement.same_day_cutoff).timestamp()
+        return cutoff, agreement.at(day, agreement.due).timestamp(), due_next
+
+
+def _weekday_numbers(days: Sequence[Weekday]) -> frozenset[int]:
+    return frozenset(WEEKDAYS.index(day) for day in days)

@@ -1,0 +1,105 @@
+"""Alerts in the contract shape, and the book that keeps one episode per alert and scope."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from claimflow.timeutil import iso
+
+AlertName = Literal["InflowDrop", "HubLinkBreak", "SlaAtRisk", "NegativeFeedbackSurge"]
+ALERT_NAMES: tuple[AlertName, ...] = (
+    "InflowDrop",
+    "HubLinkBreak",
+    "SlaAtRisk",
+    "NegativeFeedbackSurge",
+)
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    alert: AlertName
+    state: Literal["firing", "resolved"]
+    at: float
+    labels: dict[str, str]
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert,
+            "state": self.state,
+            "at": iso(self.at),
+            "labels": self.labels,
+            "summary": self.summary,
+            "details": self.details,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(", ", ": "), ensure_ascii=False)
+
+
+def labels_key(labels: dict[str, str]) -> Labels:
+    return tuple(sorted(labels.items()))
+
+
+class AlertBook:
+    """Open episodes. `fire` and `resolve` emit only on a change of state, so a detector may
+    call them on every evaluation without repeating itself."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[AlertName, Labels], Alert] = {}
+        self.holding: dict[tuple[AlertName, Labels], float] = {}  # condition true since
+        self._pending: list[Alert] = []
+
+    def is_open(self, name: AlertName, labels: dict[str, str]) -> bool:
+        return (name, labels_key(labels)) in self.open
+
+    def opened(self, name: AlertName, labels: dict[str, str]) -> Alert | None:
+        return self.open.get((name, labels_key(labels)))
+
+    def fire(
+        self,
+        name: AlertName,
+        labels: dict[str, str],
+        at: float,
+        summary: str,
+        details: dict[str, Any],
+        hold: float = 0.0,
+    ) -> None:
+        """The firing condition holds at `at`; fire once it has held for `hold` seconds."""
+        key = (name, labels_key(labels))
+        if key in self.open:
+            return
+        since = self.holding.setdefault(key, at)
+        if at - since < hold:
+            return
+        del self.holding[key]
+        alert = Alert(name, "firing", at, dict(labels), summary, details)
+        self.open[key] = alert
+        self._pending.append(alert)
+
+    def calm(self, name: AlertName, labels: dict[str, str]) -> None:
+        """The firing condition does not hold: restart any hold."""
+        if self.holding:
+            self.holding.pop((name, labels_key(labels)), None)
+
+    def resolve(
+        self,
+        name: AlertName,
+        labels: dict[str, str],
+        at: float,
+        summary: str,
+        details: dict[str, Any],
+    ) -> None:
+        fired = self.open.pop((name, labels_key(labels)), None)
+        if fired is None:
+            return
+        details = {"firing_since": iso(fired.at), "duration_seconds": at - fired.at, **details}
+        self._pending.append(Alert(name, "resolved", at, dict(labels), summary, details))
+
+    def drain(self) -> list[Alert]:
+        out, self._pending = self._pending, []
+        return out

@@ -1,0 +1,229 @@
+"""Open claims per team, throughput, and the SLA projection (`SlaAtRisk`).
+
+Each open claim costs one dict entry and one small record (its due instant and arrival
+time); benchmarks/replay_throughput.py measures the bytes.
+
+The projection assumes a team works its queue earliest-deadline-first at its recent pace.
+Pace is completions per second of *busy working time* over `throughput_window`: time inside
+the team's working hours with a non-empty queue, so an idle morning does not make the team
+look slow when the noon batch lands. With less than `min_busy` of such time in the window
+(early morning), the last trusted pace is carried over. For every upcoming deadline D within
+`horizon`, the team can still finish pace × (working time until D) claims; claims due by D
+beyond that, in deadline order, miss. `SlaAtRisk` fires for (team, D) when at least
+`min_misses` and `min_miss_share` of the claims due at D are projected to miss for `hold`
+in a row, and resolves when fewer than half
+that are, or when D passes (the details then say how many did miss).
+"""
+
+from __future__ import annotations
+
+import math
+
+from claimflow.config import SlaAtRiskSettings
+from claimflow.engine.alerts import AlertBook
+from claimflow.engine.windows import BucketCounts
+from claimflow.timeutil import HOUR, iso
+from claimflow.workhours import WorkingCalendar
+
+
+class OpenClaim:
+    __slots__ = ("arrived_at", "due")
+
+    def __init__(self, due: float, arrived_at: float) -> None:
+        self.due = due
+        self.arrived_at = arrived_at
+
+
+class TeamQueue:
+    __slots__ = ("calendar", "due_counts", "open", "pace")
+
+    def __init__(self, calendar: WorkingCalendar) -> None:
+        self.calendar = calendar
+        self.open: dict[str, OpenClaim] = {}
+        self.due_counts: dict[float, int] = {}
+        self.pace: float | None = None  # claims per busy working second, last trusted value
+
+
+class Backlog:
+    def __init__(
+        self,
+        settings: SlaAtRiskSettings,
+        window: float,
+        memory: float,
+        calendars: dict[str, WorkingCalendar],
+        book: AlertBook,
+    ) -> None:
+        self.s = settings
+        self.memory = memory
+        self.book = book
+        self.teams = {team: TeamQueue(cal) for team, cal in calendars.items()}
+        self.completions = BucketCounts(window, max(settings.throughput_window, 86400.0) + window)
+        self.busy = BucketCounts(window, settings.throughput_window + window)
+        # Recently completed claims -> team, in two generations (see dedupe.SeenIds).
+        self._done: dict[str, str] = {}
+        self._done_before: dict[str, str] = {}
+        self._rotate_at: float | None = None
+        self.ignored_arrivals = 0
+        self.ignored_completions = 0
+        self.completions_without_arrival = 0
+        self._at_risk: set[tuple[str, float]] = set()  # open SlaAtRisk episodes (team, due)
+
+    # --- facts -------------------------------------------------------------------------
+
+    def knows(self, claim_id: str) -> bool:
+        return self.team_of(claim_id) is not None
+
+    def team_of(self, claim_id: str) -> str | None:
+        for team, queue in self.teams.items():
+            if claim_id in queue.open:
+                return team
+        return self._done.get(claim_id) or self._done_before.get(claim_id)
+
+    def on_arrival(self, claim_id: str, team: str, due: float, t: float) -> bool:
+        """Opens the claim; False when it is already open or done (a repeated fact)."""
+        queue = self.teams[team]
+        if claim_id in queue.open or claim_id in self._done or claim_id in self._done_before:
+            self.ignored_arrivals += 1
+            return False
+        queue.open[claim_id] = OpenClaim(due, t)
+        queue.due_counts[due] = queue.due_counts.get(due, 0) + 1
+        return True
+
+    def on_completion(self, claim_id: str, team: str, t: float, count: bool = True) -> bool:
+        """Closes the claim; False when it was already completed."""
+        queue = self.teams[team]
+        claim = queue.open.pop(claim_id, None)
+        if claim is None:
+            for other in self.teams.values():  # completed by another team than it arrived in
+                claim = other.open.pop(claim_id, None)
+                if claim is not None:
+                    queue = other
+                    break
+        if claim is None:
+            if claim_id in self._done or claim_id in self._done_before:
+                self.ignored_completions += 1
+                return False
+            self.completions_without_arrival += 1
+        else:
+            left = queue.due_counts[claim.due] - 1
+            if left:
+                queue.due_counts[claim.due] = left
+            else:
+                del queue.due_counts[claim.due]
+        self._remember_done(claim_id, team, t)
+        if count:
+            self.completions.add(team, t)
+        return True
+
+    def _remember_done(self, claim_id: str, team: str, t: float) -> None:
+        if self._rotate_at is None:
+            self._rotate_at = t + self.memory
+        elif t >= self._rotate_at:
+            self._done_before, self._done = self._done, {}
+            self._rotate_at = t + self.memory
+        self._done[claim_id] = team
+
+    # --- evaluation --------------------------------------------------------------------
+
+    def account_busy(self, now: float, span: float) -> None:
+        """Count the `span` that just ended as busy time for teams working with a queue
+        (sampled at its middle: pace is judged over hours, so minutes do not matter)."""
+        middle = now - span / 2
+        for team, queue in self.teams.items():
+            if queue.open and queue.calendar.is_working(middle):
+                self.busy.add(team, now - span, span)
+
+    def pace(self, team: str, now: float) -> float | None:
+        queue = self.teams[team]
+        start = now - self.s.throughput_window
+        busy = self.busy.window_sum(team, start, now)
+        if busy >= self.s.min_busy:
+            queue.pace = self.completions.window_sum(team, start, now) / busy
+        return queue.pace
+
+    def evaluate(self, now: float) -> None:
+        for team in sorted(self.teams):
+            self._evaluate_team(team, now)
+
+    def _evaluate_team(self, team: str, now: float) -> None:
+        queue = self.teams[team]
+        pace = self.pace(team, now)
+        ahead = 0  # claims due before the deadline being looked at, overdue ones included
+        projected: dict[float, tuple[int, int, float, float]] = {}
+        for due in sorted(queue.due_counts):
+            count = queue.due_counts[due]
+            if due > now and due - now <= self.s.horizon and pace is not None:
+                working = queue.calendar.working_seconds(now, due)
+                capacity = pace * working
+                misses = min(count, max(0, math.ceil(ahead + count - capacity - 1e-9)))
+                projected[due] = (count, misses, capacity, working)
+            ahead += count
+        # Episodes whose deadline passed: resolve, saying how many missed.
+        for due in sorted(d for (t, d) in self._at_risk if t == team and d <= now):
+            self._at_risk.discard((team, due))
+            missed = queue.due_counts.get(due, 0)
+            self.book.resolve(
+                "SlaAtRisk",
+                {"team": team, "deadline": iso(due)},
+                now,
+                f"{team}: deadline {iso(due)} passed with {missed} of its claims not done",
+                {"deadline": iso(due), "missed": missed},
+            )
+        ahead = 0
+        for due in sorted(queue.due_counts):
+            if due not in projected:
+                ahead += queue.due_counts[due]
+                continue
+            count, misses, capacity, working = projected[due]
+            labels = {"team": team, "deadline": iso(due)}
+            hours_left = working / HOUR
+            details = {
+                "deadline": iso(due),
+                "due_claims": count,
+                "ahead_in_queue": ahead,
+                "projected_misses": misses,
+                "throughput_per_hour": round((pace or 0) * HOUR, 1),
+                "needed_per_hour": round((ahead + count) / hours_left, 1) if hours_left else None,
+                "working_hours_left": round(hours_left, 2),
+                "projected_done": math.floor(capacity),
+            }
+            if not self.book.is_open("SlaAtRisk", labels):
+                if misses >= self.s.min_misses and misses >= self.s.min_miss_share * count:
+                    summary = (
+                        f"{team}: {misses} of {count} claims due {iso(due)} will miss at the "
+                        f"current pace ({details['throughput_per_hour']}/h, "
+                        f"{details['needed_per_hour']}/h needed)"
+                    )
+                    self.book.fire("SlaAtRisk", labels, now, summary, details, self.s.hold)
+                    if self.book.is_open("SlaAtRisk", labels):
+                        self._at_risk.add((team, due))
+                else:
+                    self.book.calm("SlaAtRisk", labels)
+            elif misses * 2 < self.s.min_misses:
+                summary = f"{team}: the queue due {iso(due)} will now clear at the current pace"
+                self.book.resolve("SlaAtRisk", labels, now, summary, details)
+                self._at_risk.discard((team, due))
+            ahead += count
+
+    # --- state for metrics and the wall page ------------------------------------------
+
+    def open_count(self, team: str) -> int:
+        return len(self.teams[team].open)
+
+    def oldest_arrival(self, team: str) -> float | None:
+        queue = self.teams[team].open
+        return next(iter(queue.values())).arrived_at if queue else None
+
+    def by_class(self, team: str, now: float) -> dict[str, int]:
+        """Open claims by SLA class: overdue, due today (team's local day), due later."""
+        queue = self.teams[team]
+        today = queue.calendar.local_day(now)
+        out = {"overdue": 0, "due_today": 0, "due_later": 0}
+        for due, count in queue.due_counts.items():
+            if due <= now:
+                out["overdue"] += count
+            elif queue.calendar.local_day(due - 1e-6) == today:
+                out["due_today"] += count
+            else:
+                out["due_later"] += count
+        return out

@@ -1,0 +1,256 @@
+"""The engine: validated events in, event-time state and alerts out.
+
+Events are applied in event-time order. An accepted event waits in a small reorder buffer
+until the watermark (newest event time seen, minus `allowed_lateness`) passes it, and
+detectors are evaluated at fixed event-time ticks as the watermark passes them, between the
+events before and after each tick. So the state a detector sees at tick T is exactly "all
+accepted events up to T", whatever order they came in within the lateness: the same input
+gives the same alerts at any replay speed and any interleaving of partitions.
+
+An event older than the watermark is late. Its claim-level fact (an arrival, a completion)
+is still applied, so the claim does not linger as missing or open, but it is not added to
+event-time windows that have already been judged, and it is reported as late.
+
+Wall time enters only through `advance_to`, which the live worker calls from its clock so
+that ticks go on (and a silent route is noticed) when no events arrive at all.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from claimflow.config import WEEKDAYS, Config
+from claimflow.deadlines import DeadlineCalendar
+from claimflow.engine.alerts import Alert, AlertBook
+from claimflow.engine.backlog import Backlog
+from claimflow.engine.baseline import SeasonalBaseline
+from claimflow.engine.dedupe import SeenIds
+from claimflow.engine.feedback import Feedback
+from claimflow.engine.hublink import HubLinks
+from claimflow.engine.inflow import Inflow
+from claimflow.events import ClaimArrived, ClaimCompleted, Event, HubDispatched, SurveyResponse
+from claimflow.rejections import Reason, Rejection
+from claimflow.timeutil import HOUR
+from claimflow.workhours import WorkingCalendar
+
+_NEVER = float("inf")
+
+
+class Engine:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        settings = config.engine
+        self.window = settings.window
+        self.lateness = settings.allowed_lateness
+        self.tick = settings.evaluate_every
+        self.deadlines = DeadlineCalendar(config)
+        self.book = AlertBook()
+        self.teams = frozenset(config.team_settings)
+        self.hub_centers = config.hub_centers
+        holidays = frozenset(config.holidays)
+        detectors = config.detectors
+
+        def baseline(weeks: int, min_refs: int) -> SeasonalBaseline:
+            return SeasonalBaseline(
+                ZoneInfo(config.timezone),
+                frozenset(WEEKDAYS.index(d) for d in config.defaults.business_days),
+                holidays,
+                weeks,
+                min_refs,
+            )
+
+        inflow_baseline = baseline(
+            detectors.inflow_drop.reference_weeks, detectors.inflow_drop.min_references
+        )
+        self.inflow = Inflow(
+            detectors.inflow_drop,
+            self.window,
+            inflow_baseline,
+            self.book,
+            sorted(self.teams),
+            sorted(self.hub_centers),
+        )
+        self.links = HubLinks(
+            detectors.hub_link_break,
+            self.window,
+            settings.claim_memory,
+            self.hub_centers,
+            inflow_baseline,
+            self.book,
+        )
+        calendars = {
+            team: WorkingCalendar(spec, holidays) for team, spec in config.team_settings.items()
+        }
+        self.backlog = Backlog(
+            detectors.sla_at_risk, self.window, settings.claim_memory, calendars, self.book
+        )
+        self.feedback = Feedback(detectors.negative_feedback, self.window, self.book)
+        self.seen = SeenIds(settings.dedupe_horizon)
+
+        self._buffer: list[tuple[float, int, Event, bool]] = []
+        self._seq = itertools.count()
+        self.newest = -_NEVER  # newest event time accepted
+        self.watermark = -_NEVER  # everything up to here has been applied and judged
+        self.history_start = _NEVER  # event time of the first applied event
+        self._next_tick = _NEVER
+        self._next_expiry = _NEVER
+        self.accepted: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self._checks: dict[type, Callable[[Any], Rejection | None]] = {
+            HubDispatched: self._check_dispatch,
+            ClaimArrived: self._check_arrival,
+            ClaimCompleted: self._check_completion,
+            SurveyResponse: self._check_survey,
+        }
+        self._appliers: dict[type, Callable[[Any, float, bool], None]] = {
+            HubDispatched: self._apply_dispatch,
+            ClaimArrived: self._apply_arrival,
+            ClaimCompleted: self._apply_completion,
+            SurveyResponse: self._apply_survey,
+        }
+
+    # --- input ---------------------------------------------------------------------------
+
+    def ingest(self, event: Event) -> Rejection | None:
+        """Take one validated event. Returns a Rejection for input that does not count as a
+        new event (unknown team or hub, duplicate, late); the caller dead-letters it."""
+        problem = self._checks[type(event)](event)
+        if problem is not None:
+            return self._reject(problem)
+        t = event.time.timestamp()
+        newest = self.newest
+        if not self.seen.first_time(event.event_id, t if t > newest else newest):
+            return self._reject(
+                Rejection(Reason.DUPLICATE, f"event_id {event.event_id!r} seen before")
+            )
+        self.accepted[event.type] += 1
+        if t < self.watermark:
+            heapq.heappush(self._buffer, (self.watermark, next(self._seq), event, True))
+            return self._reject(
+                Rejection(
+                    Reason.LATE,
+                    f"{newest - t:.0f}s behind the newest event, over the {self.lateness:.0f}s "
+                    "allowed lateness: claim state updated, windows not",
+                    applied=True,
+                )
+            )
+        heapq.heappush(self._buffer, (t, next(self._seq), event, False))
+        if t > newest:
+            self.newest = t
+            self._advance(t - self.lateness)
+        return None
+
+    def advance_to(self, t: float) -> None:
+        """Move event time on without events (the live worker's clock; end of a replay)."""
+        self.newest = max(self.newest, t)
+        self._advance(min(t, self.newest))
+
+    def finish(self) -> None:
+        """End of input: apply everything buffered and judge up to the newest event time."""
+        if self.newest > -_NEVER:
+            self._advance(self.newest)
+
+    def drain_alerts(self) -> list[Alert]:
+        return self.book.drain()
+
+    def _reject(self, rejection: Rejection) -> Rejection:
+        self.rejected[rejection.reason.value] += 1
+        return rejection
+
+    def _check_dispatch(self, event: HubDispatched) -> Rejection | None:
+        centers = self.hub_centers.get(event.hub_id)
+        if centers is None:
+            return Rejection(Reason.UNKNOWN_HUB, f"hub {event.hub_id!r} is not configured")
+        if event.center_id not in centers:
+            return Rejection(
+                Reason.UNKNOWN_CENTER,
+                f"center {event.center_id!r} is not configured for hub {event.hub_id!r}",
+            )
+        return None
+
+    def _check_arrival(self, event: ClaimArrived) -> Rejection | None:
+        if event.team not in self.teams:
+            return Rejection(Reason.UNKNOWN_TEAM, f"team {event.team!r} is not configured")
+        if event.hub_id not in self.hub_centers:
+            return Rejection(Reason.UNKNOWN_HUB, f"hub {event.hub_id!r} is not configured")
+        return None
+
+    def _check_completion(self, event: ClaimCompleted) -> Rejection | None:
+        if event.team not in self.teams:
+            return Rejection(Reason.UNKNOWN_TEAM, f"team {event.team!r} is not configured")
+        return None
+
+    @staticmethod
+    def _check_survey(event: SurveyResponse) -> Rejection | None:
+        return None  # clients that are not configured get the default agreement
+
+    # --- event time ----------------------------------------------------------------------
+
+    def _advance(self, watermark: float) -> None:
+        buffer = self._buffer
+        pop = heapq.heappop
+        while True:
+            if buffer and buffer[0][0] <= watermark and buffer[0][0] < self._next_tick:
+                t, _, event, late = pop(buffer)
+                self._apply(event, t, late)
+            elif self._next_tick <= watermark:
+                self._evaluate(self._next_tick)
+                self._next_tick += self.tick
+            else:
+                break
+        self.watermark = max(self.watermark, watermark)
+
+    def _apply(self, event: Event, t: float, late: bool) -> None:
+        if t < self.history_start:
+            self.history_start = t
+            self._next_tick = (t // self.tick + 1) * self.tick
+            self._next_expiry = t + HOUR
+        self._appliers[type(event)](event, t, not late)  # late facts skip judged windows
+
+    def _apply_arrival(self, event: ClaimArrived, t: float, count: bool) -> None:
+        due = self.deadlines.due_epoch(event.client_id, event.hub_received_at)
+        self.backlog.on_arrival(event.claim_id, event.team, due, t)
+        self.links.on_arrival(event.claim_id, event.hub_id, t, count)
+        if count:
+            self.inflow.on_arrival(event.team, event.hub_id, event.client_id, t)
+
+    def _apply_completion(self, event: ClaimCompleted, t: float, count: bool) -> None:
+        if self.backlog.on_completion(event.claim_id, event.team, t, count):
+            self.links.forget_claim(event.claim_id)
+
+    def _apply_dispatch(self, event: HubDispatched, t: float, count: bool) -> None:
+        if count and not self.backlog.knows(event.claim_id):
+            self.links.on_dispatch(
+                event.claim_id, (event.hub_id, event.center_id), t, event.client_id
+            )
+
+    def _apply_survey(self, event: SurveyResponse, t: float, count: bool) -> None:
+        team = self.backlog.team_of(event.claim_id) if event.claim_id else None
+        self.feedback.on_response(event.client_id, team, event.score, t, count)
+
+    def _evaluate(self, now: float) -> None:
+        self.links.evaluate(now, self.history_start)
+        if now % HOUR == 0:
+            self.links.learn_timeouts()
+        if now % self.window == 0:
+            self.inflow.evaluate(now, self.history_start)
+            self.backlog.account_busy(now, self.window)
+            self.backlog.evaluate(now)
+            self.feedback.evaluate(now)
+        if now >= self._next_expiry:
+            self._next_expiry = now + HOUR
+            for counts in (
+                self.inflow.counts,
+                self.links.dispatched,
+                self.links.missing_counts,
+                self.links.arrivals,
+                self.backlog.completions,
+                self.backlog.busy,
+                self.feedback.daily,
+            ):
+                counts.expire(now)

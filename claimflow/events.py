@@ -1,0 +1,162 @@
+"""The four contract events (../shared/CONTRACT.md), and turning raw bytes into one of them.
+
+Strict where the contract is strict: timestamps must carry an offset, scores are integers
+1 to 5, outcomes are one of three words, and a number is not a string. Lenient where it is
+lenient: unknown extra fields are ignored, because producers may add fields.
+
+`decode` never raises on bad input: it returns a `Rejection` with a bounded reason, so the
+caller can dead-letter it and count it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from claimflow.rejections import Reason, Rejection
+
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+Timestamp = AwareDatetime
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    event_id: Id
+
+
+class HubDispatched(_Event):
+    """The data hub forwarded a claim to a service center."""
+
+    type: Literal["hub_dispatched"]
+    claim_id: Id
+    client_id: Id
+    hub_id: Id
+    center_id: Id
+    hub_received_at: Timestamp
+    """When the claim reached the hub: this starts the agreement clock."""
+    dispatched_at: Timestamp
+
+    @property
+    def time(self) -> datetime:
+        return self.dispatched_at
+
+
+class ClaimArrived(_Event):
+    """The claim reached the service center and was routed to a team."""
+
+    type: Literal["claim_arrived"]
+    claim_id: Id
+    client_id: Id
+    hub_id: Id
+    team: Id
+    claim_type: Id
+    hub_received_at: Timestamp
+    arrived_at: Timestamp
+
+    @property
+    def time(self) -> datetime:
+        return self.arrived_at
+
+
+class ClaimCompleted(_Event):
+    """A team finished a claim."""
+
+    type: Literal["claim_completed"]
+    claim_id: Id
+    team: Id
+    completed_at: Timestamp
+    outcome: Literal["resolved", "rejected", "referred"]
+    handled_by: Id | None = None
+
+    @property
+    def time(self) -> datetime:
+        return self.completed_at
+
+
+class SurveyResponse(_Event):
+    """A client answered the automated survey e-mail. `comment` is personal data: it may be
+    shown to managers, never used as a metric label."""
+
+    type: Literal["survey_response"]
+    survey_id: Id
+    client_id: Id
+    responded_at: Timestamp
+    score: Annotated[int, Field(ge=1, le=5)]
+    claim_id: Id | None = None
+    comment: Annotated[str, Field(max_length=10_000)] | None = None
+
+    @property
+    def time(self) -> datetime:
+        return self.responded_at
+
+
+Event = HubDispatched | ClaimArrived | ClaimCompleted | SurveyResponse
+EVENT_MODELS: Final = (HubDispatched, ClaimArrived, ClaimCompleted, SurveyResponse)
+EVENT_TYPES: Final = ("hub_dispatched", "claim_arrived", "claim_completed", "survey_response")
+
+_ANY_EVENT: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
+_ONE_TYPE: dict[str, TypeAdapter[Event]] = {
+    model.model_fields["type"].annotation.__args__[0]: TypeAdapter(model)  # type: ignore[union-attr]
+    for model in EVENT_MODELS
+}
+
+# pydantic error types -> our bounded reasons. Anything unlisted is an invalid value.
+_REASONS: Final = {
+    "json_invalid": Reason.MALFORMED_JSON,
+    "json_type": Reason.MALFORMED_JSON,
+    "model_attributes_type": Reason.NOT_AN_OBJECT,
+    "model_type": Reason.NOT_AN_OBJECT,
+    "dict_type": Reason.NOT_AN_OBJECT,
+    "union_tag_invalid": Reason.UNKNOWN_TYPE,
+    "union_tag_not_found": Reason.MISSING_FIELD,
+    "missing": Reason.MISSING_FIELD,
+    "timezone_aware": Reason.NAIVE_TIMESTAMP,
+    "datetime_parsing": Reason.INVALID_TIMESTAMP,
+    "datetime_from_date_parsing": Reason.INVALID_TIMESTAMP,
+    "datetime_object_invalid": Reason.INVALID_TIMESTAMP,
+    "string_type": Reason.WRONG_TYPE,
+    "int_type": Reason.WRONG_TYPE,
+    "int_from_float": Reason.WRONG_TYPE,
+    "datetime_type": Reason.WRONG_TYPE,
+    "bool_type": Reason.WRONG_TYPE,
+}
+
+
+def decode(raw: bytes | str, expected_type: str | None = None) -> Event | Rejection:
+    """Parse and validate one message. `expected_type` is the event type of the topic the
+    message came from (None when the stream mixes all four, as replay input does)."""
+    try:
+        if expected_type is None:
+            return _ANY_EVENT.validate_json(raw)
+        adapter = _ONE_TYPE.get(expected_type)
+        if adapter is None:
+            raise ValueError(f"unknown event type {expected_type!r}")
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        return _rejection(exc, expected_type)
+    except UnicodeDecodeError:
+        return Rejection(Reason.MALFORMED_JSON, "not UTF-8")
+
+
+def _rejection(exc: ValidationError, expected_type: str | None) -> Rejection:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    kind = error["type"]
+    loc = ".".join(str(part) for part in error["loc"])
+    if kind == "literal_error" and error["loc"] == ("type",) and expected_type:
+        return Rejection(Reason.WRONG_TOPIC, f"type is not {expected_type!r} on this topic")
+    reason = _REASONS.get(kind, Reason.INVALID_VALUE)
+    if reason is Reason.NOT_AN_OBJECT and loc:
+        reason = Reason.WRONG_TYPE  # a nested value, not the message, has the wrong shape
+    where = f"{_field(error['loc'])}: " if loc else ""
+    return Rejection(reason, f"{where}{error['msg']}")
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    # Discriminated unions prefix the location with the tag ("claim_arrived.team").
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in EVENT_TYPES:
+        parts = parts[1:]
+    return ".".join(parts)
