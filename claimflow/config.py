@@ -193,6 +193,8 @@ class SlaAtRiskSettings(_Strict):
     min_miss_share: float = Field(default=0.1, ge=0, le=1)
     """...and at least this share of the claims due at that deadline."""
     hold: Duration = 900.0
+    keep_firing_for: Duration = 1800.0
+    """How long the queue must look clear before an episode resolves (no flapping)."""
     throughput_window: Duration = 7200.0
     min_busy: Duration = 1800.0
     """Busy working time needed in throughput_window before the pace is trusted."""
@@ -210,7 +212,7 @@ class NegativeFeedbackSettings(_Strict):
     min_count: int = Field(default=5, ge=1)
     min_ratio: float = Field(default=3.0, gt=1)
     resolve_ratio: float = Field(default=1.5, gt=0)
-    max_p_value: Probability = 1e-4
+    max_p_value: Probability = 1e-5
 
 
 class DetectorSettings(_Strict):

@@ -52,6 +52,7 @@ class AlertBook:
     def __init__(self) -> None:
         self.open: dict[tuple[AlertName, Labels], Alert] = {}
         self.holding: dict[tuple[AlertName, Labels], float] = {}  # condition true since
+        self.clearing: dict[tuple[AlertName, Labels], float] = {}  # open, condition false since
         self._pending: list[Alert] = []
 
     def is_open(self, name: AlertName, labels: dict[str, str]) -> bool:
@@ -72,6 +73,7 @@ class AlertBook:
         """The firing condition holds at `at`; fire once it has held for `hold` seconds."""
         key = (name, labels_key(labels))
         if key in self.open:
+            self.clearing.pop(key, None)
             return
         since = self.holding.setdefault(key, at)
         if at - since < hold:
@@ -82,9 +84,12 @@ class AlertBook:
         self._pending.append(alert)
 
     def calm(self, name: AlertName, labels: dict[str, str]) -> None:
-        """The firing condition does not hold: restart any hold."""
+        """Neither the firing nor the end condition holds: restart any hold or wait."""
+        key = (name, labels_key(labels))
         if self.holding:
-            self.holding.pop((name, labels_key(labels)), None)
+            self.holding.pop(key, None)
+        if self.clearing:
+            self.clearing.pop(key, None)
 
     def resolve(
         self,
@@ -93,10 +98,18 @@ class AlertBook:
         at: float,
         summary: str,
         details: dict[str, Any],
+        keep_firing_for: float = 0.0,
     ) -> None:
-        fired = self.open.pop((name, labels_key(labels)), None)
-        if fired is None:
+        """The episode's end condition holds at `at`; resolve once it has held for
+        `keep_firing_for` seconds (a `fire` call in between starts the wait again)."""
+        key = (name, labels_key(labels))
+        if key not in self.open:
             return
+        since = self.clearing.setdefault(key, at)
+        if at - since < keep_firing_for:
+            return
+        del self.clearing[key]
+        fired = self.open.pop(key)
         details = {"firing_since": iso(fired.at), "duration_seconds": at - fired.at, **details}
         self._pending.append(Alert(name, "resolved", at, dict(labels), summary, details))
 

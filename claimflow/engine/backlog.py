@@ -7,12 +7,12 @@ The projection assumes a team works its queue earliest-deadline-first at its rec
 Pace is completions per second of *busy working time* over `throughput_window`: time inside
 the team's working hours with a non-empty queue, so an idle morning does not make the team
 look slow when the noon batch lands. With less than `min_busy` of such time in the window
-(early morning), the last trusted pace is carried over. For every upcoming deadline D within
+(early morning), the last trusted pace is carried over: it can keep or resolve an episode,
+but only a fresh pace opens one (Friday's pace says little about Monday's staffing). For every upcoming deadline D within
 `horizon`, the team can still finish pace × (working time until D) claims; claims due by D
 beyond that, in deadline order, miss. `SlaAtRisk` fires for (team, D) when at least
 `min_misses` and `min_miss_share` of the claims due at D are projected to miss for `hold`
-in a row, and resolves when fewer than half
-that are, or when D passes (the details then say how many did miss).
+in a row, and resolves when fewer than half that are for `keep_firing_for`, or when D passes (the details then say how many did miss).
 """
 
 from __future__ import annotations
@@ -133,13 +133,16 @@ class Backlog:
             if queue.open and queue.calendar.is_working(middle):
                 self.busy.add(team, now - span, span)
 
-    def pace(self, team: str, now: float) -> float | None:
+    def pace(self, team: str, now: float) -> tuple[float | None, bool]:
+        """Claims per busy working second, and whether it was measured just now (fresh) or
+        carried over from the last time there was enough busy time."""
         queue = self.teams[team]
         start = now - self.s.throughput_window
         busy = self.busy.window_sum(team, start, now)
         if busy >= self.s.min_busy:
             queue.pace = self.completions.window_sum(team, start, now) / busy
-        return queue.pace
+            return queue.pace, True
+        return queue.pace, False
 
     def evaluate(self, now: float) -> None:
         for team in sorted(self.teams):
@@ -147,7 +150,7 @@ class Backlog:
 
     def _evaluate_team(self, team: str, now: float) -> None:
         queue = self.teams[team]
-        pace = self.pace(team, now)
+        pace, fresh = self.pace(team, now)
         ahead = 0  # claims due before the deadline being looked at, overdue ones included
         projected: dict[float, tuple[int, int, float, float]] = {}
         for due in sorted(queue.due_counts):
@@ -188,7 +191,11 @@ class Backlog:
                 "projected_done": math.floor(capacity),
             }
             if not self.book.is_open("SlaAtRisk", labels):
-                if misses >= self.s.min_misses and misses >= self.s.min_miss_share * count:
+                if (
+                    fresh
+                    and misses >= self.s.min_misses
+                    and misses >= self.s.min_miss_share * count
+                ):
                     summary = (
                         f"{team}: {misses} of {count} claims due {iso(due)} will miss at the "
                         f"current pace ({details['throughput_per_hour']}/h, "
@@ -201,8 +208,13 @@ class Backlog:
                     self.book.calm("SlaAtRisk", labels)
             elif misses * 2 < self.s.min_misses:
                 summary = f"{team}: the queue due {iso(due)} will now clear at the current pace"
-                self.book.resolve("SlaAtRisk", labels, now, summary, details)
-                self._at_risk.discard((team, due))
+                self.book.resolve(
+                    "SlaAtRisk", labels, now, summary, details, self.s.keep_firing_for
+                )
+                if not self.book.is_open("SlaAtRisk", labels):
+                    self._at_risk.discard((team, due))
+            else:
+                self.book.calm("SlaAtRisk", labels)  # still at risk: no resolution under way
             ahead += count
 
     # --- state for metrics and the wall page ------------------------------------------

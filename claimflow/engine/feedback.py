@@ -2,10 +2,11 @@
 
 A response is negative when its score is at most `negative_max_score`. For each client (and
 each team, when the response names a claim whose team is remembered), the negatives of the
-trailing `window` are compared with what the baseline share of negatives predicts for the
-responses seen in that window: expected = responses × share, the share taken over the
-`baseline_days` whole days before the window (floored at `min_negative_share`). Comparing
-shares, not counts, makes the test indifferent to the daily rhythm of answering e-mails.
+trailing `window` are compared with what the baseline predicts from the *other* answers
+seen in that window: expected = non-negative answers × share / (1 - share), the share taken
+over the `baseline_days` whole days before the window (floored at `min_negative_share`).
+Scaling by the other answers makes the test indifferent to the daily rhythm of answering
+e-mails, and a surge of negative answers does not raise its own expectation.
 It fires when negatives >= `min_count`, >= `min_ratio` × expected, and Poisson probability
 of so many is at most `max_p_value`; it resolves below `min_count` or below
 `resolve_ratio` × expected. Without `min_baseline_responses` in the baseline, no judgement.
@@ -88,7 +89,8 @@ class Feedback:
             share = max(s.min_negative_share, base_neg / base_all)
             responses = self._recent_all[key]
             negatives = self._recent_neg[key]
-            expected = max(0.5, responses * share)
+            # Predicted from the other answers, so a surge does not raise its own bar.
+            expected = max(0.5, (responses - negatives) * share / (1 - share))
             labels = {_LABEL[key[0]]: key[1]}
             details = {
                 "negative_responses": negatives,

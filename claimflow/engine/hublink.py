@@ -5,8 +5,8 @@ A route is a (hub, center) pair. Two kinds of evidence open a `HubLinkBreak` epi
 * Missing claims. A dispatched claim that has not arrived `transit_timeout` after its
   dispatch is missing. The timeout is learned per route: `transit_factor` times the
   `transit_quantile` of recent transit times, clamped to [min, max]. The route is broken
-  when, among claims dispatched in the `lookback` before the timeout edge, at least
-  `min_missing` and at least `min_missing_share` of them are missing. This catches total
+  when, among claims dispatched in the `resolve_window` or in the `lookback` before the
+  timeout edge, at least `min_missing` and at least `min_missing_share` of them are missing. This catches total
   and partial breaks as long as the hub still reports its dispatches.
 * Silence. When nothing has arrived on a route for a while, the seasonal baseline of the
   route's arrivals says how many were expected in that gap; if seeing none has probability
@@ -179,9 +179,17 @@ class HubLinks:
         if quiet and len(state.missing) < s.min_missing and not is_open:
             return  # neither kind of evidence can be there: skip the sums
         edge = now - state.timeout
-        dispatched = self.dispatched.window_sum(state.route, edge - s.lookback, edge)
-        missing = self.missing_counts.window_sum(state.route, edge - s.lookback, edge)
-        broken_by_missing = missing >= s.min_missing and missing >= s.min_missing_share * dispatched
+        # A fresh break shows first in the most recent dispatches, a slow partial one over
+        # the whole lookback: judge both spans.
+        broken_by_missing = False
+        dispatched = missing = 0.0
+        for span in (s.resolve_window, s.lookback):
+            d = self.dispatched.window_sum(state.route, edge - span, edge)
+            m = self.missing_counts.window_sum(state.route, edge - span, edge)
+            if m >= s.min_missing and m >= s.min_missing_share * d:
+                broken_by_missing, dispatched, missing = True, d, m
+                break
+            dispatched, missing = d, m
         silent_for, expected = self._silence(state, now, history_start)
         broken_by_silence = expected is not None and expected / s.dispersion >= -math.log(
             s.silence_p_value
@@ -189,8 +197,8 @@ class HubLinks:
         details: dict[str, Any] = {
             "since": None,
             "missing_claims": len(state.missing),
-            "dispatched_in_lookback": int(dispatched),
-            "missing_in_lookback": int(missing),
+            "dispatched_judged": int(dispatched),
+            "missing_judged": int(missing),
             "transit_timeout_seconds": round(state.timeout),
             "silent_for_seconds": round(silent_for) if silent_for is not None else None,
             "expected_arrivals_in_silence": round(expected, 1) if expected is not None else None,
@@ -218,8 +226,7 @@ class HubLinks:
                 summary = (
                     f"{hub} → {center}: {len(state.missing)} claims dispatched since "
                     f"{iso(state.since)} have not arrived ({int(missing)} of {int(dispatched)} "
-                    f"in the last {format_duration(s.lookback)} before the "
-                    f"{format_duration(state.timeout)} transit timeout)"
+                    f"dispatched before the {format_duration(state.timeout)} transit timeout)"
                 )
             else:
                 gap = format_duration(silent_for or 0)

@@ -1,0 +1,55 @@
+"""Shared fixtures: the bundled configuration and generated scenarios (cached per session)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claimflow.config import Config, load_config
+from claimflow.engine import Alert
+from claimflow.replay import ReplaySummary, replay
+from claimflow.simulate import Simulator, write_scenario
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return load_config()
+
+
+@dataclass
+class ScenarioRun:
+    events: Path
+    truth: dict[str, Any]
+    alerts: list[Alert]
+    summary: ReplaySummary
+
+    def firing(self, name: str | None = None) -> list[Alert]:
+        return [a for a in self.alerts if a.state == "firing" and (name is None or a.alert == name)]
+
+
+_CACHE: dict[tuple[str, int, int], ScenarioRun] = {}
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory, config: Config):  # type: ignore[no-untyped-def]
+    """scenario(name, days, seed) -> a generated scenario replayed through the engine."""
+
+    def run(name: str, days: int = 21, seed: int = 1) -> ScenarioRun:
+        key = (name, days, seed)
+        if key not in _CACHE:
+            folder = tmp_path_factory.mktemp(f"{name}-{days}-{seed}")
+            out = folder / "events.jsonl"
+            sim = Simulator(config, name, days, date(2026, 11, 2), seed)
+            _, truth_path = write_scenario(sim, out)
+            alerts: list[Alert] = []
+            with out.open("rb") as fh:
+                summary = replay(config, fh, alerts.append, lambda n, r: None)
+            _CACHE[key] = ScenarioRun(out, json.loads(truth_path.read_text()), alerts, summary)
+        return _CACHE[key]
+
+    return run
