@@ -208,11 +208,13 @@ class NegativeFeedbackSettings(_Strict):
     window: Duration = 21600.0
     baseline_days: int = Field(default=14, ge=1, le=60)
     min_baseline_responses: int = Field(default=30, ge=1)
+    min_history: Duration = 7 * 86400.0
+    """No judgement before this much event time has been seen (the baseline warms up)."""
     min_negative_share: float = Field(default=0.02, gt=0, lt=1)
-    min_count: int = Field(default=5, ge=1)
+    min_count: int = Field(default=8, ge=1)
     min_ratio: float = Field(default=3.0, gt=1)
     resolve_ratio: float = Field(default=1.5, gt=0)
-    max_p_value: Probability = 1e-5
+    max_p_value: Probability = 1e-4
 
 
 class DetectorSettings(_Strict):

@@ -57,19 +57,37 @@ def test_unquoted_yaml_time_is_read_as_a_time(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("patch", "expected"),
     [
-        ({"clients": [{"id": "x", "timezone": "Europe/Londn"}]},
-         "cf.yaml: clients[0].timezone: unknown time zone 'Europe/Londn'"),
-        ({"clients": [{"id": "x", "due": "25:00"}]}, "cf.yaml: clients[0].due: expected a local time"),
+        (
+            {"clients": [{"id": "x", "timezone": "Europe/Londn"}]},
+            "cf.yaml: clients[0].timezone: unknown time zone 'Europe/Londn'",
+        ),
+        (
+            {"clients": [{"id": "x", "due": "25:00"}]},
+            "cf.yaml: clients[0].due: expected a local time",
+        ),
         ({"teams": ["a", "a"]}, "cf.yaml: teams: team 'a' is listed twice"),
         ({"hubs": [{"id": "h", "centers": []}]}, "cf.yaml: hubs[0].centers:"),
-        ({"detectors": {"inflow_drop": {"drop_rato": 0.3}}},
-         "cf.yaml: detectors.inflow_drop.drop_rato: unknown key"),
-        ({"defaults": {"same_day_cutoff": "19:00"}}, "cf.yaml: defaults: same_day_cutoff 19:00 is after due"),
+        (
+            {"detectors": {"inflow_drop": {"drop_rato": 0.3}}},
+            "cf.yaml: detectors.inflow_drop.drop_rato: unknown key",
+        ),
+        (
+            {"defaults": {"same_day_cutoff": "19:00"}},
+            "cf.yaml: defaults: same_day_cutoff 19:00 is after due",
+        ),
         ({"engine": {"window": "7m", "evaluate_every": "2m"}}, "whole multiple of evaluate_every"),
-        ({"engine": {"allowed_lateness": "soon"}}, "cf.yaml: engine.allowed_lateness: expected a duration"),
-        ({"teams": [{"id": "t", "working_hours": {"start": "18:00", "end": "08:00"}}]},
-         "cf.yaml: teams[0].working_hours: start 18:00 must be before end 08:00"),
-        ({"clients": [{"id": "x", "business_days": ["monday"]}]}, "cf.yaml: clients[0].business_days[0]"),
+        (
+            {"engine": {"allowed_lateness": "soon"}},
+            "cf.yaml: engine.allowed_lateness: expected a duration",
+        ),
+        (
+            {"teams": [{"id": "t", "working_hours": {"start": "18:00", "end": "08:00"}}]},
+            "cf.yaml: teams[0].working_hours: start 18:00 must be before end 08:00",
+        ),
+        (
+            {"clients": [{"id": "x", "business_days": ["monday"]}]},
+            "cf.yaml: clients[0].business_days[0]",
+        ),
     ],
 )
 def test_errors_name_file_key_and_problem(patch: dict[str, object], expected: str) -> None:
@@ -90,9 +108,9 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_and_non_mapping(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")
     path = tmp_path / "list.yaml"
     path.write_text("- a\n- b\n")
-    with pytest.raises(ConfigError, match="expected a mapping"):
+    with pytest.raises(ConfigError, match=r"expected a mapping"):
         load_config(path)

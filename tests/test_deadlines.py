@@ -18,9 +18,19 @@ CONFIG = parse_config(
         "timezone": "Europe/London",
         "holidays": ["2026-12-25", "2026-12-28"],
         "clients": [
-            {"id": "victor", "timezone": "America/New_York", "same_day_cutoff": "12:00", "due": "18:00"},
+            {
+                "id": "victor",
+                "timezone": "America/New_York",
+                "same_day_cutoff": "12:00",
+                "due": "18:00",
+            },
             {"id": "weekend", "business_days": ["sat", "sun"], "due": "16:00"},
-            {"id": "night", "timezone": "Europe/London", "same_day_cutoff": "00:30", "due": "01:30"},
+            {
+                "id": "night",
+                "timezone": "Europe/London",
+                "same_day_cutoff": "00:30",
+                "due": "01:30",
+            },
         ],
         "teams": ["t"],
         "hubs": [{"id": "h", "centers": ["c"]}],
@@ -36,19 +46,55 @@ def _due(client: str, received: datetime) -> datetime:
     ("client", "received", "due"),
     [
         # Default agreement, London: noon cutoff, due 18:00, Monday to Friday.
-        ("anyone", datetime(2026, 11, 24, 11, 59, tzinfo=LONDON), datetime(2026, 11, 24, 18, 0, tzinfo=LONDON)),
-        ("anyone", datetime(2026, 11, 24, 12, 0, tzinfo=LONDON), datetime(2026, 11, 24, 18, 0, tzinfo=LONDON)),
-        ("anyone", datetime(2026, 11, 24, 12, 0, 1, tzinfo=LONDON), datetime(2026, 11, 25, 18, 0, tzinfo=LONDON)),
+        (
+            "anyone",
+            datetime(2026, 11, 24, 11, 59, tzinfo=LONDON),
+            datetime(2026, 11, 24, 18, 0, tzinfo=LONDON),
+        ),
+        (
+            "anyone",
+            datetime(2026, 11, 24, 12, 0, tzinfo=LONDON),
+            datetime(2026, 11, 24, 18, 0, tzinfo=LONDON),
+        ),
+        (
+            "anyone",
+            datetime(2026, 11, 24, 12, 0, 1, tzinfo=LONDON),
+            datetime(2026, 11, 25, 18, 0, tzinfo=LONDON),
+        ),
         # Friday afternoon and the weekend: due Monday.
-        ("anyone", datetime(2026, 11, 27, 15, 0, tzinfo=LONDON), datetime(2026, 11, 30, 18, 0, tzinfo=LONDON)),
-        ("anyone", datetime(2026, 11, 28, 9, 0, tzinfo=LONDON), datetime(2026, 11, 30, 18, 0, tzinfo=LONDON)),
+        (
+            "anyone",
+            datetime(2026, 11, 27, 15, 0, tzinfo=LONDON),
+            datetime(2026, 11, 30, 18, 0, tzinfo=LONDON),
+        ),
+        (
+            "anyone",
+            datetime(2026, 11, 28, 9, 0, tzinfo=LONDON),
+            datetime(2026, 11, 30, 18, 0, tzinfo=LONDON),
+        ),
         # Holidays are skipped: Thursday 24 Dec after noon -> Tue 29 Dec (25th and 28th off).
-        ("anyone", datetime(2026, 12, 24, 13, 0, tzinfo=LONDON), datetime(2026, 12, 29, 18, 0, tzinfo=LONDON)),
+        (
+            "anyone",
+            datetime(2026, 12, 24, 13, 0, tzinfo=LONDON),
+            datetime(2026, 12, 29, 18, 0, tzinfo=LONDON),
+        ),
         # The client's own time zone: 16:30 London is 11:30 New York, before its noon cutoff.
-        ("victor", datetime(2026, 11, 24, 16, 30, tzinfo=LONDON), datetime(2026, 11, 24, 18, 0, tzinfo=NEW_YORK)),
-        ("victor", datetime(2026, 11, 24, 17, 30, tzinfo=UTC), datetime(2026, 11, 25, 18, 0, tzinfo=NEW_YORK)),
+        (
+            "victor",
+            datetime(2026, 11, 24, 16, 30, tzinfo=LONDON),
+            datetime(2026, 11, 24, 18, 0, tzinfo=NEW_YORK),
+        ),
+        (
+            "victor",
+            datetime(2026, 11, 24, 17, 30, tzinfo=UTC),
+            datetime(2026, 11, 25, 18, 0, tzinfo=NEW_YORK),
+        ),
         # Weekend-only agreement.
-        ("weekend", datetime(2026, 11, 24, 9, 0, tzinfo=LONDON), datetime(2026, 11, 28, 16, 0, tzinfo=LONDON)),
+        (
+            "weekend",
+            datetime(2026, 11, 24, 9, 0, tzinfo=LONDON),
+            datetime(2026, 11, 28, 16, 0, tzinfo=LONDON),
+        ),
     ],
 )
 def test_due_examples(client: str, received: datetime, due: datetime) -> None:
@@ -97,7 +143,9 @@ def _reference_due(config_client: str, received: datetime) -> datetime:
 @given(
     client=st.sampled_from(["anyone", "victor", "weekend", "night"]),
     moment=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31)),
-    zone=st.sampled_from(["UTC", "Europe/London", "America/New_York", "Asia/Kathmandu", "Australia/Eucla"]),
+    zone=st.sampled_from(
+        ["UTC", "Europe/London", "America/New_York", "Asia/Kathmandu", "Australia/Eucla"]
+    ),
 )
 def test_due_matches_reference(client: str, moment: datetime, zone: str) -> None:
     received = moment.replace(tzinfo=ZoneInfo(zone))

@@ -20,7 +20,10 @@ def _config(**engine: Any) -> Config:
     return parse_config(
         {
             "teams": ["motor", "property"],
-            "hubs": [{"id": "hub-1", "centers": ["center-1"]}, {"id": "hub-2", "centers": ["c-a", "c-b"]}],
+            "hubs": [
+                {"id": "hub-1", "centers": ["center-1"]},
+                {"id": "hub-2", "centers": ["c-a", "c-b"]},
+            ],
             "engine": engine,
         }
     )
@@ -28,29 +31,51 @@ def _config(**engine: Any) -> Config:
 
 def dispatched(n: int, at: datetime, hub: str = "hub-1", center: str = "center-1") -> HubDispatched:
     return HubDispatched(
-        type="hub_dispatched", event_id=f"d{n}", claim_id=f"c{n}", client_id="x",
-        hub_id=hub, center_id=center, hub_received_at=at - timedelta(seconds=30), dispatched_at=at,
+        type="hub_dispatched",
+        event_id=f"d{n}",
+        claim_id=f"c{n}",
+        client_id="x",
+        hub_id=hub,
+        center_id=center,
+        hub_received_at=at - timedelta(seconds=30),
+        dispatched_at=at,
     )
 
 
 def arrived(n: int, at: datetime, team: str = "motor", hub: str = "hub-1") -> ClaimArrived:
     return ClaimArrived(
-        type="claim_arrived", event_id=f"a{n}", claim_id=f"c{n}", client_id="x", hub_id=hub,
-        team=team, claim_type="motor", hub_received_at=at - timedelta(minutes=2), arrived_at=at,
+        type="claim_arrived",
+        event_id=f"a{n}",
+        claim_id=f"c{n}",
+        client_id="x",
+        hub_id=hub,
+        team=team,
+        claim_type="motor",
+        hub_received_at=at - timedelta(minutes=2),
+        arrived_at=at,
     )
 
 
 def completed(n: int, at: datetime, team: str = "motor") -> ClaimCompleted:
     return ClaimCompleted(
-        type="claim_completed", event_id=f"x{n}", claim_id=f"c{n}", team=team,
-        completed_at=at, outcome="resolved",
+        type="claim_completed",
+        event_id=f"x{n}",
+        claim_id=f"c{n}",
+        team=team,
+        completed_at=at,
+        outcome="resolved",
     )
 
 
 def survey(n: int, at: datetime, score: int, claim: int | None = None) -> SurveyResponse:
     return SurveyResponse(
-        type="survey_response", event_id=f"s{n}", survey_id=f"s{n}", client_id="x",
-        responded_at=at, score=score, claim_id=f"c{claim}" if claim is not None else None,
+        type="survey_response",
+        event_id=f"s{n}",
+        survey_id=f"s{n}",
+        client_id="x",
+        responded_at=at,
+        score=score,
+        claim_id=f"c{claim}" if claim is not None else None,
     )
 
 
@@ -81,7 +106,11 @@ def test_out_of_order_within_lateness_lands_in_the_right_windows() -> None:
         engine.finish()
         assert rejections == [None] * len(events)
         results.append(
-            (_inflow_buckets(engine), engine.backlog.open_count("motor"), engine.links.routes[("hub-1", "center-1")].in_transit)
+            (
+                _inflow_buckets(engine),
+                engine.backlog.open_count("motor"),
+                engine.links.routes[("hub-1", "center-1")].in_transit,
+            )
         )
     assert results[0] == results[1]
     assert sum(results[0][0].values()) == 300

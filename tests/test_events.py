@@ -11,13 +11,24 @@ from claimflow.rejections import Reason, Rejection
 from claimflow.schema_export import check_schemas, rendered
 
 ARRIVED: dict[str, Any] = {
-    "type": "claim_arrived", "event_id": "e1", "claim_id": "c1", "client_id": "x",
-    "hub_id": "hub-1", "team": "motor", "claim_type": "motor",
-    "hub_received_at": "2026-11-24T01:14:00Z", "arrived_at": "2026-11-24T01:16:10+01:00",
+    "type": "claim_arrived",
+    "event_id": "e1",
+    "claim_id": "c1",
+    "client_id": "x",
+    "hub_id": "hub-1",
+    "team": "motor",
+    "claim_type": "motor",
+    "hub_received_at": "2026-11-24T01:14:00Z",
+    "arrived_at": "2026-11-24T01:16:10+01:00",
 }
 SURVEY: dict[str, Any] = {
-    "type": "survey_response", "event_id": "s1", "survey_id": "s1", "client_id": "x",
-    "responded_at": "2026-11-24T09:00:00Z", "score": 2, "comment": "slow",
+    "type": "survey_response",
+    "event_id": "s1",
+    "survey_id": "s1",
+    "client_id": "x",
+    "responded_at": "2026-11-24T09:00:00Z",
+    "score": 2,
+    "comment": "slow",
 }
 
 
@@ -87,7 +98,13 @@ def test_exported_json_schemas_match_the_models() -> None:
     assert schema["properties"]["score"]["minimum"] == 1
     assert schema["properties"]["score"]["maximum"] == 5
     assert "comment" not in schema["required"]
-    assert set(schema["required"]) >= {"event_id", "survey_id", "client_id", "responded_at", "score"}
+    assert set(schema["required"]) >= {
+        "event_id",
+        "survey_id",
+        "client_id",
+        "responded_at",
+        "score",
+    }
 
 
 def test_schema_check_detects_a_stale_file(tmp_path: Path) -> None:

@@ -55,7 +55,9 @@ def _exact_cdf(k: int, mu: float) -> float:
 def test_poisson_tails_match_exact_sums() -> None:
     for mu in (0.5, 4.0, 30.0, 200.0):
         for k in (0, 1, 3, 10, 25, 180, 260):
-            assert math.isclose(poisson_cdf(k, mu), min(1.0, _exact_cdf(k, mu)), rel_tol=1e-9, abs_tol=1e-300)
+            assert math.isclose(
+                poisson_cdf(k, mu), min(1.0, _exact_cdf(k, mu)), rel_tol=1e-9, abs_tol=1e-300
+            )
             assert math.isclose(
                 poisson_sf(k + 1, mu), 1 - poisson_cdf(k, mu), rel_tol=1e-6, abs_tol=1e-12
             )

@@ -8,11 +8,14 @@ Pace is completions per second of *busy working time* over `throughput_window`: 
 the team's working hours with a non-empty queue, so an idle morning does not make the team
 look slow when the noon batch lands. With less than `min_busy` of such time in the window
 (early morning), the last trusted pace is carried over: it can keep or resolve an episode,
-but only a fresh pace opens one (Friday's pace says little about Monday's staffing). For every upcoming deadline D within
-`horizon`, the team can still finish pace × (working time until D) claims; claims due by D
-beyond that, in deadline order, miss. `SlaAtRisk` fires for (team, D) when at least
-`min_misses` and `min_miss_share` of the claims due at D are projected to miss for `hold`
-in a row, and resolves when fewer than half that are for `keep_firing_for`, or when D passes (the details then say how many did miss).
+but only a fresh pace opens one (Friday's pace says little about Monday's staffing).
+
+For every upcoming deadline D within `horizon`, the team can still finish
+pace × (working time until D) claims; claims due by D beyond that, in deadline order, miss.
+`SlaAtRisk` fires for (team, D) when at least `min_misses` and `min_miss_share` of the
+claims due at D are projected to miss for `hold` in a row, and resolves when fewer than
+half that are for `keep_firing_for`, or when D passes (the details then say how many
+did miss).
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ class Engine:
             self.inflow.evaluate(now, self.history_start)
             self.backlog.account_busy(now, self.window)
             self.backlog.evaluate(now)
-            self.feedback.evaluate(now)
+            self.feedback.evaluate(now, self.history_start)
         if now >= self._next_expiry:
             self._next_expiry = now + HOUR
             for counts in (

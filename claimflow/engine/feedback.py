@@ -9,7 +9,8 @@ Scaling by the other answers makes the test indifferent to the daily rhythm of a
 e-mails, and a surge of negative answers does not raise its own expectation.
 It fires when negatives >= `min_count`, >= `min_ratio` × expected, and Poisson probability
 of so many is at most `max_p_value`; it resolves below `min_count` or below
-`resolve_ratio` × expected. Without `min_baseline_responses` in the baseline, no judgement.
+`resolve_ratio` × expected. Without `min_baseline_responses` in the baseline, or before
+`min_history` of data, no judgement.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ class Feedback:
                 self._recent_neg[scope] += 1
                 self.daily.add((*scope, "neg"), t)
 
-    def evaluate(self, now: float) -> None:
+    def evaluate(self, now: float, history_start: float) -> None:
         s = self.s
+        if now - history_start < s.min_history:
+            return
         start = now - s.window
         recent = self._recent
         while recent and recent[0][0] <= start:

@@ -6,8 +6,8 @@ A route is a (hub, center) pair. Two kinds of evidence open a `HubLinkBreak` epi
   dispatch is missing. The timeout is learned per route: `transit_factor` times the
   `transit_quantile` of recent transit times, clamped to [min, max]. The route is broken
   when, among claims dispatched in the `resolve_window` or in the `lookback` before the
-  timeout edge, at least `min_missing` and at least `min_missing_share` of them are missing. This catches total
-  and partial breaks as long as the hub still reports its dispatches.
+  timeout edge, at least `min_missing` and at least `min_missing_share` of them are
+  missing. This catches total and partial breaks as long as the hub reports its dispatches.
 * Silence. When nothing has arrived on a route for a while, the seasonal baseline of the
   route's arrivals says how many were expected in that gap; if seeing none has probability
   exp(-expected / dispersion) below `silence_p_value` (and the gap is at least `min_silence`),
