@@ -70,6 +70,7 @@ class Backlog:
         self.ignored_completions = 0
         self.completions_without_arrival = 0
         self._at_risk: set[tuple[str, float]] = set()  # open SlaAtRisk episodes (team, due)
+        self._open_team: dict[str, str] = {}  # open claim -> its team, for O(1) look-ups
 
     # --- facts -------------------------------------------------------------------------
 
@@ -77,10 +78,11 @@ class Backlog:
         return self.team_of(claim_id) is not None
 
     def team_of(self, claim_id: str) -> str | None:
-        for team, queue in self.teams.items():
-            if claim_id in queue.open:
-                return team
-        return self._done.get(claim_id) or self._done_before.get(claim_id)
+        return (
+            self._open_team.get(claim_id)
+            or self._done.get(claim_id)
+            or self._done_before.get(claim_id)
+        )
 
     def on_arrival(self, claim_id: str, team: str, due: float, t: float) -> bool:
         """Opens the claim; False when it is already open or done (a repeated fact)."""
@@ -90,18 +92,14 @@ class Backlog:
             return False
         queue.open[claim_id] = OpenClaim(due, t)
         queue.due_counts[due] = queue.due_counts.get(due, 0) + 1
+        self._open_team[claim_id] = team
         return True
 
     def on_completion(self, claim_id: str, team: str, t: float, count: bool = True) -> bool:
         """Closes the claim; False when it was already completed."""
-        queue = self.teams[team]
+        opened_in = self._open_team.pop(claim_id, None)  # may differ from the completing team
+        queue = self.teams[opened_in or team]
         claim = queue.open.pop(claim_id, None)
-        if claim is None:
-            for other in self.teams.values():  # completed by another team than it arrived in
-                claim = other.open.pop(claim_id, None)
-                if claim is not None:
-                    queue = other
-                    break
         if claim is None:
             if claim_id in self._done or claim_id in self._done_before:
                 self.ignored_completions += 1

@@ -39,6 +39,7 @@ from claimflow.timeutil import HOUR
 from claimflow.workhours import WorkingCalendar
 
 _NEVER = float("inf")
+Applier = Callable[[Any, float, bool], None]
 
 
 class Engine:
@@ -91,8 +92,9 @@ class Engine:
         )
         self.feedback = Feedback(detectors.negative_feedback, self.window, self.book)
         self.seen = SeenIds(settings.dedupe_horizon)
+        self._first_time = self.seen.first_time
 
-        self._buffer: list[tuple[float, int, Event, bool]] = []
+        self._buffer: list[tuple[float, int, Applier, Event, bool]] = []
         self._seq = itertools.count()
         self.newest = -_NEVER  # newest event time accepted
         self.watermark = -_NEVER  # everything up to here has been applied and judged
@@ -101,17 +103,12 @@ class Engine:
         self._next_expiry = _NEVER
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
-        self._checks: dict[type, Callable[[Any], Rejection | None]] = {
-            HubDispatched: self._check_dispatch,
-            ClaimArrived: self._check_arrival,
-            ClaimCompleted: self._check_completion,
-            SurveyResponse: self._check_survey,
-        }
-        self._appliers: dict[type, Callable[[Any, float, bool], None]] = {
-            HubDispatched: self._apply_dispatch,
-            ClaimArrived: self._apply_arrival,
-            ClaimCompleted: self._apply_completion,
-            SurveyResponse: self._apply_survey,
+        # Per event type: the reference check made on ingest, and how it changes state.
+        self._handlers: dict[type, tuple[Callable[[Any], Rejection | None], Applier]] = {
+            HubDispatched: (self._check_dispatch, self._apply_dispatch),
+            ClaimArrived: (self._check_arrival, self._apply_arrival),
+            ClaimCompleted: (self._check_completion, self._apply_completion),
+            SurveyResponse: (self._check_survey, self._apply_survey),
         }
 
     # --- input ---------------------------------------------------------------------------
@@ -119,18 +116,19 @@ class Engine:
     def ingest(self, event: Event) -> Rejection | None:
         """Take one validated event. Returns a Rejection for input that does not count as a
         new event (unknown team or hub, duplicate, late); the caller dead-letters it."""
-        problem = self._checks[type(event)](event)
+        check, apply = self._handlers[type(event)]
+        problem = check(event)
         if problem is not None:
             return self._reject(problem)
         t = event.time.timestamp()
         newest = self.newest
-        if not self.seen.first_time(event.event_id, t if t > newest else newest):
+        if not self._first_time(event.event_id, t if t > newest else newest):
             return self._reject(
                 Rejection(Reason.DUPLICATE, f"event_id {event.event_id!r} seen before")
             )
         self.accepted[event.type] += 1
         if t < self.watermark:
-            heapq.heappush(self._buffer, (self.watermark, next(self._seq), event, True))
+            heapq.heappush(self._buffer, (self.watermark, next(self._seq), apply, event, False))
             return self._reject(
                 Rejection(
                     Reason.LATE,
@@ -139,7 +137,7 @@ class Engine:
                     applied=True,
                 )
             )
-        heapq.heappush(self._buffer, (t, next(self._seq), event, False))
+        heapq.heappush(self._buffer, (t, next(self._seq), apply, event, True))
         if t > newest:
             self.newest = t
             self._advance(t - self.lateness)
@@ -196,8 +194,10 @@ class Engine:
         pop = heapq.heappop
         while True:
             if buffer and buffer[0][0] <= watermark and buffer[0][0] < self._next_tick:
-                t, _, event, late = pop(buffer)
-                self._apply(event, t, late)
+                t, _, apply, event, count = pop(buffer)
+                if t < self.history_start:
+                    self._start_history(t)
+                apply(event, t, count)  # count is False for late facts: judged windows stay
             elif self._next_tick <= watermark:
                 self._evaluate(self._next_tick)
                 self._next_tick += self.tick
@@ -205,12 +205,10 @@ class Engine:
                 break
         self.watermark = max(self.watermark, watermark)
 
-    def _apply(self, event: Event, t: float, late: bool) -> None:
-        if t < self.history_start:
-            self.history_start = t
-            self._next_tick = (t // self.tick + 1) * self.tick
-            self._next_expiry = t + HOUR
-        self._appliers[type(event)](event, t, not late)  # late facts skip judged windows
+    def _start_history(self, t: float) -> None:
+        self.history_start = t
+        self._next_tick = (t // self.tick + 1) * self.tick
+        self._next_expiry = t + HOUR
 
     def _apply_arrival(self, event: ClaimArrived, t: float, count: bool) -> None:
         due = self.deadlines.due_epoch(event.client_id, event.hub_received_at)

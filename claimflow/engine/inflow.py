@@ -46,12 +46,10 @@ class Inflow:
         self._clients = "client" in settings.scopes
 
     def on_arrival(self, team: str, hub_id: str, client_id: str, t: float) -> None:
-        add = self.counts.add
-        add(("team", team), t)
-        add(("hub", hub_id), t)
-        add(("client", client_id), t)
-        if self._clients and ("client", client_id) not in self.keys:
-            self.keys.add(("client", client_id))
+        client = ("client", client_id)
+        self.counts.add_many((("team", team), ("hub", hub_id), client), t)
+        if self._clients and client not in self.keys:
+            self.keys.add(client)
 
     def observed(self, key: ScopeKey, now: float) -> float:
         return self.counts.window_sum(key, now - self.s.window, now)

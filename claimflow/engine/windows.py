@@ -9,9 +9,12 @@ from itertools import repeat
 class BucketCounts:
     """`width`-second tumbling windows per key, kept for `retention` seconds of event time.
 
-    Windows are addressed by bucket index `int(t // width)`. Sums are over whole buckets:
-    `window_sum(key, start, end)` covers the buckets that start in [start, end) once both are
-    rounded down to a bucket edge, so a sum asked for at any moment inside a bucket is stable.
+    Windows are addressed by bucket index `int(t // width)`. The engine adds in event-time
+    order (late events never reach a window), so no key gets a bucket older than its first
+    or than the last expiry; expiry relies on that to look only at the buckets it drops.
+    Sums are over whole buckets: `window_sum(key, start, end)` covers the buckets that start
+    in [start, end) once both are rounded down to a bucket edge, so a sum asked for at any
+    moment inside a bucket is stable.
     """
 
     __slots__ = ("_data", "_oldest", "retention", "width")
@@ -23,14 +26,23 @@ class BucketCounts:
         self._oldest: dict[Hashable, int] = {}  # no bucket of the key is older than this
 
     def add(self, key: Hashable, t: float, amount: float = 1) -> None:
-        buckets = self._data.get(key)
         index = int(t // self.width)
+        buckets = self._data.get(key)
         if buckets is None:
             buckets = self._data[key] = {}
             self._oldest[key] = index
-        elif index < self._oldest[key]:
-            self._oldest[key] = index
         buckets[index] = buckets.get(index, 0) + amount
+
+    def add_many(self, keys: tuple[Hashable, ...], t: float) -> None:
+        """One event counted under several keys (team, hub, client): one call, one index."""
+        index = int(t // self.width)
+        data = self._data
+        for key in keys:
+            buckets = data.get(key)
+            if buckets is None:
+                buckets = data[key] = {}
+                self._oldest[key] = index
+            buckets[index] = buckets.get(index, 0) + 1
 
     def window_sum(self, key: Hashable, start: float, end: float) -> float:
         buckets = self._data.get(key)
