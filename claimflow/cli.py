@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -59,6 +62,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--claims-per-day", type=int, default=2000)
     p.set_defaults(run=_simulate)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) here")
+    p.add_argument("--port", type=int, default=9092, help="port on 127.0.0.1 (default 9092)")
+    p.set_defaults(run=_broker)
+
+    p = sub.add_parser("produce", help="send contract events from a file to their Kafka topics")
+    p.add_argument("--input", required=True, help="events, one JSON object a line; - for stdin")
+    p.add_argument(
+        "--bootstrap",
+        default=os.environ.get("CLAIMFLOW_BOOTSTRAP", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers (default $CLAIMFLOW_BOOTSTRAP or 127.0.0.1:9092)",
+    )
+    p.add_argument(
+        "--rate", type=float, help="events per second at most (default: as fast as it can)"
+    )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=4,
+        help="partitions for input topics that do not exist yet (default 4)",
+    )
+    p.add_argument(
+        "--max-batch-bytes",
+        type=int,
+        default=0,
+        help="producer batch size; 0 (default) sends one record per request, which "
+        "every broker counts right (the embedded one miscounts batches)",
+    )
+    p.set_defaults(run=_produce)
 
     p = sub.add_parser("schemas", help="write the events' JSON Schema files")
     p.add_argument("--out", type=Path, default=Path("schemas"), help="folder (default: schemas)")
@@ -135,6 +167,74 @@ def _simulate(args: argparse.Namespace) -> int:
             f"  fault {fault['kind']} {fault['labels']} {fault['start']} .. {fault['end']}",
             file=sys.stderr,
         )
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from claimflow.broker import BrokerError, EmbeddedBroker
+
+    broker = EmbeddedBroker(args.port)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        print(f"claimflow broker: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Kafka-protocol broker (Tansu, in memory) on {broker.bootstrap}; Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    status = 0
+    try:
+        while not stopping.wait(0.5):
+            if broker.process is None or broker.process.poll() is not None:
+                print(f"claimflow broker: the broker exited; see {broker.log}", file=sys.stderr)
+                status = 1
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    print("broker stopped", file=sys.stderr)
+    return status
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from claimflow.produce import ProduceSummary, ensure_topics, make_producer, produce
+    from claimflow.streams.topics import Topics
+
+    if args.input != "-" and not Path(args.input).is_file():
+        print(f"claimflow produce: no such file: {args.input}", file=sys.stderr)
+        return 2
+    topics = Topics()
+    try:
+        created = ensure_topics(args.bootstrap, topics.inputs(), args.partitions)
+        producer = make_producer(args.bootstrap, args.max_batch_bytes)
+    except Exception as exc:  # kafka-python raises many kinds: say which
+        print(
+            f"claimflow produce: cannot reach Kafka at {args.bootstrap}: {exc!r}", file=sys.stderr
+        )
+        return 2
+    for name in created:
+        print(f"created topic {name} ({args.partitions} partitions)", file=sys.stderr)
+    tty = sys.stderr.isatty()
+
+    def on_skip(line: int, why: str) -> None:
+        print(f"line {line}: not sent: {why}", file=sys.stderr)
+
+    def on_progress(summary: ProduceSummary) -> None:
+        if tty:
+            sys.stderr.write(f"\r\033[K{sum(summary.sent.values()):>10,} sent")
+
+    try:
+        summary = produce(_lines(args.input), producer, topics, args.rate, on_skip, on_progress)
+    finally:
+        producer.close()
+    if tty:
+        sys.stderr.write("\r\033[K")
+    print(summary.render(), file=sys.stderr)
     return 0
 
 
