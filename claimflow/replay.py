@@ -81,8 +81,7 @@ def replay(
             if not problem.applied:
                 continue
         summary.events += 1
-        if engine.book._pending:
-            publish()
+        publish()
         if on_progress is not None and number % 8192 == 0:
             summary.seconds = time.perf_counter() - started
             on_progress(summary)

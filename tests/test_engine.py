@@ -235,3 +235,39 @@ def test_state_stays_bounded_as_claims_complete_and_time_passes() -> None:
     assert len(engine.seen) < 1500  # ids from a month ago are forgotten
     assert len(engine.backlog._done) + len(engine.backlog._done_before) < 1500
     assert engine.inflow.counts.bucket_count() < 3 * 24 * 12 + 50  # old windows expired
+
+
+def test_backlog_by_sla_class_and_oldest_claim() -> None:
+    engine = Engine(_config())
+    # Tuesday 09:00 UTC (London = UTC in November): due today 18:00.
+    engine.ingest(arrived(1, T0))
+    engine.ingest(arrived(2, T0 + timedelta(minutes=5)))
+    # Reached the hub after the noon cutoff: due tomorrow.
+    late_in_day = T0 + timedelta(hours=4)
+    engine.ingest(arrived(3, late_in_day))
+    engine.finish()
+    backlog = engine.backlog
+    now = (T0 + timedelta(hours=5)).timestamp()
+    assert backlog.by_class("motor", now) == {"overdue": 0, "due_today": 2, "due_later": 1}
+    after_due = (T0 + timedelta(hours=10)).timestamp()  # 19:00
+    assert backlog.by_class("motor", after_due) == {"overdue": 2, "due_today": 0, "due_later": 1}
+    assert backlog.oldest_arrival("motor") == T0.timestamp()
+    assert backlog.oldest_arrival("property") is None
+    assert backlog.open_count("motor") == 3
+
+
+def test_link_status_follows_the_episode() -> None:
+    engine = Engine(_config())
+    route = ("hub-1", "center-1")
+    for i in range(60):
+        at = T0 + timedelta(minutes=i)
+        engine.ingest(dispatched(i, at))
+        if i < 20:  # from minute 20 on, dispatched claims stop arriving
+            engine.ingest(arrived(i, at + timedelta(seconds=60)))
+        if i == 25:
+            assert engine.links.status(route) == 0
+    engine.advance_to((T0 + timedelta(minutes=70)).timestamp())
+    assert engine.links.status(route) == 1
+    (alert,) = [a for a in engine.drain_alerts() if a.alert == "HubLinkBreak"]
+    assert alert.details["missing_claims"] >= 5
+    assert alert.details["since"] == "2026-11-24T09:20:00Z"

@@ -114,5 +114,7 @@ class AlertBook:
         self._pending.append(Alert(name, "resolved", at, dict(labels), summary, details))
 
     def drain(self) -> list[Alert]:
+        if not self._pending:
+            return []  # the common case, asked after every event
         out, self._pending = self._pending, []
         return out
