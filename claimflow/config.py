@@ -205,6 +205,7 @@ class NegativeFeedbackSettings(_Strict):
         default_factory=lambda: list[FeedbackScope](["client", "team"])
     )
     negative_max_score: int = Field(default=2, ge=1, le=4)
+    short_window: Duration = 7200.0
     window: Duration = 21600.0
     baseline_days: int = Field(default=14, ge=1, le=60)
     min_baseline_responses: int = Field(default=30, ge=1)

@@ -2,20 +2,27 @@
 
 A response is negative when its score is at most `negative_max_score`. For each client (and
 each team, when the response names a claim whose team is remembered), the negatives of the
-trailing `window` are compared with what the baseline predicts from the *other* answers
-seen in that window: expected = non-negative answers × share / (1 - share), the share taken
-over the `baseline_days` whole days before the window (floored at `min_negative_share`).
-Scaling by the other answers makes the test indifferent to the daily rhythm of answering
-e-mails, and a surge of negative answers does not raise its own expectation.
-It fires when negatives >= `min_count`, >= `min_ratio` × expected, and Poisson probability
-of so many is at most `max_p_value`; it resolves below `min_count` or below
-`resolve_ratio` × expected. Without `min_baseline_responses` in the baseline, or before
-`min_history` of data, no judgement.
+trailing `short_window` (where a sharp surge shows first) and of the trailing `window` (a
+slow one) are each compared with what the baseline predicts from the *other* answers in
+that window: expected = non-negative answers × share / (1 - share). The share is taken over
+the `baseline_days` whole days before the long window, at its upper bound (negatives plus
+two standard errors: a fortnight that was quiet by chance would otherwise make an ordinary
+day look like a surge), floored at `min_negative_share`. Scaling by the other answers makes
+the test indifferent to the daily rhythm of answering e-mails, and a surge of negative
+answers does not raise its own expectation.
+
+It fires when, in either window, negatives >= `min_count`, >= `min_ratio` × expected, and
+the Poisson probability of so many is at most `max_p_value`. It resolves when neither
+window would fire and the long one is below `min_count` or `resolve_ratio` × expected.
+Without `min_baseline_responses` in the baseline, or before `min_history` of data, there
+is no judgement.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
+from typing import Any
 
 from claimflow.config import NegativeFeedbackSettings
 from claimflow.engine.alerts import AlertBook
@@ -26,15 +33,39 @@ from claimflow.timeutil import DAY, format_duration
 _LABEL = {"client": "client_id", "team": "team"}
 
 
+class _Trailing:
+    """Exact answer counts per scope over a trailing window. Answers are few, so they are
+    kept in a queue and subtracted as they leave the window."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._queue: deque[tuple[float, tuple[tuple[str, str], ...], bool]] = deque()
+        self.all: Counter[tuple[str, str]] = Counter()
+        self.negative: Counter[tuple[str, str]] = Counter()
+
+    def add(self, t: float, scopes: tuple[tuple[str, str], ...], negative: bool) -> None:
+        self._queue.append((t, scopes, negative))
+        for scope in scopes:
+            self.all[scope] += 1
+            if negative:
+                self.negative[scope] += 1
+
+    def advance(self, now: float) -> None:
+        queue, start = self._queue, now - self.window
+        while queue and queue[0][0] <= start:
+            _, scopes, negative = queue.popleft()
+            for scope in scopes:
+                self.all[scope] -= 1
+                if negative:
+                    self.negative[scope] -= 1
+
+
 class Feedback:
     def __init__(self, settings: NegativeFeedbackSettings, window: float, book: AlertBook) -> None:
         self.s = settings
         self.book = book
-        # Exact trailing sums over the window: answers are few, so keep them in a queue
-        # and subtract each one as it leaves the window.
-        self._recent: deque[tuple[float, tuple[tuple[str, str], ...], bool]] = deque()
-        self._recent_all: Counter[tuple[str, str]] = Counter()
-        self._recent_neg: Counter[tuple[str, str]] = Counter()
+        # A sharp surge shows first in the short window, a slow one in the long window.
+        self.windows = [_Trailing(settings.short_window), _Trailing(settings.window)]
         self.daily = BucketCounts(DAY, (settings.baseline_days + 2) * DAY)
         self.keys: set[tuple[str, str]] = set()
         self.scores: Counter[tuple[str, int]] = Counter()  # (client, score) -> responses
@@ -53,66 +84,80 @@ class Feedback:
         if team is not None:
             scopes.append(("team", team))
         mine = tuple(scope for scope in scopes if scope[0] in self.s.scopes)
-        self._recent.append((t, mine, negative))
+        for trailing in self.windows:
+            trailing.add(t, mine, negative)
         for scope in mine:
             self.keys.add(scope)
-            self._recent_all[scope] += 1
             self.daily.add((*scope, "all"), t)
             if negative:
-                self._recent_neg[scope] += 1
                 self.daily.add((*scope, "neg"), t)
+
+    def _baseline(self, key: tuple[str, str], now: float) -> tuple[float, float]:
+        base_end = ((now - self.s.window) // DAY) * DAY
+        if base_end != self._baselines_end:
+            base_start = base_end - self.s.baseline_days * DAY
+            self._baselines_end = base_end
+            self._baselines = {
+                k: (
+                    self.daily.window_sum((*k, "all"), base_start, base_end),
+                    self.daily.window_sum((*k, "neg"), base_start, base_end),
+                )
+                for k in self.keys
+            }
+        return self._baselines.get(key, (0.0, 0.0))
 
     def evaluate(self, now: float, history_start: float) -> None:
         s = self.s
         if now - history_start < s.min_history:
             return
-        start = now - s.window
-        recent = self._recent
-        while recent and recent[0][0] <= start:
-            _, scopes, negative = recent.popleft()
-            for scope in scopes:
-                self._recent_all[scope] -= 1
-                if negative:
-                    self._recent_neg[scope] -= 1
-        base_end = (start // DAY) * DAY
-        base_start = base_end - s.baseline_days * DAY
-        if base_end != self._baselines_end:
-            self._baselines_end = base_end
-            self._baselines = {
-                key: (
-                    self.daily.window_sum((*key, "all"), base_start, base_end),
-                    self.daily.window_sum((*key, "neg"), base_start, base_end),
-                )
-                for key in self.keys
-            }
+        for trailing in self.windows:
+            trailing.advance(now)
         for key in sorted(self.keys):
-            base_all, base_neg = self._baselines.get(key, (0.0, 0.0))
+            base_all, base_neg = self._baseline(key, now)
             if base_all < s.min_baseline_responses:
                 continue
-            share = max(s.min_negative_share, base_neg / base_all)
-            responses = self._recent_all[key]
-            negatives = self._recent_neg[key]
-            # Predicted from the other answers, so a surge does not raise its own bar.
-            expected = max(0.5, (responses - negatives) * share / (1 - share))
+            # The baseline share is itself an estimate: judge against its upper bound
+            # (two standard errors of the negative count), so that a fortnight that was
+            # luckily quiet does not make an ordinary day look like a surge.
+            share = max(s.min_negative_share, (base_neg + 2 * math.sqrt(base_neg)) / base_all)
+            judged = [self._judge(trailing, key, share) for trailing in self.windows]
             labels = {_LABEL[key[0]]: key[1]}
-            details = {
-                "negative_responses": negatives,
-                "responses": responses,
-                "expected_negative": round(expected, 1),
-                "baseline_negative_share": round(share, 3),
-                "window_seconds": round(s.window),
-            }
+            surging = [j for j in judged if j[0]]
             if not self.book.is_open("NegativeFeedbackSurge", labels):
-                if (
-                    negatives >= s.min_count
-                    and negatives >= s.min_ratio * expected
-                    and poisson_sf(negatives, expected) <= s.max_p_value
-                ):
+                if surging:
+                    _, details = surging[0]
                     summary = (
-                        f"{key[0]} {key[1]}: {negatives} negative survey answers of {responses} "
-                        f"in the last {format_duration(s.window)} (about {expected:.1f} usual)"
+                        f"{key[0]} {key[1]}: {details['negative_responses']} negative survey "
+                        f"answers of {details['responses']} in the last "
+                        f"{format_duration(details['window_seconds'])} "
+                        f"(about {details['expected_negative']} usual)"
                     )
                     self.book.fire("NegativeFeedbackSurge", labels, now, summary, details)
-            elif negatives < s.min_count or negatives < s.resolve_ratio * expected:
+                continue
+            _, long_details = judged[-1]
+            negatives, expected = long_details["negative_responses"], long_details["expected"]
+            if not surging and (negatives < s.min_count or negatives < s.resolve_ratio * expected):
                 summary = f"{key[0]} {key[1]}: negative survey answers are back to normal"
-                self.book.resolve("NegativeFeedbackSurge", labels, now, summary, details)
+                self.book.resolve("NegativeFeedbackSurge", labels, now, summary, long_details)
+
+    def _judge(
+        self, trailing: _Trailing, key: tuple[str, str], share: float
+    ) -> tuple[bool, dict[str, Any]]:
+        s = self.s
+        responses = trailing.all[key]
+        negatives = trailing.negative[key]
+        # Predicted from the other answers, so a surge does not raise its own bar.
+        expected = max(0.5, (responses - negatives) * share / (1 - share))
+        surging = (
+            negatives >= s.min_count
+            and negatives >= s.min_ratio * expected
+            and poisson_sf(negatives, expected) <= s.max_p_value
+        )
+        return surging, {
+            "negative_responses": negatives,
+            "responses": responses,
+            "expected_negative": round(expected, 1),
+            "expected": expected,
+            "baseline_negative_share": round(share, 3),
+            "window_seconds": round(trailing.window),
+        }
