@@ -140,6 +140,8 @@ class EngineSettings(_Strict):
     """How long (in event time) an event_id is remembered to drop a second delivery."""
     claim_memory: Duration = 7 * 86400.0
     """How long a completed claim's team is remembered, to attribute late survey answers."""
+    max_jump: Duration = 30 * 86400.0
+    """An event this far ahead of every event seen so far is refused (`future_timestamp`)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> EngineSettings:

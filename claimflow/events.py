@@ -10,7 +10,7 @@ caller can dead-letter it and count it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -18,7 +18,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 from claimflow.rejections import Reason, Rejection
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
-Timestamp = AwareDatetime
+# A claim's timestamps lie in this century; anything else is a producer bug, and a year-9999
+# event time would push the engine's event-time clock (and every other event) out of reach.
+Timestamp = Annotated[
+    AwareDatetime,
+    Field(ge=datetime(2000, 1, 1, tzinfo=UTC), lt=datetime(2100, 1, 1, tzinfo=UTC)),
+]
 
 
 class _Event(BaseModel):
@@ -117,6 +122,7 @@ _REASONS: Final = {
     "datetime_parsing": Reason.INVALID_TIMESTAMP,
     "datetime_from_date_parsing": Reason.INVALID_TIMESTAMP,
     "datetime_object_invalid": Reason.INVALID_TIMESTAMP,
+    "greater_than_equal": Reason.INVALID_VALUE,  # refined to a timestamp reason below
     "string_type": Reason.WRONG_TYPE,
     "int_type": Reason.WRONG_TYPE,
     "int_from_float": Reason.WRONG_TYPE,
@@ -148,6 +154,8 @@ def _rejection(exc: ValidationError, expected_type: str | None) -> Rejection:
     if kind == "literal_error" and error["loc"] == ("type",) and expected_type:
         return Rejection(Reason.WRONG_TOPIC, f"type is not {expected_type!r} on this topic")
     reason = _REASONS.get(kind, Reason.INVALID_VALUE)
+    if kind in {"greater_than_equal", "less_than"} and str(error["loc"][-1]).endswith("_at"):
+        reason = Reason.INVALID_TIMESTAMP  # outside 2000..2099
     if reason is Reason.NOT_AN_OBJECT and loc:
         reason = Reason.WRONG_TYPE  # a nested value, not the message, has the wrong shape
     where = f"{_field(error['loc'])}: " if loc else ""

@@ -21,6 +21,7 @@ class Reason(StrEnum):
     UNKNOWN_CENTER = "unknown_center"
     DUPLICATE = "duplicate"
     LATE = "late"
+    FUTURE_TIMESTAMP = "future_timestamp"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ def rendered() -> dict[str, str]:
         for prop in schema["properties"].values():
             if prop.get("format") == "date-time":
                 prop["description"] = (
-                    prop.get("description", "") + " RFC 3339 with an explicit offset (Z or +hh:mm)."
+                    prop.get("description", "")
+                    + " RFC 3339 with an explicit offset (Z or +hh:mm), in the years 2000 to 2099."
                 ).strip()
                 prop["pattern"] = r"(Z|z|[+-]\d{2}:\d{2})$"
         out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"

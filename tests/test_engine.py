@@ -271,3 +271,27 @@ def test_link_status_follows_the_episode() -> None:
     (alert,) = [a for a in engine.drain_alerts() if a.alert == "HubLinkBreak"]
     assert alert.details["missing_claims"] >= 5
     assert alert.details["since"] == "2026-11-24T09:20:00Z"
+
+
+def test_an_event_far_in_the_future_is_refused_not_obeyed() -> None:
+    engine = Engine(_config())
+    assert engine.ingest(arrived(1, T0)) is None
+    poison = engine.ingest(arrived(2, T0 + timedelta(days=365 * 50)))
+    assert poison is not None and poison.reason is Reason.FUTURE_TIMESTAMP
+    # Everything after it is judged against the real event time, not the poisoned one.
+    assert engine.ingest(arrived(3, T0 + timedelta(minutes=1))) is None
+    engine.finish()
+    assert engine.backlog.open_count("motor") == 2
+    assert engine.rejected == {"future_timestamp": 1}
+
+
+def test_a_long_gap_in_the_data_is_crossed_without_ticking_through_it() -> None:
+    engine = Engine(_config())
+    engine.ingest(dispatched(1, T0))
+    engine.ingest(arrived(2, T0 + timedelta(days=25)))
+    engine.ingest(arrived(3, T0 + timedelta(days=50)))
+    engine.finish()
+    assert engine.skipped_gaps == 2
+    assert engine.backlog.open_count("motor") == 2
+    assert not engine.links.transit  # the claim dispatched before the gap was given up on
+    assert engine.links.abandoned == 1

@@ -61,6 +61,8 @@ def test_valid_events_and_unknown_fields_ignored() -> None:
         (_with(ARRIVED, arrived_at="2026-11-24T01:16:10"), Reason.NAIVE_TIMESTAMP),
         (_with(ARRIVED, arrived_at="yesterday"), Reason.INVALID_TIMESTAMP),
         (_with(ARRIVED, claim_id=""), Reason.INVALID_VALUE),
+        (_with(ARRIVED, arrived_at="9999-12-31T23:59:59Z"), Reason.INVALID_TIMESTAMP),
+        (_with(ARRIVED, hub_received_at="1970-01-01T00:00:00Z"), Reason.INVALID_TIMESTAMP),
         (_with(SURVEY, score=7), Reason.INVALID_VALUE),
         (_with(SURVEY, score=0), Reason.INVALID_VALUE),
         (_with(SURVEY, score="3"), Reason.WRONG_TYPE),

@@ -49,6 +49,8 @@ class Engine:
         self.window = settings.window
         self.lateness = settings.allowed_lateness
         self.tick = settings.evaluate_every
+        self.max_jump = settings.max_jump
+        self.catch_up = settings.claim_memory  # at most this much event time is ticked through
         self.deadlines = DeadlineCalendar(config)
         self.book = AlertBook()
         self.teams = frozenset(config.team_settings)
@@ -103,6 +105,7 @@ class Engine:
         self._next_expiry = _NEVER
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
+        self.skipped_gaps = 0
         # Per event type: the reference check made on ingest, and how it changes state.
         self._handlers: dict[type, tuple[Callable[[Any], Rejection | None], Applier]] = {
             HubDispatched: (self._check_dispatch, self._apply_dispatch),
@@ -122,6 +125,14 @@ class Engine:
             return self._reject(problem)
         t = event.time.timestamp()
         newest = self.newest
+        if t > newest + self.max_jump and newest != -_NEVER:
+            return self._reject(
+                Rejection(
+                    Reason.FUTURE_TIMESTAMP,
+                    f"{(t - newest) / 86400:.0f} days ahead of every event seen so far "
+                    f"(engine.max_jump is {self.max_jump / 86400:.0f} days)",
+                )
+            )
         if not self._first_time(event.event_id, t if t > newest else newest):
             return self._reject(
                 Rejection(Reason.DUPLICATE, f"event_id {event.event_id!r} seen before")
@@ -199,11 +210,22 @@ class Engine:
                     self._start_history(t)
                 apply(event, t, count)  # count is False for late facts: judged windows stay
             elif self._next_tick <= watermark:
+                self._skip_long_gap(watermark)
                 self._evaluate(self._next_tick)
                 self._next_tick += self.tick
             else:
                 break
         self.watermark = max(self.watermark, watermark)
+
+    def _skip_long_gap(self, watermark: float) -> None:
+        """Across a gap in the data longer than the claim memory, tick only through its last
+        `claim_memory`: whatever happened before that has expired from every window and
+        memory anyway, and ticking minute by minute through months would stall the worker."""
+        until = min(watermark, self._buffer[0][0]) if self._buffer else watermark
+        resume = (until - self.catch_up) // self.window * self.window
+        if resume > self._next_tick:
+            self._next_tick = resume
+            self.skipped_gaps += 1
 
     def _start_history(self, t: float) -> None:
         self.history_start = t
