@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="agreements YAML (default: the bundled example)")
     p.add_argument("--input", required=True, help="events, one JSON object a line; - for stdin")
     p.add_argument("--quiet", action="store_true", help="no progress line, no per-line errors")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        help="a scenario's ground truth (from simulate): also print detection "
+        "delays and false alarms",
+    )
     p.set_defaults(run=_replay)
 
     p = sub.add_parser("simulate", help="generate a realistic scenario of contract events")
@@ -115,13 +121,16 @@ def _replay(args: argparse.Namespace) -> int:
     from claimflow.replay import ReplaySummary, replay
 
     config = load_config(args.config)
-    if args.input != "-" and not Path(args.input).is_file():
-        print(f"claimflow replay: no such file: {args.input}", file=sys.stderr)
-        return 2
+    for path in (args.input, args.truth):
+        if path is not None and path != "-" and not Path(path).is_file():
+            print(f"claimflow replay: no such file: {path}", file=sys.stderr)
+            return 2
     tty = sys.stderr.isatty() and not args.quiet
     out = sys.stdout
+    alerts: list[Alert] = []
 
     def on_alert(alert: Alert) -> None:
+        alerts.append(alert)
         out.write(alert.to_json() + "\n")
         out.flush()
 
@@ -143,6 +152,13 @@ def _replay(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\r\033[K")
     print(summary.render(), file=sys.stderr)
+    if args.truth is not None:
+        import json
+
+        from claimflow.scoring import score
+
+        print("against the ground truth:", file=sys.stderr)
+        print(score(alerts, json.loads(args.truth.read_text())).render(), file=sys.stderr)
     return 0
 
 

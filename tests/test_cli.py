@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,11 @@ def test_replay_output_is_the_contract_shape(tmp_path: Path) -> None:
         assert list(alert) == ["alert", "state", "at", "labels", "summary", "details"]
         assert alert["state"] in {"firing", "resolved"}
         assert alert["at"].endswith("Z")
+    truth = tmp_path / "break.jsonl.truth.json"
+    scored = _run("replay", "--input", out, "--quiet", "--truth", truth)
+    assert scored.stdout == done.stdout
+    assert re.search(rb"hub_link_break .* HubLinkBreak after \d+ min", scored.stderr)
+    assert b"false alarms: 0" in scored.stderr
     fired = [a for a in alerts if a["alert"] == "HubLinkBreak" and a["state"] == "firing"]
     assert fired and fired[0]["labels"] == {"hub_id": "hub-1", "center_id": "center-1"}
     assert {"since", "missing_claims"} <= set(fired[0]["details"])
