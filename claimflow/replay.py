@@ -28,14 +28,15 @@ class ReplaySummary:
 
     @property
     def events_per_second(self) -> float:
+        """Input lines (good or bad) handled per second: the replay's throughput."""
         return self.lines / self.seconds if self.seconds > 0 else 0.0
 
     def render(self) -> str:
         rejected = sum(self.rejected.values())
         out = [
-            f"read {self.lines:,} lines in {self.seconds:.2f}s "
-            f"({self.events_per_second:,.0f} lines/s): {self.events:,} events counted, "
-            f"{rejected:,} rejected, {self.blank_lines:,} blank",
+            f"read {self.lines:,} lines ({self.events:,} events counted, {rejected:,} rejected, "
+            f"{self.blank_lines:,} blank) in {self.seconds:.2f}s: "
+            f"{self.events_per_second:,.0f} events/s",
         ]
         for reason, n in sorted(self.rejected.items()):
             out.append(f"  rejected {reason}: {n:,}")
