@@ -53,7 +53,7 @@ class AlertBook:
         self.open: dict[tuple[AlertName, Labels], Alert] = {}
         self.holding: dict[tuple[AlertName, Labels], float] = {}  # condition true since
         self.clearing: dict[tuple[AlertName, Labels], float] = {}  # open, condition false since
-        self._pending: list[Alert] = []
+        self.pending: list[Alert] = []  # changes not yet drained (cheap to test for)
 
     def is_open(self, name: AlertName, labels: dict[str, str]) -> bool:
         return (name, labels_key(labels)) in self.open
@@ -81,7 +81,7 @@ class AlertBook:
         del self.holding[key]
         alert = Alert(name, "firing", at, dict(labels), summary, details)
         self.open[key] = alert
-        self._pending.append(alert)
+        self.pending.append(alert)
 
     def calm(self, name: AlertName, labels: dict[str, str]) -> None:
         """Neither the firing nor the end condition holds: restart any hold or wait."""
@@ -111,10 +111,10 @@ class AlertBook:
         del self.clearing[key]
         fired = self.open.pop(key)
         details = {"firing_since": iso(fired.at), "duration_seconds": at - fired.at, **details}
-        self._pending.append(Alert(name, "resolved", at, dict(labels), summary, details))
+        self.pending.append(Alert(name, "resolved", at, dict(labels), summary, details))
 
     def drain(self) -> list[Alert]:
-        if not self._pending:
+        if not self.pending:
             return []  # the common case, asked after every event
-        out, self._pending = self._pending, []
+        out, self.pending = self.pending, []
         return out
