@@ -71,6 +71,9 @@ class Backlog:
         self.completions_without_arrival = 0
         self._at_risk: set[tuple[str, float]] = set()  # open SlaAtRisk episodes (team, due)
         self._open_team: dict[str, str] = {}  # open claim -> its team, for O(1) look-ups
+        self.completed_total: dict[str, int] = {}  # team -> completions ever (a counter)
+        # The last projection per team: deadline -> (claims due, projected misses).
+        self.projections: dict[str, dict[float, tuple[int, int]]] = {t: {} for t in self.teams}
 
     # --- facts -------------------------------------------------------------------------
 
@@ -112,6 +115,7 @@ class Backlog:
             else:
                 del queue.due_counts[claim.due]
         self._remember_done(claim_id, team, t)
+        self.completed_total[team] = self.completed_total.get(team, 0) + 1
         if count:
             self.completions.add(team, t)
         return True
@@ -162,6 +166,7 @@ class Backlog:
                 misses = min(count, max(0, math.ceil(ahead + count - capacity - 1e-9)))
                 projected[due] = (count, misses, capacity, working)
             ahead += count
+        self.projections[team] = {due: (p[0], p[1]) for due, p in projected.items()}
         # Episodes whose deadline passed: resolve, saying how many missed.
         for due in sorted(d for (t, d) in self._at_risk if t == team and d <= now):
             self._at_risk.discard((team, due))

@@ -44,8 +44,10 @@ class Inflow:
         if "hub" in settings.scopes:
             self.keys.update(("hub", h) for h in hubs)
         self._clients = "client" in settings.scopes
+        self.arrived_total: dict[str, int] = {}  # team -> arrivals ever counted (a counter)
 
     def on_arrival(self, team: str, hub_id: str, client_id: str, t: float) -> None:
+        self.arrived_total[team] = self.arrived_total.get(team, 0) + 1
         client = ("client", client_id)
         self.counts.add_many((("team", team), ("hub", hub_id), client), t)
         if self._clients and client not in self.keys:

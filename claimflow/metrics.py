@@ -1,0 +1,242 @@
+"""Prometheus metrics, read from engine state when Prometheus scrapes.
+
+A scrape-time collector, not gauges set as events arrive: the live worker passes the engines
+of the partitions it owns at that moment, so a partition that moved to another worker
+disappears from this worker's output instead of going stale. Samples of several engines are
+combined per label set: counts add up, `hub_link_up` and the event time take the minimum, ages
+and timestamps the maximum, so the sums across workers equal a single worker's figures.
+
+Labels are bounded: team, client, hub, center, reason, SLA or deadline class, alert name,
+score, reference day. Never a claim id, never a survey comment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from claimflow.engine import Engine
+from claimflow.engine.alerts import ALERT_NAMES
+from claimflow.timeutil import DAY
+
+Labels = tuple[str, ...]
+
+
+@dataclass
+class _Family:
+    name: str
+    doc: str
+    labels: tuple[str, ...]
+    counter: bool = False
+    combine: Callable[[float, float], float] = lambda a, b: a + b
+    samples: dict[Labels, float] = field(default_factory=dict)
+
+    def add(self, labels: Labels, value: float) -> None:
+        if labels in self.samples:
+            self.samples[labels] = self.combine(self.samples[labels], value)
+        else:
+            self.samples[labels] = value
+
+    def metric(self) -> Metric:
+        family_type = CounterMetricFamily if self.counter else GaugeMetricFamily
+        family = family_type(self.name, self.doc, labels=list(self.labels))
+        for labels, value in sorted(self.samples.items()):
+            family.add_metric(list(labels), value)
+        return family
+
+
+def _families() -> dict[str, _Family]:
+    families = [
+        _Family("claimflow_events", "Events counted, by type.", ("type",), counter=True),
+        _Family(
+            "claimflow_rejected_events",
+            "Input refused (dead-lettered), by reason.",
+            ("reason",),
+            counter=True,
+        ),
+        _Family(
+            "claimflow_event_time_seconds",
+            "Event time (Unix seconds) up to which everything has been applied and judged.",
+            (),
+            combine=min,
+        ),
+        _Family(
+            "claimflow_arrivals", "Claims arrived at the center, by team.", ("team",), counter=True
+        ),
+        _Family("claimflow_completions", "Claims completed, by team.", ("team",), counter=True),
+        _Family(
+            "claimflow_team_inflow_claims",
+            "Claims arrived in the trailing inflow window (detectors.inflow_drop.window).",
+            ("team",),
+        ),
+        _Family(
+            "claimflow_team_inflow_baseline_claims",
+            "Seasonal expectation for the same window (median of the reference days); absent "
+            "while the baseline warms up and on holidays.",
+            ("team",),
+        ),
+        _Family(
+            "claimflow_team_inflow_reference_claims",
+            "Arrivals in the same clock window on a reference day (1d: yesterday, 7d: a week ago).",
+            ("team", "reference"),
+        ),
+        _Family(
+            "claimflow_hub_inflow_claims",
+            "Claims arrived from a hub in the trailing inflow window.",
+            ("hub_id",),
+        ),
+        _Family(
+            "claimflow_hub_inflow_baseline_claims",
+            "Seasonal expectation of a hub's arrivals for the same window.",
+            ("hub_id",),
+        ),
+        _Family(
+            "claimflow_backlog_claims",
+            "Open claims by SLA class (overdue, due_today, due_later in the team's time zone).",
+            ("team", "sla_class"),
+        ),
+        _Family(
+            "claimflow_oldest_open_claim_age_seconds",
+            "Age of the team's oldest open claim since it arrived.",
+            ("team",),
+            combine=max,
+        ),
+        _Family(
+            "claimflow_claims_at_risk",
+            "Claims projected to miss their deadline at the team's current pace.",
+            ("team", "deadline_class"),
+        ),
+        _Family(
+            "claimflow_claims_in_transit",
+            "Claims dispatched by the hub and not arrived yet.",
+            ("hub_id", "center_id"),
+        ),
+        _Family(
+            "claimflow_claims_missing",
+            "Claims in transit for longer than the route's transit timeout.",
+            ("hub_id", "center_id"),
+        ),
+        _Family(
+            "claimflow_hub_link_up",
+            "1 while the route is not in a HubLinkBreak episode, else 0.",
+            ("hub_id", "center_id"),
+            combine=min,
+        ),
+        _Family(
+            "claimflow_hub_last_arrival_timestamp_seconds",
+            "Event time of the route's last arrival.",
+            ("hub_id", "center_id"),
+            combine=max,
+        ),
+        _Family(
+            "claimflow_transit_timeout_seconds",
+            "The route's learned transit timeout.",
+            ("hub_id", "center_id"),
+            combine=max,
+        ),
+        _Family(
+            "claimflow_survey_responses",
+            "Survey answers by client and score (1 worst).",
+            ("client_id", "score"),
+            counter=True,
+        ),
+        _Family("claimflow_alerts_open", "Open alert episodes, by alert.", ("alert",)),
+    ]
+    return {f.name: f for f in families}
+
+
+class EngineCollector(Collector):
+    """Exports the state of the engines `engines()` returns at scrape time."""
+
+    def __init__(self, engines: Callable[[], Iterable[Engine]]) -> None:
+        self.engines = engines
+
+    def collect(self) -> Iterator[Metric]:
+        families = _families()
+        for engine in self.engines():
+            _sample(engine, families)
+        for family in families.values():
+            yield family.metric()
+
+
+def _sample(engine: Engine, f: dict[str, _Family]) -> None:
+    for kind, n in engine.accepted.items():
+        f["claimflow_events"].add((kind,), n)
+    for reason, n in engine.rejected.items():
+        f["claimflow_rejected_events"].add((reason,), n)
+    for name in ALERT_NAMES:
+        f["claimflow_alerts_open"].add((name,), sum(1 for (a, _) in engine.book.open if a == name))
+    if engine.watermark == float("-inf"):
+        return  # nothing applied yet: no event time, no windows
+    now = engine.watermark
+    f["claimflow_event_time_seconds"].add((), now)
+    _inflow(engine, now, f)
+    _backlog(engine, now, f)
+    _links(engine, f)
+    for (client, score), n in engine.feedback.scores.items():
+        f["claimflow_survey_responses"].add((client, str(score)), n)
+
+
+def _inflow(engine: Engine, now: float, f: dict[str, _Family]) -> None:
+    inflow = engine.inflow
+    end = now // engine.window * engine.window
+    start = end - inflow.s.window
+    offsets = inflow.baseline.offsets(start, end, engine.history_start)
+    for team in sorted(engine.teams):
+        f["claimflow_arrivals"].add((team,), inflow.arrived_total.get(team, 0))
+        f["claimflow_completions"].add((team,), engine.backlog.completed_total.get(team, 0))
+        key = ("team", team)
+        f["claimflow_team_inflow_claims"].add((team,), inflow.counts.window_sum(key, start, end))
+        if offsets is None:
+            continue
+        expectation = inflow.baseline.expect(
+            inflow.counts, key, start, end, engine.history_start, offsets
+        )
+        if expectation is not None:
+            f["claimflow_team_inflow_baseline_claims"].add((team,), expectation.expected)
+            for offset, count in expectation.references:
+                f["claimflow_team_inflow_reference_claims"].add(
+                    (team, f"{round(offset / DAY)}d"), count
+                )
+    for hub in sorted(engine.hub_centers):
+        key = ("hub", hub)
+        f["claimflow_hub_inflow_claims"].add((hub,), inflow.counts.window_sum(key, start, end))
+        if offsets is not None:
+            expectation = inflow.baseline.expect(
+                inflow.counts, key, start, end, engine.history_start, offsets
+            )
+            if expectation is not None:
+                f["claimflow_hub_inflow_baseline_claims"].add((hub,), expectation.expected)
+
+
+def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
+    backlog = engine.backlog
+    for team in sorted(engine.teams):
+        for sla_class, n in backlog.by_class(team, now).items():
+            f["claimflow_backlog_claims"].add((team, sla_class), n)
+        oldest = backlog.oldest_arrival(team)
+        if oldest is not None:
+            f["claimflow_oldest_open_claim_age_seconds"].add((team,), max(0.0, now - oldest))
+        calendar = backlog.teams[team].calendar
+        today = calendar.local_day(now)
+        at_risk = {"due_today": 0, "due_later": 0}
+        for due, (_, misses) in backlog.projections.get(team, {}).items():
+            if due <= now:
+                continue
+            due_class = "due_today" if calendar.local_day(due - 1e-6) == today else "due_later"
+            at_risk[due_class] += misses
+        for due_class, n in at_risk.items():
+            f["claimflow_claims_at_risk"].add((team, due_class), n)
+
+
+def _links(engine: Engine, f: dict[str, _Family]) -> None:
+    for route, state in sorted(engine.links.routes.items()):
+        f["claimflow_claims_in_transit"].add(route, state.in_transit)
+        f["claimflow_claims_missing"].add(route, len(state.missing))
+        f["claimflow_hub_link_up"].add(route, 1 - engine.links.status(route))
+        f["claimflow_transit_timeout_seconds"].add(route, state.timeout)
+        if state.last_arrival is not None:
+            f["claimflow_hub_last_arrival_timestamp_seconds"].add(route, state.last_arrival)
