@@ -116,7 +116,8 @@ def _lines(source: str) -> Iterator[bytes]:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from claimflow.engine import Alert
+    from claimflow.engine import Alert, Engine
+    from claimflow.it_view import break_episodes
     from claimflow.rejections import Rejection
     from claimflow.replay import ReplaySummary, replay
 
@@ -148,10 +149,22 @@ def _replay(args: argparse.Namespace) -> int:
                 f"{sum(summary.alerts.values())} alerts"
             )
 
-    summary = replay(config, _lines(args.input), on_alert, on_reject, on_progress)
+    engine = Engine(config)
+    summary = replay(config, _lines(args.input), on_alert, on_reject, on_progress, engine)
     if tty:
         sys.stderr.write("\r\033[K")
     print(summary.render(), file=sys.stderr)
+    episodes = break_episodes(engine)
+    if episodes:
+        print("hub link breaks (for IT):", file=sys.stderr)
+    for e in reversed(episodes):
+        ended = f"ended {e['ended_at']}" if e["ended_at"] else "still open"
+        print(
+            f"  {e['hub_id']} -> {e['center_id']}: since {e['since']}, detected "
+            f"{e['detected_at']}, {ended}; up to {e['max_missing_claims']} claims missing "
+            f"({', '.join(e['evidence'])})",
+            file=sys.stderr,
+        )
     if args.truth is not None:
         import json
 

@@ -116,6 +116,11 @@ def test_replay_output_is_the_contract_shape(tmp_path: Path) -> None:
     assert scored.stdout == done.stdout
     assert re.search(rb"hub_link_break .* HubLinkBreak after \d+ min", scored.stderr)
     assert b"false alarms: 0" in scored.stderr
+    assert re.search(
+        rb"hub-1 -> center-1: since 2026-\S+, detected 2026-\S+, ended 2026-\S+; "
+        rb"up to \d+ claims missing \(missing_claims",
+        scored.stderr,
+    )
     fired = [a for a in alerts if a["alert"] == "HubLinkBreak" and a["state"] == "firing"]
     assert fired and fired[0]["labels"] == {"hub_id": "hub-1", "center_id": "center-1"}
     assert {"since", "missing_claims"} <= set(fired[0]["details"])

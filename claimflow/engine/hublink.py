@@ -41,6 +41,18 @@ class Transit:
 
 
 @dataclass(slots=True)
+class BreakEpisode:
+    """One HubLinkBreak episode, as IT traces it."""
+
+    route: Route
+    since: float  # dispatch time of the first missing claim, or the last arrival (silence)
+    detected: float  # event time the alert fired
+    end: float | None  # event time it resolved; None while open
+    max_missing: int  # most claims missing at once during the episode
+    evidence: list[str]
+
+
+@dataclass(slots=True)
 class RouteState:
     route: Route
     timeout: float
@@ -85,6 +97,8 @@ class HubLinks:
         self.missing_counts = BucketCounts(window, span)
         self.arrivals = BucketCounts(window, baseline.retention + window)
         self.abandoned = 0
+        # Break episodes for IT, newest last: open ones have end None. Bounded.
+        self.episodes: deque[BreakEpisode] = deque(maxlen=200)
         # Silence expectations only change when a bucket edge is crossed: keep the last one.
         self._silence_cache: dict[Route, tuple[float, float, float | None]] = {}
 
@@ -235,7 +249,16 @@ class HubLinks:
                     f"about {expected:.0f} claims were expected in that time"
                 )
             self.book.fire("HubLinkBreak", state.labels, now, summary, details)
+            self.episodes.append(
+                BreakEpisode(
+                    state.route, state.since, now, None, len(state.missing), details["evidence"]
+                )
+            )
             return
+        for episode in reversed(self.episodes):
+            if episode.route == state.route and episode.end is None:
+                episode.max_missing = max(episode.max_missing, len(state.missing))
+                break
         recent_dispatched = self.dispatched.window_sum(state.route, edge - s.resolve_window, edge)
         recent_missing = self.missing_counts.window_sum(state.route, edge - s.resolve_window, edge)
         flowing = not state.missing or (
@@ -246,6 +269,10 @@ class HubLinks:
             summary = f"{hub} → {center}: claims are arriving again"
             self.book.resolve("HubLinkBreak", state.labels, now, summary, details)
             state.since = None
+            for episode in reversed(self.episodes):
+                if episode.route == state.route and episode.end is None:
+                    episode.end = now
+                    break
 
     def _silence(
         self, state: RouteState, now: float, history_start: float
@@ -272,6 +299,12 @@ class HubLinks:
             if dispatched_at >= start:
                 return dispatched_at
         return start
+
+    def in_transit(self, route: Route) -> list[tuple[str, Transit]]:
+        """Claims dispatched on the route and not arrived, oldest dispatch first."""
+        claims = [(cid, rec) for cid, rec in self.transit.items() if rec.route == route]
+        claims.sort(key=lambda item: item[1].dispatched_at)
+        return claims
 
     def status(self, route: Route) -> int:
         """1 while the route is in a break episode, else 0."""

@@ -1,0 +1,79 @@
+"""What IT needs to trace a hub-link break, as JSON-ready data.
+
+Claim ids appear here, behind the worker's web port (issue 3), never in metrics. Everything
+is read from engine state at its event time (the watermark), so a replay and the live worker
+answer the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claimflow.engine import Engine
+from claimflow.timeutil import iso
+
+MAX_PAGE = 1000
+
+
+class RouteNotFoundError(LookupError):
+    """No such route."""
+
+
+def transit_page(
+    engine: Engine, hub_id: str, center_id: str, offset: int = 0, limit: int = 100
+) -> dict[str, Any]:
+    """Claims dispatched on hub -> center and not arrived, oldest dispatch first, one page."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be 1 to {MAX_PAGE}, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must not be negative, got {offset}")
+    route = (hub_id, center_id)
+    state = engine.links.routes.get(route)
+    if state is None:
+        raise RouteNotFoundError(f"no route {hub_id} -> {center_id}")
+    now = engine.watermark
+    claims = engine.links.in_transit(route)
+    page = claims[offset : offset + limit]
+    return {
+        "hub_id": hub_id,
+        "center_id": center_id,
+        "as_of": iso(now) if now != float("-inf") else None,
+        "in_transit": len(claims),
+        "missing": len(state.missing),
+        "transit_timeout_seconds": round(state.timeout),
+        "offset": offset,
+        "limit": limit,
+        "next_offset": offset + limit if offset + limit < len(claims) else None,
+        "claims": [
+            {
+                "claim_id": claim_id,
+                "client_id": record.client_id,
+                "dispatched_at": iso(record.dispatched_at),
+                "age_seconds": round(max(0.0, now - record.dispatched_at)),
+                "missing": claim_id in state.missing,
+            }
+            for claim_id, record in page
+        ],
+    }
+
+
+def break_episodes(engine: Engine) -> list[dict[str, Any]]:
+    """HubLinkBreak episodes, newest first, with start, detection, end and missing counts."""
+    out = []
+    for episode in reversed(engine.links.episodes):
+        hub, center = episode.route
+        state = engine.links.routes[episode.route]
+        out.append(
+            {
+                "hub_id": hub,
+                "center_id": center,
+                "since": iso(episode.since),
+                "detected_at": iso(episode.detected),
+                "ended_at": iso(episode.end) if episode.end is not None else None,
+                "open": episode.end is None,
+                "max_missing_claims": episode.max_missing,
+                "missing_claims_now": len(state.missing) if episode.end is None else None,
+                "evidence": list(episode.evidence),
+            }
+        )
+    return out
