@@ -30,7 +30,7 @@ def run(name: str, days: int, seed: int, folder: Path) -> tuple[list[Alert], dic
     write_scenario(sim, path)
     alerts: list[Alert] = []
     with path.open("rb") as fh:
-        replay(config, fh, alerts.append, lambda n, r: None)
+        replay(config, fh, alerts.append, lambda n, r, raw: None)
     return alerts, sim.truth()
 
 

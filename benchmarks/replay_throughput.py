@@ -55,7 +55,7 @@ def throughput(path: Path, runs: int) -> None:
             decode(line)
 
     def full() -> None:
-        replay(config, lines, lambda a: None, lambda k, r: None)
+        replay(config, lines, lambda a: None, lambda k, r, raw: None)
 
     t_bare = _best_of(runs, bare)
     t_validate = _best_of(runs, validate)

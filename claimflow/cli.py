@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="events, one JSON object a line; - for stdin")
     p.add_argument("--quiet", action="store_true", help="no progress line, no per-line errors")
     p.add_argument(
+        "--dead-letters",
+        type=Path,
+        metavar="FILE",
+        help="write every refused line there as a dead-letter record (JSON lines)",
+    )
+    p.add_argument(
         "--truth",
         type=Path,
         help="a scenario's ground truth (from simulate): also print detection "
@@ -116,6 +122,7 @@ def _lines(source: str) -> Iterator[bytes]:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from claimflow.deadletter import dead_letter, dead_letter_json
     from claimflow.engine import Alert, Engine
     from claimflow.it_view import break_episodes
     from claimflow.rejections import Rejection
@@ -135,7 +142,13 @@ def _replay(args: argparse.Namespace) -> int:
         out.write(alert.to_json() + "\n")
         out.flush()
 
-    def on_reject(line: int, problem: Rejection) -> None:
+    dead = args.dead_letters.open("wb") if args.dead_letters else None
+    source = "-" if args.input == "-" else str(Path(args.input).resolve())
+
+    def on_reject(line: int, problem: Rejection, raw: bytes) -> None:
+        if dead is not None:
+            record = dead_letter(raw.rstrip(b"\r\n"), problem, source, 0, line)
+            dead.write(dead_letter_json(record) + b"\n")
         if args.quiet:
             return
         if tty:
@@ -150,7 +163,11 @@ def _replay(args: argparse.Namespace) -> int:
             )
 
     engine = Engine(config)
-    summary = replay(config, _lines(args.input), on_alert, on_reject, on_progress, engine)
+    try:
+        summary = replay(config, _lines(args.input), on_alert, on_reject, on_progress, engine)
+    finally:
+        if dead is not None:
+            dead.close()
     if tty:
         sys.stderr.write("\r\033[K")
     print(summary.render(), file=sys.stderr)

@@ -54,7 +54,7 @@ def replay(
     config: Config,
     lines: Iterable[bytes],
     on_alert: Callable[[Alert], None],
-    on_reject: Callable[[int, Rejection], None],
+    on_reject: Callable[[int, Rejection, bytes], None],
     on_progress: Callable[[ReplaySummary], None] | None = None,
     engine: Engine | None = None,
 ) -> ReplaySummary:
@@ -79,7 +79,7 @@ def replay(
         problem = event if isinstance(event, Rejection) else ingest(event)
         if problem is not None:
             summary.rejected[problem.reason.value] += 1
-            on_reject(number, problem)
+            on_reject(number, problem, line)
             if not problem.applied:
                 continue
         summary.events += 1

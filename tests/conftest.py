@@ -48,7 +48,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, config: Config):  # type:
             _, truth_path = write_scenario(sim, out)
             alerts: list[Alert] = []
             with out.open("rb") as fh:
-                summary = replay(config, fh, alerts.append, lambda n, r: None)
+                summary = replay(config, fh, alerts.append, lambda n, r, raw: None)
             _CACHE[key] = ScenarioRun(out, json.loads(truth_path.read_text()), alerts, summary)
         return _CACHE[key]
 

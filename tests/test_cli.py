@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from claimflow.deadletter import original_bytes
 from claimflow.events import decode
 from claimflow.rejections import Rejection
 
@@ -93,6 +94,21 @@ def test_replay_reports_every_bad_line_with_its_number_and_goes_on(
     assert f"{len(good) + 1:,} events counted" in err
     for line in done.stdout.decode().splitlines():
         json.loads(line)
+
+    # --dead-letters keeps every refused line, byte for byte, with its reason and line.
+    dead = tmp_path / "dead.jsonl"
+    kept = _run("replay", "--input", mixed, "--quiet", "--dead-letters", dead)
+    assert kept.returncode == 0 and kept.stdout == done.stdout
+    records = [json.loads(line) for line in dead.read_bytes().splitlines()]
+    by_line = {r["source"]["offset"]: r for r in records}
+    assert set(by_line) == set(where.values())
+    for reason, line in where.items():
+        record = by_line[line]
+        assert record["reason"] == reason
+        assert record["source"]["topic"] == str(mixed.resolve())
+        assert original_bytes(record) == lines[line - 1]
+    assert by_line[where["late"]]["applied_to_claim_state"] is True
+    assert by_line[where["malformed_json"]]["original"] == BAD_LINES["malformed_json"].decode()
 
     # The same input from standard input gives the same output.
     piped = _run("replay", "--input", "-", stdin=mixed.read_bytes())

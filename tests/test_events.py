@@ -115,3 +115,17 @@ def test_schema_check_detects_a_stale_file(tmp_path: Path) -> None:
     assert check_schemas(tmp_path) == []
     (tmp_path / "claim_arrived.schema.json").write_text("{}")
     assert check_schemas(tmp_path) == ["claim_arrived.schema.json"]
+
+
+def test_dead_letter_keeps_the_original_bytes_exactly() -> None:
+    from claimflow.deadletter import dead_letter, dead_letter_json, original_bytes
+
+    raw = b'\xff\xfe{"type": broken'
+    result = decode(raw)
+    assert isinstance(result, Rejection)
+    record = json.loads(dead_letter_json(dead_letter(raw, result, "claims.arrived", 3, 1234, 0.0)))
+    assert record["reason"] == "malformed_json"
+    assert record["source"] == {"topic": "claims.arrived", "partition": 3, "offset": 1234}
+    assert record["original"] is None  # not UTF-8: only the exact bytes, in base64
+    assert original_bytes(record) == raw
+    assert record["received_at"] == "1970-01-01T00:00:00Z"
