@@ -159,32 +159,30 @@ class Simulator:
         team = self.teams[min(2, len(self.teams) - 1)]
         client = self.clients[min(3, len(self.clients) - 1)]
         last = self.days - 2
+        consequences = ["InflowDrop", "SlaAtRisk", "NegativeFeedbackSurge"]
+
+        def link_break(day: int, start: float, end: float, loss: float) -> Fault:
+            return Fault(
+                "hub_link_break",
+                self._local(day, start),
+                self._local(day, end),
+                {"hub_id": hub, "center_id": center},
+                "HubLinkBreak",
+                consequences,
+                {"loss": loss},
+            )
+
         makers: dict[str, Callable[[int], Fault]] = {
-            "hub-break": lambda d: Fault(
-                "hub_link_break",
-                self._local(d, 1.0),
-                self._local(d, 9.5),
-                {"hub_id": hub, "center_id": center},
-                "HubLinkBreak",
-                ["InflowDrop", "SlaAtRisk", "NegativeFeedbackSurge"],
-                {"loss": 1.0},
-            ),
-            "partial-hub-break": lambda d: Fault(
-                "hub_link_break",
-                self._local(d, 10.0),
-                self._local(d, 14.0),
-                {"hub_id": hub, "center_id": center},
-                "HubLinkBreak",
-                ["InflowDrop", "SlaAtRisk", "NegativeFeedbackSurge"],
-                {"loss": 0.5},
-            ),
+            # Overnight, like the night the whiteboard showed 15% of the usual inflow.
+            "hub-break": lambda d: link_break(d, 1.0, 9.5, loss=1.0),
+            "partial-hub-break": lambda d: link_break(d, 10.0, 14.0, loss=0.5),
             "hub-silent": lambda d: Fault(
                 "hub_silent",
                 self._local(d, 10.0),
                 self._local(d, 12.5),
                 {"hub_id": other_hub, "center_id": other_center},
                 "HubLinkBreak",
-                ["InflowDrop", "SlaAtRisk", "NegativeFeedbackSurge"],
+                consequences,
             ),
             "team-capacity-loss": lambda d: Fault(
                 "team_capacity_loss",
