@@ -1,0 +1,63 @@
+"""With no events at all, the wall clock still moves event time on: silence is noticed."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from claimflow.config import Config
+from claimflow.engine import Engine
+from claimflow.events import decode
+from claimflow.idle import IdleClock
+from claimflow.simulate import Simulator
+from claimflow.timeutil import ManualClock
+
+
+def _fed(config: Config) -> Engine:
+    """Nine ordinary days, then the feed stops at 10:00 on the tenth (a Wednesday)."""
+    engine = Engine(config)
+    for _, raw in Simulator(config, "normal", 10, date(2026, 11, 2), seed=6).events():
+        event = decode(json.dumps(raw))
+        if (
+            raw.get(
+                "arrived_at",
+                raw.get("dispatched_at", raw.get("completed_at", raw.get("responded_at", ""))),
+            )
+            > "2026-11-11T10:00"
+        ):
+            break
+        engine.ingest(event)  # type: ignore[arg-type]
+    engine.drain_alerts()
+    return engine
+
+
+def test_a_silent_feed_is_noticed_by_the_wall_clock(config: Config) -> None:
+    engine = _fed(config)
+    clock = ManualClock(engine.newest + 30)  # wall time: half a minute after the last event
+    idle = IdleClock(engine, clock)
+    assert not idle.tick()  # not idle long enough yet
+    fired = []
+    for _ in range(120):  # two hours of wall time, a tick a minute, no events at all
+        clock.advance(60)
+        idle.tick()
+        fired += [a for a in engine.drain_alerts() if a.state == "firing"]
+    breaks = {tuple(sorted(a.labels.items())) for a in fired if a.alert == "HubLinkBreak"}
+    assert breaks == {
+        (("center_id", "center-1"), ("hub_id", "hub-1")),
+        (("center_id", "center-1"), ("hub_id", "hub-2")),
+    }
+    assert all(a.details["evidence"] == ["silence"] for a in fired if a.alert == "HubLinkBreak")
+    # Event time trails the wall clock by the grace, never more.
+    assert engine.newest == clock.now() - idle.grace
+
+
+def test_events_flowing_keep_the_clock_out_of_it(config: Config) -> None:
+    engine = _fed(config)
+    clock = ManualClock(engine.newest + 10)
+    idle = IdleClock(engine, clock, idle_after=60)
+    newest = engine.newest
+    for _ in range(10):
+        clock.advance(30)
+        idle.event_taken()  # events keep coming every 30 s of wall time
+        assert not idle.tick()
+    assert engine.newest == newest
