@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from claimflow.engine.baseline import SeasonalBaseline
+from claimflow.engine.windows import BucketCounts
+from claimflow.timeutil import DAY, HOUR, WEEK, ManualClock, format_duration, iso, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("2h", 7200),
+        ("14d", 14 * 86400),
+        ("1w", 604800),
+        ("250ms", 0.25),
+        ("1.5h", 5400),
+        (" 3 m ", 180),
+        (42, 42),
+        (0.5, 0.5),
+        ("7", 7),
+    ],
+)
+def test_parse_duration(text: str | float, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "5 minutes", "-3m", "", "1h30m", True, -1])
+def test_parse_duration_refuses(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)  # type: ignore[arg-type]
+
+
+def test_format_duration_and_iso() -> None:
+    assert [format_duration(s) for s in (5, 60, 125, 3900, 90000)] == [
+        "5s",
+        "1m",
+        "2m05s",
+        "1h05m",
+        "1d01h",
+    ]
+    assert iso(0) == "1970-01-01T00:00:00Z"
+    assert iso(1.5) == "1970-01-01T00:00:01.500000Z"
+
+
+def test_manual_clock() -> None:
+    clock = ManualClock(100)
+    clock.advance(5)
+    assert clock.now() == 105
+    clock.set(7)
+    assert clock.now() == 7
+
+
+LONDON = ZoneInfo("Europe/London")
+MON_TO_FRI = frozenset(range(5))
+
+
+def _t(*args: int) -> float:
+    return datetime(*args, tzinfo=UTC).timestamp()  # type: ignore[misc]
+
+
+def _baseline(holidays: frozenset[date] = frozenset(), min_refs: int = 2) -> SeasonalBaseline:
+    return SeasonalBaseline(
+        LONDON, MON_TO_FRI, holidays, reference_weeks=3, min_references=min_refs
+    )
+
+
+def test_monday_is_compared_with_mondays_not_sunday() -> None:
+    start, end = _t(2026, 11, 23, 9), _t(2026, 11, 23, 10)  # Monday
+    assert _baseline().offsets(start, end, history_start=0) == [WEEK, 2 * WEEK, 3 * WEEK]
+    tuesday = _baseline().offsets(start + DAY, end + DAY, history_start=0)
+    assert tuesday == [DAY, WEEK, 2 * WEEK, 3 * WEEK]
+
+
+def test_warm_up_holidays_and_the_median() -> None:
+    start, end = _t(2026, 11, 24, 9), _t(2026, 11, 24, 10)  # Tuesday
+    # Only yesterday is in the history: one reference, fewer than two: no expectation.
+    assert _baseline().offsets(start, end, history_start=start - DAY) is None
+    # Yesterday was a holiday: skipped.
+    holiday = frozenset({date(2026, 11, 23)})
+    assert _baseline(holiday).offsets(start, end, history_start=0) == [WEEK, 2 * WEEK, 3 * WEEK]
+    # Today a holiday: no expectation at all.
+    assert _baseline(frozenset({date(2026, 11, 24)})).offsets(start, end, 0) is None
+    counts = BucketCounts(300, 30 * DAY)
+    for offset, n in ((DAY, 50), (WEEK, 48), (2 * WEEK, 0), (3 * WEEK, 52)):  # one dead day
+        for k in range(n):
+            counts.add("k", start - offset + k * HOUR / n)
+    expectation = _baseline().expect(counts, "k", start, end, history_start=0)
+    assert expectation is not None
+    assert expectation.expected == 49  # median of 50, 48, 0, 52: the dead day does not drag it
+    assert dict(expectation.references) == {DAY: 50, WEEK: 48, 2 * WEEK: 0, 3 * WEEK: 52}
