@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="claimflow",
         description="Streaming monitor for the flow of insurance claims through a service center.",
     )
+    parser.add_argument("--version", action="version", version=f"claimflow {_version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     p = sub.add_parser("replay", help="run the detectors over a file of events, print alerts")
@@ -109,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     p.set_defaults(run=_schemas)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("claimflow")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _lines(source: str) -> Iterator[bytes]:
@@ -195,6 +205,12 @@ def _replay(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from claimflow.simulate import SimulationError, Simulator, write_scenario
 
+    if str(args.out) == "-":
+        print(
+            "claimflow simulate: --out needs a file: the ground truth is written beside it",
+            file=sys.stderr,
+        )
+        return 2
     config = load_config(args.config)
     try:
         sim = Simulator(

@@ -202,3 +202,10 @@ def test_simulate_refuses_a_fault_without_history(tmp_path: Path) -> None:
     assert b"needs --days 10 or more" in done.stderr
     done = _run("simulate", "--scenario", "meteor", "--days", "30", "--out", tmp_path / "x")
     assert done.returncode == 2 and b"unknown scenario" in done.stderr
+
+
+def test_version_and_simulate_needs_a_file() -> None:
+    done = _run("--version")
+    assert done.returncode == 0 and done.stdout.decode().startswith("claimflow 0.")
+    done = _run("simulate", "--scenario", "normal", "--days", "1", "--out", "-")
+    assert done.returncode == 2 and b"--out needs a file" in done.stderr
