@@ -221,7 +221,10 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
     print(f"simulating {args.days} days of scenario {args.scenario!r}...", file=sys.stderr)
     count, truth = write_scenario(
-        sim, args.out, lambda n: print(f"  {n:,} events written", file=sys.stderr)
+        sim,
+        args.out,
+        lambda n: print(f"  {n:,} events written", file=sys.stderr),
+        lambda message: print(f"  {message}", file=sys.stderr, flush=True),
     )
     print(f"wrote {count:,} events to {args.out} and the ground truth to {truth}", file=sys.stderr)
     for fault in sim.truth()["faults"]:

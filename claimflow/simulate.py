@@ -333,11 +333,17 @@ class Simulator:
 
     # --- events -----------------------------------------------------------------------
 
-    def events(self) -> list[tuple[float, dict[str, Any]]]:
+    def events(
+        self, progress: Callable[[str], None] | None = None
+    ) -> list[tuple[float, dict[str, Any]]]:
         """All events as (emit order key, event), sorted; the key adds up to 20 s of jitter
         to event time, as a real transport would, well within the default lateness."""
+        say = progress or (lambda message: None)
+        say("claims reaching the hubs...")
         claims = self._claims()
+        say(f"{len(claims):,} claims; teams working them...")
         self._work(claims)
+        say("events, surveys and faults...")
         rng = self.rng
         out: list[tuple[float, dict[str, Any]]] = []
 
@@ -437,11 +443,14 @@ class Simulator:
 
 
 def write_scenario(
-    sim: Simulator, out: Path, progress: Callable[[int], None] | None = None
+    sim: Simulator,
+    out: Path,
+    progress: Callable[[int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> tuple[int, Path]:
     """Writes events as JSON lines to `out` (`-`: standard output is the caller's) and the
     ground truth beside it. Returns the number of events and the truth file's path."""
-    events = sim.events()
+    events = sim.events(stage)
     truth_path = out.with_name(out.name + ".truth.json")
     with out.open("w", encoding="utf-8") as fh:
         _write_lines(fh, (e for _, e in events), progress)

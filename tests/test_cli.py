@@ -183,6 +183,7 @@ def test_simulate_writes_valid_events_and_ground_truth(tmp_path: Path) -> None:
         "simulate", "--scenario", "feedback-surge", "--days", "10", "--seed", "9", "--out", out
     )
     assert done.returncode == 0
+    assert re.search(rb"[\d,]+ claims; teams working them", done.stderr)  # progress
     lines = out.read_bytes().splitlines()
     events = [decode(line) for line in lines]
     assert not [e for e in events if isinstance(e, Rejection)]
