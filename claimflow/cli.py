@@ -105,6 +105,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_produce)
 
+    p = sub.add_parser(
+        "worker",
+        help="run the live worker: Faust agents on Kafka, /metrics and IT views on its web port",
+        description="Settings come from CLAIMFLOW_* environment variables (docs/worker.md); "
+        "these flags override them.",
+    )
+    p.add_argument("--config", type=Path, help="agreements YAML (default: the bundled example)")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default 127.0.0.1:9092)")
+    p.add_argument("--web-host", help="address of the web port (default 127.0.0.1)")
+    p.add_argument("--web-port", type=int, help="web port: /metrics, /it/* (default 6066)")
+    p.add_argument("--store", help="table store: memory:// (default) or rocksdb://")
+    p.add_argument("--data-dir", type=Path, help="where rocksdb:// keeps its files")
+    p.add_argument("--app-id", help="consumer group and table prefix (default claimflow)")
+    p.set_defaults(run=_worker)
+
+    p = sub.add_parser("dashboards", help="the Grafana boards (grafanalib)")
+    dash = p.add_subparsers(required=True, metavar="ACTION")
+    d = dash.add_parser("build", help="write the boards as JSON (dashboards/generated/)")
+    d.add_argument("--out", type=Path, help="folder (default: dashboards/generated)")
+    d.add_argument("--check", action="store_true", help="fail if the files are stale")
+    d.set_defaults(run=_dashboards)
+
     p = sub.add_parser("schemas", help="write the events' JSON Schema files")
     p.add_argument("--out", type=Path, default=Path("schemas"), help="folder (default: schemas)")
     p.add_argument("--check", action="store_true", help="fail if the files differ from the models")
@@ -266,6 +288,30 @@ def _broker(args: argparse.Namespace) -> int:
     return status
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from claimflow.streams.settings import SettingsError, from_env
+    from claimflow.worker import WorkerError, run_worker
+
+    try:
+        settings = from_env(
+            config=args.config,
+            bootstrap=args.bootstrap,
+            web_host=args.web_host,
+            web_port=args.web_port,
+            store=args.store,
+            data_dir=args.data_dir,
+            app_id=args.app_id,
+        )
+    except SettingsError as exc:
+        print(f"claimflow worker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_worker(settings)
+    except WorkerError as exc:
+        print(f"claimflow worker: {exc}", file=sys.stderr)
+        return 2
+
+
 def _produce(args: argparse.Namespace) -> int:
     from claimflow.produce import ProduceSummary, ensure_topics, make_producer, produce
     from claimflow.streams.topics import Topics
@@ -300,6 +346,25 @@ def _produce(args: argparse.Namespace) -> int:
     if tty:
         sys.stderr.write("\r\033[K")
     print(summary.render(), file=sys.stderr)
+    return 0
+
+
+def _dashboards(args: argparse.Namespace) -> int:
+    from claimflow.dashboards.boards import BOARDS, GENERATED, build
+
+    out = args.out or GENERATED
+    stale = build(out, check=args.check)
+    if args.check:
+        if stale:
+            print(
+                f"claimflow dashboards: stale in {out}: {', '.join(stale)}; "
+                "run `claimflow dashboards build`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{len(BOARDS)} boards up to date in {out}", file=sys.stderr)
+        return 0
+    print(f"wrote {len(BOARDS)} boards to {out}", file=sys.stderr)
     return 0
 
 

@@ -77,3 +77,22 @@ def break_episodes(engine: Engine) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def routes_overview(engine: Engine) -> list[dict[str, Any]]:
+    """Every hub -> center route: claims in transit and missing, link status, last arrival."""
+    out = []
+    for route, state in sorted(engine.links.routes.items()):
+        hub, center = route
+        out.append(
+            {
+                "hub_id": hub,
+                "center_id": center,
+                "link_up": engine.links.status(route) == 0,
+                "in_transit": state.in_transit,
+                "missing": len(state.missing),
+                "last_arrival": iso(state.last_arrival) if state.last_arrival is not None else None,
+                "transit_timeout_seconds": round(state.timeout),
+            }
+        )
+    return out

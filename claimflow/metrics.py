@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from claimflow.engine import Engine
+from claimflow.engine import Alert, Engine
 from claimflow.engine.alerts import ALERT_NAMES
 from claimflow.timeutil import DAY
 
 Labels = tuple[str, ...]
+# Every label an alert's scope can have; one that does not apply to an alert is left empty.
+ALERT_SCOPE = ("alert", "team", "client_id", "hub_id", "center_id")
 
 
 @dataclass
@@ -144,6 +147,19 @@ def _families() -> dict[str, _Family]:
             counter=True,
         ),
         _Family("claimflow_alerts_open", "Open alert episodes, by alert.", ("alert",)),
+        _Family(
+            "claimflow_alert_active",
+            "1 for each open alert episode, with its scope (labels that do not apply are "
+            "empty); Prometheus alert rules page on it.",
+            ALERT_SCOPE,
+            combine=max,
+        ),
+        _Family(
+            "claimflow_alert_since_timestamp_seconds",
+            "Event time the open episode's condition started (its `since`, else when it fired).",
+            ALERT_SCOPE,
+            combine=min,
+        ),
     ]
     return {f.name: f for f in families}
 
@@ -169,6 +185,10 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
         f["claimflow_rejected_events"].add((reason,), n)
     for name in ALERT_NAMES:
         f["claimflow_alerts_open"].add((name,), sum(1 for (a, _) in engine.book.open if a == name))
+    for (name, _), alert in sorted(engine.book.open.items()):
+        scope = (name, *(alert.labels.get(label, "") for label in ALERT_SCOPE[1:]))
+        f["claimflow_alert_active"].add(scope, 1)
+        f["claimflow_alert_since_timestamp_seconds"].add(scope, _since(alert))
     if engine.watermark == float("-inf"):
         return  # nothing applied yet: no event time, no windows
     now = engine.watermark
@@ -178,6 +198,16 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
     _links(engine, f)
     for (client, score), n in engine.feedback.scores.items():
         f["claimflow_survey_responses"].add((client, str(score)), n)
+
+
+def _since(alert: Alert) -> float:
+    since = alert.details.get("since")
+    if isinstance(since, str):
+        try:
+            return datetime.fromisoformat(since).timestamp()
+        except ValueError:
+            pass
+    return alert.at
 
 
 def _inflow(engine: Engine, now: float, f: dict[str, _Family]) -> None:

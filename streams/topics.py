@@ -19,6 +19,9 @@ class Topics:
     survey_response: str = "claims.surveys"
     alerts: str = "claimflow.alerts"
     deadletter: str = "claimflow.deadletter"
+    # Internal: every input record, validated and stamped, on one partition (see
+    # claimflow/sequencer.py for why the detectors need a single ordered stream).
+    sequenced: str = "claimflow.sequenced"
 
     def for_event(self, event_type: str) -> str:
         """The input topic of an event type (`hub_dispatched`, ...)."""

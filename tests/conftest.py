@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -10,10 +11,18 @@ from typing import Any
 
 import pytest
 
+from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert
 from claimflow.replay import ReplaySummary, replay
 from claimflow.simulate import Simulator, write_scenario
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A fresh embedded Kafka-protocol broker (Tansu, in memory) on a free port."""
+    with EmbeddedBroker(log=tmp_path / "broker.log") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,6 @@ from claimflow.broker import BrokerError, EmbeddedBroker, free_port, port_taken
 from claimflow.streams.topics import KEY_FIELDS, Topics
 
 CLI = [sys.executable, "-m", "claimflow.cli"]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log=tmp_path / "broker.log") as running:
-        yield running
 
 
 def _alive(pid: int) -> bool:

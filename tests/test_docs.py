@@ -52,3 +52,11 @@ def test_documented_detector_keys_exist() -> None:
     real = _keys(Config)
     named = set(re.findall(r"`((?:detectors|engine|defaults)\.[a-z_.]+)`", DOC))
     assert named - real == set()
+
+
+def test_every_worker_setting_is_documented() -> None:
+    from claimflow.streams.settings import env_names
+
+    text = (Path(__file__).parent.parent / "docs" / "worker.md").read_text()
+    missing = [name for name in env_names() if f"`{name}`" not in text]
+    assert not missing, f"docs/worker.md does not describe {missing}"

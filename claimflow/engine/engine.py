@@ -167,6 +167,11 @@ class Engine:
     def drain_alerts(self) -> list[Alert]:
         return self.book.drain()
 
+    def refuse(self, rejection: Rejection) -> None:
+        """Count input refused before it reached the engine (it did not decode), so that the
+        rejected-by-reason counter covers every dead letter."""
+        self._reject(rejection)
+
     def _reject(self, rejection: Rejection) -> Rejection:
         self.rejected[rejection.reason.value] += 1
         return rejection

@@ -1,0 +1,206 @@
+"""The worker: one Faust app, built from WorkerSettings. `claimflow worker` runs it.
+
+    input topics (4, keyed by claim / client)
+        -> ingest agent (any worker, by partition)   validate, stamp, forward
+        -> claimflow.sequenced (1 partition)
+        -> detector agent (the one worker owning it) merge by event time, engine, outputs
+        -> claimflow.alerts, claimflow.deadletter
+    table <app_id>-detector-state: snapshots of the detector state (changelog-backed)
+
+Why one sequenced partition: the detectors judge a team's, hub's or client's whole flow, and
+claims of one team are spread over every input partition; the design notes
+(docs/design-live-pipeline.md) weigh the alternatives. The volume is small (20,000 claims a
+day is under one event a second; one engine takes about 60,000 a second).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import faust
+from faust.auth import SASLCredentials, SSLCredentials
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from claimflow.agents import web
+from claimflow.agents.detect import Detector
+from claimflow.agents.ingest import Ingest
+from claimflow.config import Config, load_config
+from claimflow.metrics import EngineCollector
+from claimflow.streams.log_reader import LogReader
+from claimflow.streams.settings import WorkerSettings
+from claimflow.timeutil import Clock, SystemClock
+
+log = logging.getLogger("claimflow.worker")
+STATE_TABLE = "detector-state"
+
+
+def _credentials(settings: WorkerSettings) -> Any:
+    context = settings.ssl_context()
+    if "SASL" in settings.security_protocol:
+        return SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return SSLCredentials(context)
+    return None
+
+
+def kafka_auth(settings: WorkerSettings) -> dict[str, Any]:
+    """Connection security in aiokafka's terms, for the direct (non-Faust) clients."""
+    return dict(credentials_to_aiokafka_auth(_credentials(settings)))
+
+
+def create_app(
+    settings: WorkerSettings, config: Config | None = None, clock: Clock | None = None
+) -> faust.App:
+    config = config or load_config(settings.config)
+    clock = clock or SystemClock()
+    topics = settings.topics
+    credentials = _credentials(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+        broker_credentials=credentials,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_commit_interval=settings.commit_interval,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        autodiscover=False,
+    )
+    input_types = topics.inputs()
+
+    def raw_topic(name: str, partitions: int) -> Any:
+        return app.topic(name, partitions=partitions, key_serializer="raw", value_serializer="raw")
+
+    for name in input_types:
+        raw_topic(name, settings.partitions)
+    inputs = app.topic(*input_types, key_serializer="raw", value_serializer="raw")
+    sequenced = raw_topic(topics.sequenced, 1)
+    outputs = {"alert": raw_topic(topics.alerts, 1), "deadletter": raw_topic(topics.deadletter, 1)}
+    table = app.Table(
+        STATE_TABLE,
+        partitions=1,
+        key_type=str,
+        value_type=bytes,  # Faust stores bytes raw, in the changelog and on recovery
+        # Written only while the detector agent handles a sequenced record (partition 0),
+        # so the changelog partition is the current record's.
+    )
+    reader = LogReader(settings.bootstrap_servers, kafka_auth(settings))
+
+    def input_partitions() -> dict[str, int]:
+        counts = {name: app.consumer.topic_partitions(name) for name in input_types}
+        return {name: n for name, n in counts.items() if n}
+
+    ingest = Ingest(app, input_types, sequenced, clock)
+    detector = Detector(
+        config,
+        input_types,
+        settings.live,
+        table,
+        outputs,
+        reader,
+        topics.sequenced,
+        settings.snapshot_every,
+        input_partitions,
+    )
+    sequenced_tp = TP(topics.sequenced, 0)
+
+    @app.agent(inputs, name="ingest")
+    async def ingest_agent(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            await ingest.forward(message.topic, message.partition, message.offset, event.value)
+
+    @app.agent(sequenced, name="detect")
+    async def detect_agent(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            await detector.take(message.offset, event.value, message.headers)
+
+    @app.timer(settings.progress_every)  # type: ignore[untyped-decorator]
+    async def report_progress() -> None:
+        await ingest.report()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        if sequenced_tp in revoked:
+            detector.drop()
+
+    def owned_engines() -> list[Any]:
+        owns = sequenced_tp in app.assignor.assigned_actives()
+        return [detector.live.engine] if owns and detector.live is not None else []
+
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(owned_engines))
+    registry.register(_WorkerCollector(ingest, detector, owned_engines))
+    web.register(app, detector, registry, table)
+    return app
+
+
+class _WorkerCollector(Collector):
+    """What this worker does for the pipeline, beside the engine state."""
+
+    def __init__(self, ingest: Ingest, detector: Detector, owned: Any) -> None:
+        self.ingest = ingest
+        self.detector = detector
+        self.owned = owned
+
+    def collect(self) -> Iterator[Metric]:
+        running = bool(self.owned())
+        yield GaugeMetricFamily(
+            "claimflow_detector_active",
+            "1 on the worker that runs the detectors (owns the sequenced partition), else 0.",
+            value=1 if running else 0,
+        )
+        lag = GaugeMetricFamily(
+            "claimflow_input_lag_messages",
+            "Input records waiting to be read, over the input partitions this worker owns.",
+            labels=["topic"],
+        )
+        for topic, n in sorted(self.ingest.lag.items()):
+            lag.add_metric([topic], n)
+        yield lag
+        yield CounterMetricFamily(
+            "claimflow_worker_errors",
+            "Sequenced records the engine failed on and snapshot writes that failed (logged "
+            "with a traceback); anything above 0 is a bug to report.",
+            value=self.detector.errors,
+        )
+        live = self.detector.live
+        if not running or live is None:
+            return
+        yield GaugeMetricFamily(
+            "claimflow_merge_pending_events",
+            "Events held until every input partition has passed their event time.",
+            value=len(live.merge.pending),
+        )
+        yield CounterMetricFamily(
+            "claimflow_merge_repeated_records",
+            "Input records forwarded a second time (after an ingest restart) and skipped.",
+            value=live.merge.repeats,
+        )
+        yield GaugeMetricFamily(
+            "claimflow_snapshot_bytes",
+            "Size of the last detector-state snapshot written to the state table (compressed).",
+            value=self.detector.last_snapshot_bytes,
+        )

@@ -1,0 +1,176 @@
+"""Stage two: the detector agent on the single sequenced partition.
+
+Whichever worker owns that partition runs the engine (claimflow/sequencer.py `LiveEngine`)
+over it and publishes alerts and dead letters. The state lives in a Faust table as snapshots
+(claimflow/snapshots.py), written every `snapshot_every` seconds together with the
+sequenced offset they reflect. On taking the partition over (first start, restart, after a
+rebalance) the worker loads the latest snapshot, reads the sequenced records between it and
+where the group resumes directly from the log, and reads the last output numbers that
+landed, so that nothing is lost, counted twice or published twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka.partitioner.default import murmur2
+
+from claimflow import snapshots
+from claimflow.config import Config
+from claimflow.sequencer import (
+    EnvelopeError,
+    LiveEngine,
+    LiveSettings,
+    Output,
+    OutputGate,
+    decode_envelope,
+)
+from claimflow.streams.log_reader import SEQ_HEADER, LogReader
+
+log = logging.getLogger("claimflow.detect")
+
+
+class Detector:
+    def __init__(
+        self,
+        config: Config,
+        input_types: dict[str, str],
+        live_settings: LiveSettings,
+        table: Any,
+        outputs: dict[str, Any],  # output kind -> Faust topic
+        reader: LogReader,
+        sequenced_topic: str,
+        snapshot_every: float,
+        input_partitions: Callable[[], dict[str, int]],
+    ) -> None:
+        self.input_partitions = input_partitions
+        self.config = config
+        self.input_types = input_types
+        self.live_settings = live_settings
+        self.table = table
+        self.outputs = outputs
+        self.reader = reader
+        self.sequenced_topic = sequenced_topic
+        self.snapshot_every = snapshot_every
+        self.live: LiveEngine | None = None
+        self.gate = OutputGate()
+        self.output_partitions: dict[str, int] = {}
+        self.last_snapshot = 0.0  # monotonic
+        self.last_snapshot_bytes = 0
+        self.published = 0
+        self.suppressed = 0
+        self.errors = 0  # records the engine failed on, snapshots that failed
+
+    def drop(self) -> None:
+        """The partition was revoked: forget the in-memory state (the table keeps it)."""
+        if self.live is not None:
+            log.info("sequenced partition revoked: detector state released")
+        self.live = None
+
+    async def take(self, offset: int, value: bytes | None, headers: Any) -> None:
+        if self.live is None:
+            await self._take_over(offset)
+        live = self.live
+        assert live is not None
+        if offset > live.next_offset:
+            log.warning(
+                "reading sequenced offsets %d..%d from the log", live.next_offset, offset - 1
+            )
+            async for gap_offset, gap_value, gap_headers in self.reader.read_range(
+                self.sequenced_topic, 0, live.next_offset, offset
+            ):
+                await self._apply(live, gap_offset, gap_value, gap_headers)
+        await self._apply(live, offset, value, headers)
+        if time.monotonic() - self.last_snapshot >= self.snapshot_every:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        """Write the state to the table; call only while handling a sequenced record."""
+        if self.live is None:
+            return
+        self.last_snapshot = time.monotonic()
+        try:
+            info = snapshots.save(
+                self.table, self.live, f"sequenced offset {self.live.next_offset}"
+            )
+        except Exception:  # the state stays in memory; the next snapshot may succeed
+            self.errors += 1
+            log.exception("writing the detector-state snapshot failed")
+            return
+        self.last_snapshot_bytes = info.size
+
+    async def _apply(
+        self, live: LiveEngine, offset: int, value: bytes | None, headers: Any
+    ) -> None:
+        try:
+            envelope: Any = decode_envelope(value, headers or [])
+        except EnvelopeError as exc:
+            envelope = exc
+        try:
+            outputs = live.take(offset, envelope)
+        except Exception:  # a bug must not stop detection for everyone: log, count, go on
+            self.errors += 1
+            log.exception("sequenced record %d could not be applied; skipped", offset)
+            return
+        for output in outputs:
+            await self._publish(output)
+
+    async def _publish(self, output: Output) -> None:
+        topic = self.outputs[output.kind]
+        count = self.output_partitions.get(output.kind, 1)
+        partition = (murmur2(output.key) & 0x7FFFFFFF) % count
+        if not self.gate.should_send(output.kind, partition, output.seq):
+            self.suppressed += 1
+            return
+        await topic.send(
+            key=output.key,
+            value=output.value,
+            partition=partition,
+            headers=[(SEQ_HEADER, str(output.seq).encode())],
+            force=True,
+        )
+        self.published += 1
+
+    async def _take_over(self, first_offset: int) -> None:
+        started = time.monotonic()
+        live: LiveEngine | None = None
+        try:
+            loaded = snapshots.load(self.table)
+        except snapshots.SnapshotError as exc:
+            log.error("%s: rebuilding the detector state from the sequenced log", exc)
+            loaded = None
+        if loaded is not None:
+            state, info = loaded
+            if not isinstance(state, LiveEngine):
+                log.error("snapshot holds %s: rebuilding from the sequenced log", type(state))
+            elif state.engine.config != self.config:
+                log.warning(
+                    "configuration changed since the snapshot: rebuilding the detector "
+                    "state from the sequenced log with the new one"
+                )
+            else:
+                live = state
+                log.info(
+                    "detector state restored from snapshot (%d bytes, %s)", info.size, info.label
+                )
+        if live is None:
+            live = LiveEngine(self.config, self.input_types, self.live_settings)
+        live.merge.expect(self.input_partitions())
+        landed: dict[tuple[str, int], int] = {}
+        for kind, topic in self.outputs.items():
+            await topic.maybe_declare()
+            numbers = await self.reader.last_sequence_numbers(topic.get_topic_name())
+            self.output_partitions[kind] = max(1, len(numbers))
+            landed.update({(kind, p): n for p, n in numbers.items()})
+        self.gate = OutputGate(landed)
+        self.live = live
+        self.last_snapshot = time.monotonic()
+        log.info(
+            "detector running from sequenced offset %d (first delivered %d), took %.1fs",
+            live.next_offset,
+            first_offset,
+            time.monotonic() - started,
+        )

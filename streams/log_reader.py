@@ -1,0 +1,90 @@
+"""Direct reads of claimflow's own topics, outside the consumer group, for recovery.
+
+The detector worker uses them when it takes over the sequenced partition: to read the
+records between its last snapshot and where the group resumes (`read_range`), and to find the
+last output number that landed in each output partition (`last_sequence_numbers`), so that
+regenerated alerts and dead letters are not published twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+SEQ_HEADER = "claimflow-seq"
+TAIL = 50  # records read back from the end of each output partition
+Record = tuple[int, bytes | None, list[tuple[str, bytes]]]
+
+
+class LogReader:
+    def __init__(self, bootstrap: list[str], auth: dict[str, Any]) -> None:
+        self.bootstrap = bootstrap
+        self.auth = auth
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+            **self.auth,
+        )
+
+    async def read_range(
+        self, topic: str, partition: int, start: int, stop: int
+    ) -> AsyncIterator[Record]:
+        """Records with start <= offset < stop (fewer if retention removed some)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            async for record in self._read(consumer, tp, start, stop):
+                yield record
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    async def _read(
+        consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int
+    ) -> AsyncIterator[Record]:
+        earliest = (await consumer.beginning_offsets([tp]))[tp]
+        position = max(start, earliest)
+        consumer.seek(tp, position)
+        while position < stop:
+            batches = await consumer.getmany(tp, timeout_ms=1000)
+            if not batches.get(tp) and (await consumer.end_offsets([tp]))[tp] <= position:
+                return  # nothing more there: the range ends in a gap
+            for record in batches.get(tp, []):
+                if record.offset >= stop:
+                    return
+                position = record.offset + 1
+                yield record.offset, record.value, list(record.headers)
+
+    async def last_sequence_numbers(self, topic: str) -> dict[int, int]:
+        """Per partition of `topic`, the output number of its last record (0 if none)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            if not partitions:
+                await consumer._client.force_metadata_update()  # topic created moments ago
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            result = {tp.partition: 0 for tp in tps}
+            if not tps:
+                return result
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                # The last few records: one written by someone else must not hide ours.
+                start = max(0, ends[tp] - TAIL)
+                async for _, _, headers in self._read(consumer, tp, start, ends[tp]):
+                    seq = dict(headers).get(SEQ_HEADER)
+                    if seq is not None:
+                        result[tp.partition] = max(result[tp.partition], int(seq))
+            return result
+        finally:
+            await consumer.stop()

@@ -1,0 +1,182 @@
+"""Running real `claimflow worker` processes against the embedded broker, for the live tests.
+
+Nothing here imitates Kafka or Faust: workers are separate processes started the way a user
+starts them, read through their web port and the topics they write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from claimflow.broker import free_port
+from claimflow.config import Config
+from claimflow.engine import Alert, Engine
+from claimflow.events import decode
+from claimflow.metrics import EngineCollector
+from claimflow.rejections import Rejection
+
+CLI = [sys.executable, "-m", "claimflow.cli"]
+Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+# Per-worker figures, not engine state: left out when comparing with a reference engine.
+WORKER_ONLY = (
+    "claimflow_detector_active",
+    "claimflow_input_lag_messages",
+    "claimflow_worker_errors",
+    "claimflow_merge_",
+    "claimflow_snapshot_bytes",
+)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Worker:
+    bootstrap: str
+    folder: Path
+    name: str = "w1"
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / f"{self.name}.log"
+
+    def start(self) -> Worker:
+        env = {
+            **os.environ,
+            "CLAIMFLOW_BOOTSTRAP": self.bootstrap,
+            "CLAIMFLOW_WEB_PORT": str(self.port),
+            "CLAIMFLOW_SESSION_TIMEOUT": "6",
+            "CLAIMFLOW_IDLE_CLOCK_AFTER": "0",  # replayed history: no wall-clock advance
+            "CLAIMFLOW_SNAPSHOT_EVERY": "2",
+            "CLAIMFLOW_LOG_LEVEL": "info",
+            **self.env,
+        }
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*CLI, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(self.ready, 60, f"worker {self.name} to be ready ({self.log})")
+        return self
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+                body = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            body, status = exc.read(), exc.code
+        text = body.decode()
+        return status, json.loads(text) if text.startswith(("{", "[")) else text
+
+    def ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker {self.name} exited: {self.log.read_text()[-3000:]}")
+        try:
+            status, _ = self.get("/readyz")
+        except (OSError, ValueError):
+            return False
+        return status == 200
+
+    def metrics(self) -> Series:
+        _, text = self.get("/metrics")
+        return parse_metrics(text)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def parse_metrics(text: str) -> Series:
+    series: Series = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            series[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return series
+
+
+def engine_series(series: Series) -> Series:
+    return {k: v for k, v in series.items() if not k[0].startswith(WORKER_ONLY)}
+
+
+def summed(*workers: Series) -> Series:
+    """Series of several workers combined the way Prometheus `sum by` would add them."""
+    out: Series = {}
+    for series in workers:
+        for key, value in engine_series(series).items():
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def reference(config: Config, lines: Iterable[bytes]) -> tuple[Engine, list[Alert]]:
+    """An uninterrupted in-process run over the same events, left unfinished like a live
+    engine (no end-of-input flush): its state is what the worker must end with."""
+    engine = Engine(config)
+    alerts: list[Alert] = []
+    for line in lines:
+        event = decode(line)
+        if isinstance(event, Rejection):
+            engine.refuse(event)
+        else:
+            engine.ingest(event)
+        alerts.extend(engine.drain_alerts())
+    return engine, alerts
+
+
+def reference_series(engine: Engine) -> Series:
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(lambda: [engine]))
+    return engine_series(parse_metrics(generate_latest(registry).decode()))
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of `topic`, partition by partition, in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        records: list[Any] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close()

@@ -1,0 +1,187 @@
+"""The merge across partitions, idempotent redelivery, output numbering and snapshots:
+the live worker's logic without Kafka (claimflow/sequencer.py, claimflow/snapshots.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claimflow import snapshots
+from claimflow.config import Config
+from claimflow.events import decode
+from claimflow.rejections import Rejection
+from claimflow.sequencer import (
+    EnvelopeError,
+    Forwarded,
+    LiveEngine,
+    LiveSettings,
+    Merge,
+    OutputGate,
+    Progress,
+    decode_envelope,
+)
+from claimflow.streams.topics import KEY_FIELDS, Topics
+
+TOPICS = Topics()
+INPUTS = TOPICS.inputs()
+
+
+def _rec(topic: str, partition: int, offset: int, time: float, wall: float) -> Forwarded:
+    return Forwarded(topic, partition, offset, wall, b"{}", time=time)
+
+
+def test_envelopes_round_trip_through_bytes_and_headers() -> None:
+    record = Forwarded("t", 2, 7, 12.5, b"\x00raw", time=99.25)
+    refused = Forwarded("t", 0, 1, 3.0, b"{", reason="malformed_json", detail="bad")
+    progress = Progress(4.0, {"t": 4}, (("t", 0, 10, True), ("t", 1, 3, False)))
+    for envelope in (record, refused, progress):
+        assert decode_envelope(*envelope.encode()) == envelope
+    with pytest.raises(EnvelopeError):
+        decode_envelope(b"x", [])
+
+
+def test_merge_holds_a_record_until_every_partition_has_passed_it() -> None:
+    merge = Merge(idle_after=2.0, max_hold=30.0)
+    merge.expect({"a": 2})
+    assert merge.offer(_rec("a", 0, 0, time=100.0, wall=1.0))
+    assert merge.release() == []  # partition 1 never heard of: it may hold anything
+    assert merge.offer(_rec("a", 1, 0, time=50.0, wall=1.1))
+    assert [r.time for r in merge.release()] == [50.0]  # partition 0 is past 50
+    assert merge.offer(_rec("a", 1, 1, time=150.0, wall=1.2))
+    assert [r.time for r in merge.release()] == [100.0]
+    # Partition 0 caught up, but reported so too soon after the record was read: hold on.
+    merge.report(Progress(2.0, {"a": 2}, (("a", 0, 1, True), ("a", 1, 2, False))))
+    assert merge.release() == []
+    merge.report(Progress(3.3, {"a": 2}, (("a", 0, 1, True), ("a", 1, 2, False))))
+    assert [r.time for r in merge.release()] == [150.0]
+
+
+def test_merge_skips_records_forwarded_twice() -> None:
+    merge = Merge(2.0, 30.0)
+    merge.expect({"a": 1})
+    assert merge.offer(_rec("a", 0, 0, 1.0, 1.0))
+    assert merge.offer(_rec("a", 0, 1, 2.0, 1.0))
+    assert not merge.offer(_rec("a", 0, 1, 2.0, 5.0))  # ingest restarted and sent it again
+    assert not merge.offer(_rec("a", 0, 0, 1.0, 5.0))
+    assert merge.repeats == 2
+    assert [r.offset for r in merge.release()] == [0, 1]
+
+
+def test_a_partition_not_heard_of_stops_holding_back_after_max_hold() -> None:
+    merge = Merge(2.0, max_hold=30.0)
+    merge.expect({"a": 2})
+    merge.offer(_rec("a", 0, 0, 10.0, wall=0.0))
+    merge.report(Progress(29.0, {"a": 2}, (("a", 0, 1, True),)))
+    assert merge.release() == []
+    merge.report(Progress(31.0, {"a": 2}, (("a", 0, 1, True),)))
+    assert [r.time for r in merge.release()] == [10.0]
+
+
+def _partitioned(lines: list[bytes], partitions: int) -> dict[tuple[str, int], list[bytes]]:
+    parts: dict[tuple[str, int], list[bytes]] = {
+        (topic, p): [] for topic in INPUTS for p in range(partitions)
+    }
+    for line in lines:
+        event = json.loads(line)
+        topic = TOPICS.for_event(event["type"])
+        key = event[KEY_FIELDS[event["type"]]]
+        parts[(topic, zlib.crc32(key.encode()) % partitions)].append(line)
+    return parts
+
+
+def test_live_engine_gives_replay_alerts_whatever_the_interleaving_of_partitions(
+    config: Config, scenario: Any
+) -> None:
+    """Partitions are forwarded in bursts of up to 3,000 records, hours of event time apart:
+    the merge must hand the engine the same history replay sees, with nothing late."""
+    run = scenario("hub-break", 10, 1)
+    lines = Path(run.events).read_bytes().splitlines()
+    parts = _partitioned(lines, 4)
+    rng = random.Random(7)
+    live = LiveEngine(config, INPUTS, LiveSettings(idle_clock_after=0))
+    live.merge.expect(dict.fromkeys(INPUTS, 4))
+    position = dict.fromkeys(parts, 0)
+    wall, offset, outputs = 1000.0, 0, []
+    while any(position[k] < len(v) for k, v in parts.items()):
+        source = rng.choice([k for k in parts if position[k] < len(parts[k])])
+        for i in range(
+            position[source], min(position[source] + rng.randint(1, 3000), len(parts[source]))
+        ):
+            event = decode(parts[source][i], INPUTS[source[0]])
+            assert not isinstance(event, Rejection)
+            record = Forwarded(*source, i, wall, parts[source][i], time=event.time.timestamp())
+            outputs += live.take(offset, record)
+            offset += 1
+            position[source] = i + 1
+        wall += 0.01
+    for _ in range(2):  # every partition reports caught up, twice idle_after apart
+        wall += 5
+        done = tuple((t, p, position[(t, p)], True) for t, p in parts)
+        outputs += live.take(offset, Progress(wall, dict.fromkeys(INPUTS, 4), done))
+        offset += 1
+    assert not [o for o in outputs if o.kind == "deadletter"]  # nothing late
+    alerts = [json.loads(o.value) for o in outputs if o.kind == "alert"]
+    expected = [a.to_dict() for a in run.alerts if a.at <= live.engine.watermark]
+    assert alerts == expected and alerts
+    assert [o.seq for o in outputs] == list(range(1, len(outputs) + 1))
+    # The same sequenced records again (a restart reading them back) change nothing.
+    assert live.take(0, Progress(wall, {}, ())) == []
+
+
+def test_output_gate_suppresses_only_numbers_that_landed_in_their_partition() -> None:
+    gate = OutputGate({("alert", 0): 5, ("alert", 1): 3})
+    assert not gate.should_send("alert", 0, 5)
+    assert gate.should_send("alert", 0, 6)
+    assert gate.should_send("alert", 1, 4)  # lost in flight to partition 1: sent again
+    assert gate.should_send("deadletter", 0, 1)
+
+
+def test_snapshots_round_trip_in_chunks_and_alternate_slots() -> None:
+    store: dict[str, bytes] = {}
+    assert snapshots.load(store) is None
+    rng = random.Random(1)
+    state = {"claims": [rng.random() for _ in range(50_000)]}
+    first = snapshots.save(store, state, "offset 10", chunk_bytes=64 * 1024)
+    assert first.chunks > 1 and first.slot == 0
+    second = snapshots.save(store, {"small": True}, "offset 20", chunk_bytes=64 * 1024)
+    assert second.slot == 1
+    loaded, info = snapshots.load(store)  # type: ignore[misc]
+    assert loaded == {"small": True} and info.label == "offset 20"
+    third = snapshots.save(store, {"again": 1}, "offset 30", chunk_bytes=64 * 1024)
+    assert third.slot == 0 and not [k for k in store if k.startswith("0/") and k != "0/0"]
+
+
+def test_a_snapshot_interrupted_midway_leaves_the_previous_one_readable() -> None:
+    store: dict[str, bytes] = {}
+    snapshots.save(store, {"v": 1}, "first")
+
+    class Crash(dict[str, bytes]):
+        def __setitem__(self, key: str, value: bytes) -> None:
+            if key == snapshots.MANIFEST:
+                raise RuntimeError("killed")
+            super().__setitem__(key, value)
+
+    crashing = Crash(store)
+    with pytest.raises(RuntimeError):
+        snapshots.save(crashing, {"v": 2}, "second")
+    assert snapshots.load(crashing)[0] == {"v": 1}  # type: ignore[index]
+    dict.__setitem__(crashing, snapshots.MANIFEST, b'{"format": 99}')
+    with pytest.raises(snapshots.SnapshotError, match="format 99"):
+        snapshots.load(crashing)
+
+
+def test_a_report_ahead_of_the_records_taken_does_not_skip_them() -> None:
+    """An ingest agent that has just taken a partition over reports its fetch position, which
+    may be ahead of what it has forwarded: the records still to come must count."""
+    merge = Merge(2.0, 30.0)
+    merge.expect({"a": 1})
+    merge.report(Progress(1.0, {"a": 1}, (("a", 0, 50, False),)))
+    assert merge.offer(_rec("a", 0, 0, 5.0, 1.1))
+    assert merge.repeats == 0
+    merge.report(Progress(4.0, {"a": 1}, (("a", 0, 50, True),)))  # cannot vouch: 1..49 due
+    assert merge.sources[("a", 0)].caught_up_wall == float("-inf")
