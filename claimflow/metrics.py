@@ -135,6 +135,23 @@ def _families() -> dict[str, _Family]:
             combine=max,
         ),
         _Family(
+            "claimflow_transit_time_seconds",
+            "Hub-to-center transit time over the route's last 1,000 arrivals, by percentile "
+            "(50, 90, 99).",
+            ("hub_id", "center_id", "percentile"),
+            combine=max,
+        ),
+        _Family(
+            "claimflow_hub_dispatched_claims",
+            "Claims the hub dispatched on the route in the trailing inflow window.",
+            ("hub_id", "center_id"),
+        ),
+        _Family(
+            "claimflow_hub_arrived_claims",
+            "Claims that arrived over the route in the trailing inflow window.",
+            ("hub_id", "center_id"),
+        ),
+        _Family(
             "claimflow_transit_timeout_seconds",
             "The route's learned transit timeout.",
             ("hub_id", "center_id"),
@@ -195,7 +212,7 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
     f["claimflow_event_time_seconds"].add((), now)
     _inflow(engine, now, f)
     _backlog(engine, now, f)
-    _links(engine, f)
+    _links(engine, now, f)
     for (client, score), n in engine.feedback.scores.items():
         f["claimflow_survey_responses"].add((client, str(score)), n)
 
@@ -262,8 +279,23 @@ def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
             f["claimflow_claims_at_risk"].add((team, due_class), n)
 
 
-def _links(engine: Engine, f: dict[str, _Family]) -> None:
-    for route, state in sorted(engine.links.routes.items()):
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+def _links(engine: Engine, now: float, f: dict[str, _Family]) -> None:
+    links = engine.links
+    end = now // engine.window * engine.window
+    start = end - engine.inflow.s.window
+    for route, state in sorted(links.routes.items()):
+        f["claimflow_hub_dispatched_claims"].add(
+            route, links.dispatched.window_sum(route, start, end)
+        )
+        f["claimflow_hub_arrived_claims"].add(route, links.arrivals.window_sum(route, start, end))
+        if state.transit_times:
+            times = sorted(state.transit_times)
+            for q in QUANTILES:
+                value = times[min(len(times) - 1, int(q * len(times)))]
+                f["claimflow_transit_time_seconds"].add((*route, str(round(q * 100))), value)
         f["claimflow_claims_in_transit"].add(route, state.in_transit)
         f["claimflow_claims_missing"].add(route, len(state.missing))
         f["claimflow_hub_link_up"].add(route, 1 - engine.links.status(route))

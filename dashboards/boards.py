@@ -14,6 +14,7 @@ from typing import Any
 
 from grafanalib._gen import DashboardEncoder
 from grafanalib.core import (
+    Annotations,
     BarGauge,
     Dashboard,
     GridPos,
@@ -66,6 +67,24 @@ def _variables(*names: str) -> Templating:
     return Templating(list=templates)
 
 
+def _break_annotations() -> Annotations:
+    """Hub link break episodes marked on every time series of the board."""
+    return Annotations(
+        list=[
+            {
+                "datasource": DATASOURCE,
+                "enable": True,
+                "expr": 'claimflow_alert_active{alert="HubLinkBreak"} == 1',
+                "iconColor": "red",
+                "name": "Hub link breaks",
+                "step": "60s",
+                "titleFormat": "HubLinkBreak {{hub_id}} -> {{center_id}}",
+                "tagKeys": "hub_id,center_id",
+            }
+        ]
+    )
+
+
 def _pos(x: int, y: int, w: int, h: int) -> GridPos:
     return GridPos(h=h, w=w, x=x, y=y)
 
@@ -81,6 +100,7 @@ def claims_wall() -> Dashboard:
         timezone="browser",
         refresh="30s",
         templating=_variables("team", "hub"),
+        annotations=_break_annotations(),
         panels=[
             Stat(
                 title="Hub links down",
@@ -185,6 +205,7 @@ def hub_link() -> Dashboard:
         panels=[
             Table(
                 title="Routes",
+                unit="none",
                 targets=[
                     _target('claimflow_hub_link_up{hub_id=~"$hub"}', "", "A", instant=True),
                     _target('claimflow_claims_in_transit{hub_id=~"$hub"}', "", "B", instant=True),
@@ -240,17 +261,41 @@ def hub_link() -> Dashboard:
                 gridPos=_pos(12, 15, 12, 8),
             ),
             TimeSeries(
-                title="Learned transit timeout",
+                title="Dispatched by the hub vs arrived at the center (trailing hour)",
                 targets=[
                     _target(
+                        'claimflow_hub_dispatched_claims{hub_id=~"$hub"}',
+                        "{{hub_id}} -> {{center_id}} dispatched",
+                        "A",
+                    ),
+                    _target(
+                        'claimflow_hub_arrived_claims{hub_id=~"$hub"}',
+                        "{{hub_id}} -> {{center_id}} arrived",
+                        "B",
+                    ),
+                ],
+                unit="none",
+                gridPos=_pos(0, 23, 12, 8),
+            ),
+            TimeSeries(
+                title="Transit time percentiles, with the learned timeout",
+                targets=[
+                    _target(
+                        'claimflow_transit_time_seconds{hub_id=~"$hub"}',
+                        "{{hub_id}} -> {{center_id}} p{{percentile}}",
+                        "A",
+                    ),
+                    _target(
                         'claimflow_transit_timeout_seconds{hub_id=~"$hub"}',
-                        "{{hub_id}} -> {{center_id}}",
-                    )
+                        "{{hub_id}} -> {{center_id}} timeout",
+                        "B",
+                    ),
                 ],
                 unit="s",
-                gridPos=_pos(0, 23, 24, 7),
+                gridPos=_pos(12, 23, 12, 8),
             ),
         ],
+        annotations=_break_annotations(),
     ).auto_panel_ids()
 
 
@@ -399,9 +444,12 @@ def build(out: Path = GENERATED, check: bool = False) -> list[str]:
 
 
 def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, PromQL) for every target of every panel."""
+    """(panel or annotation title, PromQL) for every query the board runs."""
     out = []
     for panel in board["panels"]:
         for target in panel.get("targets", []):
             out.append((panel["title"], target["expr"]))
+    for annotation in board.get("annotations", {}).get("list", []):
+        if "expr" in annotation:
+            out.append((f"annotation: {annotation['name']}", annotation["expr"]))
     return out
