@@ -1,4 +1,4 @@
-"""The worker's web port: /metrics, health, and the IT views of hub links.
+"""The worker's web port: /metrics, health, the wall page, and the IT views of hub links.
 
 The IT views read the detector state, which one worker holds; a request to any other worker
 is forwarded to it by Faust's table router (keyed on the snapshot table), so IT can ask any
@@ -7,6 +7,7 @@ worker. Claim ids appear here and nowhere in /metrics.
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -20,6 +21,7 @@ from claimflow.it_view import (
     routes_overview,
     transit_page,
 )
+from claimflow.wall import wall_view
 
 LOADING = {"error": "the detector state is loading on this worker; retry in a few seconds"}
 
@@ -50,6 +52,21 @@ def register(app: Any, detector: Detector, registry: CollectorRegistry, table: A
             return self.json(
                 {"ready": True, "detector": detector.live is not None, "partitions": owned}
             )
+
+    page = (resources.files("claimflow") / "data" / "wall.html").read_bytes()
+
+    @app.page("/wall")
+    class Wall(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(page, content_type="text/html")
+
+    @app.page("/api/wall")
+    class WallData(View):
+        @route  # type: ignore[untyped-decorator]
+        async def get(self, request: Request) -> Response:
+            if detector.live is None:
+                return self.json(LOADING, status=503)
+            return self.json(wall_view(detector.live.engine))
 
     @app.page("/it/routes")
     class Routes(View):

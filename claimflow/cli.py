@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import date
+from datetime import time as dt_time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -119,6 +120,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="where rocksdb:// keeps its files")
     p.add_argument("--app-id", help="consumer group and table prefix (default claimflow)")
     p.set_defaults(run=_worker)
+
+    p = sub.add_parser(
+        "demo",
+        help="the whole story on this machine: broker, worker, a day with a hub-link break, "
+        "and the wall page",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=300.0,
+        help="how much faster than real time the day plays (default 300: a day in under 5 "
+        "minutes; 0: as fast as it goes)",
+    )
+    p.add_argument("--web-port", type=int, default=6066, help="wall page and metrics (6066)")
+    p.add_argument("--broker-port", type=int, help="embedded broker port (default: any free)")
+    p.add_argument(
+        "--stop-at",
+        type=_clock,
+        metavar="HH:MM",
+        help="stop playing at this time of the day and hold the picture",
+    )
+    p.add_argument("--claims-per-day", type=int, default=1000)
+    p.add_argument(
+        "--exit-when-done", action="store_true", help="stop once the day is played (no wait)"
+    )
+    p.set_defaults(run=_demo)
 
     p = sub.add_parser("dashboards", help="the Grafana boards (grafanalib)")
     dash = p.add_subparsers(required=True, metavar="ACTION")
@@ -347,6 +374,31 @@ def _produce(args: argparse.Namespace) -> int:
         sys.stderr.write("\r\033[K")
     print(summary.render(), file=sys.stderr)
     return 0
+
+
+def _clock(value: str) -> dt_time:
+    try:
+        return dt_time.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HH:MM") from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from claimflow.demo import DemoError, DemoOptions, run_demo
+
+    options = DemoOptions(
+        speed=args.speed,
+        web_port=args.web_port,
+        broker_port=args.broker_port,
+        claims_per_day=args.claims_per_day,
+        stop_at=args.stop_at,
+        exit_when_done=args.exit_when_done,
+    )
+    try:
+        return run_demo(options)
+    except DemoError as exc:
+        print(f"claimflow demo: {exc}", file=sys.stderr)
+        return 2
 
 
 def _dashboards(args: argparse.Namespace) -> int:

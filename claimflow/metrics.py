@@ -267,15 +267,7 @@ def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
         oldest = backlog.oldest_arrival(team)
         if oldest is not None:
             f["claimflow_oldest_open_claim_age_seconds"].add((team,), max(0.0, now - oldest))
-        calendar = backlog.teams[team].calendar
-        today = calendar.local_day(now)
-        at_risk = {"due_today": 0, "due_later": 0}
-        for due, (_, misses) in backlog.projections.get(team, {}).items():
-            if due <= now:
-                continue
-            due_class = "due_today" if calendar.local_day(due - 1e-6) == today else "due_later"
-            at_risk[due_class] += misses
-        for due_class, n in at_risk.items():
+        for due_class, n in backlog.at_risk(team, now).items():
             f["claimflow_claims_at_risk"].add((team, due_class), n)
 
 

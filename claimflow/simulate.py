@@ -60,6 +60,7 @@ SCENARIOS = (
     "team-capacity-loss",
     "feedback-surge",
     "mixed",
+    "demo",
 )
 
 
@@ -205,6 +206,12 @@ class Simulator:
         }
         if self.scenario == "normal":
             return []
+        if self.scenario == "demo":  # `claimflow demo`: a midday hub-link break and a team behind
+            day = self._weekday_on_or_before(self.days - 1)
+            return [
+                link_break(day, 11.0, 17.0, loss=1.0),
+                makers["team-capacity-loss"](day),
+            ]
         if self.scenario != "mixed":
             return [makers[self.scenario](self._weekday_on_or_before(last))]
         day = self._weekday_on_or_before(last)

@@ -232,6 +232,18 @@ class Backlog:
         queue = self.teams[team].open
         return next(iter(queue.values())).arrived_at if queue else None
 
+    def at_risk(self, team: str, now: float) -> dict[str, int]:
+        """Claims projected to miss deadlines still ahead, by whether the deadline is today
+        (in the team's time zone) or later."""
+        calendar = self.teams[team].calendar
+        today = calendar.local_day(now)
+        out = {"due_today": 0, "due_later": 0}
+        for due, (_, misses) in self.projections.get(team, {}).items():
+            if due <= now:
+                continue
+            out["due_today" if calendar.local_day(due - 1e-6) == today else "due_later"] += misses
+        return out
+
     def by_class(self, team: str, now: float) -> dict[str, int]:
         """Open claims by SLA class: overdue, due today (team's local day), due later."""
         queue = self.teams[team]

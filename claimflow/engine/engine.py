@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from claimflow.config import WEEKDAYS, Config
@@ -39,6 +39,19 @@ from claimflow.timeutil import HOUR
 from claimflow.workhours import WorkingCalendar
 
 _NEVER = float("inf")
+RECENT_COMPLAINTS = 20
+
+
+class Complaint(NamedTuple):
+    """A negative survey answer with a comment, kept (the latest few) for the wall page."""
+
+    at: float
+    client_id: str
+    team: str | None
+    score: int
+    comment: str
+
+
 Applier = Callable[[Any, float, bool], None]
 
 
@@ -106,6 +119,8 @@ class Engine:
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.skipped_gaps = 0
+        self._negative_max = detectors.negative_feedback.negative_max_score
+        self.recent_complaints: deque[Complaint] = deque(maxlen=RECENT_COMPLAINTS)
         # Per event type: the reference check made on ingest, and how it changes state.
         self._handlers: dict[type, tuple[Callable[[Any], Rejection | None], Applier]] = {
             HubDispatched: (self._check_dispatch, self._apply_dispatch),
@@ -257,6 +272,11 @@ class Engine:
     def _apply_survey(self, event: SurveyResponse, t: float, count: bool) -> None:
         team = self.backlog.team_of(event.claim_id) if event.claim_id else None
         self.feedback.on_response(event.client_id, team, event.score, t, count)
+        if event.comment and event.score <= self._negative_max:
+            # For the managers' wall page only: personal data, never a metric.
+            self.recent_complaints.append(
+                Complaint(t, event.client_id, team, event.score, event.comment[:500])
+            )
 
     def _evaluate(self, now: float) -> None:
         self.links.evaluate(now, self.history_start)
