@@ -113,6 +113,24 @@ def _families() -> dict[str, _Family]:
             ("team", "deadline_class"),
         ),
         _Family(
+            "claimflow_deadline_due_claims",
+            "Open claims due at upcoming deadlines (today in the team's time zone, or later).",
+            ("team", "deadline_class"),
+        ),
+        _Family(
+            "claimflow_deadline_needed_claims_per_hour",
+            "Pace needed to clear every claim due by the most demanding upcoming deadline of "
+            "the class, claims per working hour.",
+            ("team", "deadline_class"),
+            combine=max,
+        ),
+        _Family(
+            "claimflow_team_throughput_claims_per_hour",
+            "The team's measured pace: claims completed per busy working hour.",
+            ("team",),
+            combine=max,
+        ),
+        _Family(
             "claimflow_claims_in_transit",
             "Claims dispatched by the hub and not arrived yet.",
             ("hub_id", "center_id"),
@@ -267,8 +285,14 @@ def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
         oldest = backlog.oldest_arrival(team)
         if oldest is not None:
             f["claimflow_oldest_open_claim_age_seconds"].add((team,), max(0.0, now - oldest))
-        for due_class, n in backlog.at_risk(team, now).items():
-            f["claimflow_claims_at_risk"].add((team, due_class), n)
+        for due_class, (due, misses, needed) in backlog.outlook(team, now).items():
+            f["claimflow_claims_at_risk"].add((team, due_class), misses)
+            f["claimflow_deadline_due_claims"].add((team, due_class), due)
+            if needed is not None:
+                f["claimflow_deadline_needed_claims_per_hour"].add((team, due_class), needed)
+        pace = backlog.pace_per_hour(team)
+        if pace is not None:
+            f["claimflow_team_throughput_claims_per_hour"].add((team,), pace)
 
 
 QUANTILES = (0.5, 0.9, 0.99)

@@ -328,17 +328,39 @@ def sla_risk() -> Dashboard:
                 gridPos=_pos(12, 0, 12, 9),
             ),
             TimeSeries(
-                title="Throughput: completions and arrivals per hour",
+                title="Throughput against the pace needed (claims per working hour)",
                 targets=[
                     _target(
-                        'claimflow:team_completions:rate1h{team=~"$team"}', "{{team}} done", "A"
+                        'claimflow_team_throughput_claims_per_hour{team=~"$team"}',
+                        "{{team}} pace",
+                        "A",
                     ),
                     _target(
-                        'claimflow:team_arrivals:rate1h{team=~"$team"}', "{{team}} arrived", "B"
+                        'claimflow_deadline_needed_claims_per_hour{team=~"$team"}',
+                        "{{team}} needed ({{deadline_class}})",
+                        "B",
                     ),
                 ],
                 unit="none",
                 gridPos=_pos(0, 9, 12, 9),
+            ),
+            TimeSeries(
+                title="Due at upcoming deadlines vs completed per hour",
+                targets=[
+                    _target(
+                        'claimflow_deadline_due_claims{team=~"$team"}',
+                        "{{team}} due ({{deadline_class}})",
+                        "A",
+                    ),
+                    _target(
+                        'claimflow:team_completions:rate1h{team=~"$team"}', "{{team}} done/h", "B"
+                    ),
+                    _target(
+                        'claimflow:team_arrivals:rate1h{team=~"$team"}', "{{team}} arrived/h", "C"
+                    ),
+                ],
+                unit="none",
+                gridPos=_pos(12, 18, 12, 9),
             ),
             TimeSeries(
                 title="Oldest open claim",

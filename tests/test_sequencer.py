@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import zlib
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from claimflow.sequencer import (
     Progress,
     decode_envelope,
 )
+from claimflow.simulate import Simulator
 from claimflow.streams.topics import KEY_FIELDS, Topics
 
 TOPICS = Topics()
@@ -185,3 +187,37 @@ def test_a_report_ahead_of_the_records_taken_does_not_skip_them() -> None:
     assert merge.repeats == 0
     merge.report(Progress(4.0, {"a": 1}, (("a", 0, 50, True),)))  # cannot vouch: 1..49 due
     assert merge.sources[("a", 0)].caught_up_wall == float("-inf")
+
+
+def test_live_engine_notices_a_silent_feed_from_progress_reports_alone(config: Config) -> None:
+    """The feed stops; only the ingest agents' progress reports keep coming, once a second
+    of wall time. Their wall stamps move event time on, and both routes go silent."""
+    live = LiveEngine(config, INPUTS, LiveSettings(idle_clock_after=60))
+    live.merge.expect(dict.fromkeys(INPUTS, 1))
+    offsets = dict.fromkeys(INPUTS, 0)
+    seq = 0
+    last = 0.0
+    for _, raw in Simulator(config, "normal", 10, date(2026, 11, 2), seed=6).events():
+        event = decode(json.dumps(raw))
+        assert not isinstance(event, Rejection)
+        t = event.time.timestamp()
+        if event.time.isoformat() > "2026-11-11T10:00":
+            break
+        topic = TOPICS.for_event(raw["type"])
+        # Wall time follows event time, as it does live (ingest reads events as they happen).
+        live.take(seq, Forwarded(topic, 0, offsets[topic], t + 1, json.dumps(raw).encode(), t))
+        offsets[topic] += 1
+        seq += 1
+        last = t
+    fired = []
+    for second in range(0, 2 * 3600, 60):  # two hours of progress reports, nothing else
+        done = tuple((topic, 0, offsets[topic], True) for topic in INPUTS)
+        outputs = live.take(seq, Progress(last + 1 + second, dict.fromkeys(INPUTS, 1), done))
+        seq += 1
+        fired += [json.loads(o.value) for o in outputs if o.kind == "alert"]
+    breaks = {
+        (a["labels"]["hub_id"], a["labels"]["center_id"])
+        for a in fired
+        if a["alert"] == "HubLinkBreak" and a["state"] == "firing"
+    }
+    assert breaks == {("hub-1", "center-1"), ("hub-2", "center-1")}

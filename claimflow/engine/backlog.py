@@ -21,12 +21,19 @@ did miss).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from claimflow.config import SlaAtRiskSettings
 from claimflow.engine.alerts import AlertBook
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import HOUR, iso
 from claimflow.workhours import WorkingCalendar
+
+
+class Projection(NamedTuple):
+    due: int  # claims due at the deadline
+    misses: int  # of them, projected to miss at the current pace
+    needed: float | None  # claims per working hour needed to clear everything due by then
 
 
 class OpenClaim:
@@ -73,7 +80,7 @@ class Backlog:
         self._open_team: dict[str, str] = {}  # open claim -> its team, for O(1) look-ups
         self.completed_total: dict[str, int] = {}  # team -> completions ever (a counter)
         # The last projection per team: deadline -> (claims due, projected misses).
-        self.projections: dict[str, dict[float, tuple[int, int]]] = {t: {} for t in self.teams}
+        self.projections: dict[str, dict[float, Projection]] = {t: {} for t in self.teams}
 
     # --- facts -------------------------------------------------------------------------
 
@@ -166,7 +173,14 @@ class Backlog:
                 misses = min(count, max(0, math.ceil(ahead + count - capacity - 1e-9)))
                 projected[due] = (count, misses, capacity, working)
             ahead += count
-        self.projections[team] = {due: (p[0], p[1]) for due, p in projected.items()}
+        self.projections[team] = {}
+        ahead = 0
+        for due in sorted(queue.due_counts):
+            if due in projected:
+                count, misses, _, working = projected[due]
+                needed = (ahead + count) / (working / HOUR) if working > 0 else None
+                self.projections[team][due] = Projection(count, misses, needed)
+            ahead += queue.due_counts[due]
         # Episodes whose deadline passed: resolve, saying how many missed.
         for due in sorted(d for (t, d) in self._at_risk if t == team and d <= now):
             self._at_risk.discard((team, due))
@@ -235,14 +249,32 @@ class Backlog:
     def at_risk(self, team: str, now: float) -> dict[str, int]:
         """Claims projected to miss deadlines still ahead, by whether the deadline is today
         (in the team's time zone) or later."""
+        return {k: v[1] for k, v in self.outlook(team, now).items()}
+
+    def outlook(self, team: str, now: float) -> dict[str, tuple[int, int, float | None]]:
+        """For deadlines still ahead, by class (due today in the team's time zone, or later):
+        claims due, projected misses, and the most demanding pace needed (claims per working
+        hour, None before the team's pace is known)."""
         calendar = self.teams[team].calendar
         today = calendar.local_day(now)
-        out = {"due_today": 0, "due_later": 0}
-        for due, (_, misses) in self.projections.get(team, {}).items():
+        out: dict[str, tuple[int, int, float | None]] = {
+            "due_today": (0, 0, None),
+            "due_later": (0, 0, None),
+        }
+        for due, p in self.projections.get(team, {}).items():
             if due <= now:
                 continue
-            out["due_today" if calendar.local_day(due - 1e-6) == today else "due_later"] += misses
+            key = "due_today" if calendar.local_day(due - 1e-6) == today else "due_later"
+            count, misses, needed = out[key]
+            if p.needed is not None:
+                needed = p.needed if needed is None else max(needed, p.needed)
+            out[key] = (count + p.due, misses + p.misses, needed)
         return out
+
+    def pace_per_hour(self, team: str) -> float | None:
+        """The team's last measured pace, claims per busy working hour."""
+        pace = self.teams[team].pace
+        return pace * HOUR if pace is not None else None
 
     def by_class(self, team: str, now: float) -> dict[str, int]:
         """Open claims by SLA class: overdue, due today (team's local day), due later."""
