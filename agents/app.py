@@ -73,7 +73,7 @@ def create_app(
         store=settings.store,
         datadir=str(settings.data_dir),
         web_enabled=True,
-        web_bind=settings.web_host,
+        web_bind=settings.web_bind or settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         topic_partitions=settings.partitions,

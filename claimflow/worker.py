@@ -50,7 +50,7 @@ def run_worker(settings: WorkerSettings) -> int:
     from claimflow.streams.declare import TopicError, ensure_topics
 
     config = load_config(settings.config)
-    check_port_free(settings.web_host, settings.web_port)
+    check_port_free(settings.web_bind or settings.web_host, settings.web_port)
     check_broker(settings)
     try:
         created = asyncio.run(ensure_topics(settings, kafka_auth(settings)))

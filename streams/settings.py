@@ -33,7 +33,8 @@ class WorkerSettings:
     app_id: str = "claimflow"  # the consumer group; prefixes changelog topic names
     store: str = "memory://"  # or rocksdb:// (needs the rocksdict package)
     data_dir: Path = Path("claimflow-data")
-    web_host: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"  # the address other workers and Prometheus reach this one at
+    web_bind: str | None = None  # the address to listen on; None: web_host
     web_port: int = 6066
     partitions: int = 4  # for input topics the worker creates
     replication: int = 1
