@@ -129,7 +129,8 @@ def _parse(var: str, name: str, raw: str, kind: type) -> Any:
         if kind is float:
             return float(raw)
     except ValueError:
-        raise SettingsError(f"{var}={raw!r}: expected a {kind.__name__}") from None
+        expected = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{var}={raw!r}: expected {expected}") from None
     return raw
 
 
