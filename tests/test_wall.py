@@ -110,15 +110,19 @@ def test_wall_page_in_chromium_shows_the_broken_hub_and_the_team_at_risk(tmp_pat
         )
         pids = [int(started.group(1)), int(started.group(2))]
 
-        def held_at_13() -> bool:
+        seen: list[str] = []
+
+        def held_at_the_stop() -> bool:
+            """The played day stopped at 13:30: event time settles just before it."""
             try:
                 with urllib.request.urlopen(web + "/api/wall", timeout=5) as response:
                     data = json.loads(response.read())
             except OSError:
                 return False
-            return str(data.get("as_of_local", "")).endswith(("13:27", "13:28"))
+            seen.append(str(data.get("as_of") or ""))
+            return seen[-1] >= "2026-11-25T13:20" and seen[-2:] == [seen[-1]] * 2
 
-        wait_until(held_at_13, 240, f"the wall to reach 13:27 ({log})")
+        wait_until(held_at_the_stop, 240, f"the wall to settle at 13:30 ({log})", every=2)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "wall.png"
         common = [chromium, *CHROMIUM_FLAGS, "--virtual-time-budget=5000"]
