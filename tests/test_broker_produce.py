@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -17,29 +16,20 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from claimflow.broker import BrokerError, EmbeddedBroker, free_port, port_taken
 from claimflow.streams.topics import KEY_FIELDS, Topics
+from tests.live_harness import alive
 
 CLI = [sys.executable, "-m", "claimflow.cli"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purposes; /proc tells.
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "State:\tZ" not in status.read_text()
 
 
 def test_broker_answers_and_stops_cleanly(tmp_path: Path) -> None:
     broker = EmbeddedBroker(log=tmp_path / "b.log").start()
     pid = broker.pid
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     assert isinstance(admin.list_topics(), list)
     admin.close()
     broker.stop()
-    assert not _alive(pid)
+    assert not alive(pid)
     assert not port_taken(broker.port)
     broker.stop()  # stopping twice is harmless
 

@@ -6,7 +6,6 @@ promtool, and the names in them against the code's defaults."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import yaml
 from claimflow.agents.app import STATE_TABLE
 from claimflow.streams.settings import WorkerSettings, env_names
 from claimflow.streams.topics import Topics
+from tests.live_harness import tool
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = ROOT / "deploy" / "compose"
@@ -31,17 +31,10 @@ def _compose() -> dict[str, Any]:
     return data
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (.ci/run installs it)")
-    return path
-
-
 def test_compose_file_follows_the_compose_specification() -> None:
     done = subprocess.run(
         [
-            _tool("check-jsonschema"),
+            tool("check-jsonschema"),
             "--builtin-schema",
             "vendor.compose-spec",
             str(COMPOSE / "docker-compose.yml"),
@@ -113,7 +106,7 @@ def test_prometheus_configurations_pass_promtool(config: Path, tmp_path: Path) -
     local = tmp_path / "prometheus.yml"
     local.write_text(yaml.safe_dump(data))
     done = subprocess.run(
-        [_tool("promtool"), "check", "config", str(local)],
+        [tool("promtool"), "check", "config", str(local)],
         capture_output=True,
         text=True,
         check=False,

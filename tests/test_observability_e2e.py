@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import threading
 import urllib.parse
@@ -25,7 +24,7 @@ from claimflow.broker import EmbeddedBroker, free_port
 from claimflow.config import Config
 from claimflow.dashboards.boards import BOARDS, board_json, panel_queries
 from claimflow.simulate import Simulator, write_scenario
-from tests.live_harness import Worker, wait_until
+from tests.live_harness import Worker, tool, wait_until
 from tests.test_worker import _produce
 
 ROOT = Path(__file__).parent.parent
@@ -55,13 +54,6 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     yield f"http://127.0.0.1:{server.server_port}", _Receiver.received
     server.shutdown()
     server.server_close()
-
-
-def _binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (.ci/run installs it from Debian)")
-    return path
 
 
 def _get(url: str) -> Any:
@@ -102,7 +94,7 @@ def _alertmanager(folder: Path, hook: str) -> tuple[_Service, str]:
     url = f"http://127.0.0.1:{port}"
     service = _Service(
         [
-            _binary("prometheus-alertmanager"),
+            tool("prometheus-alertmanager"),
             f"--config.file={path}",
             f"--storage.path={folder / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
@@ -136,7 +128,7 @@ def _prometheus(folder: Path, worker: Worker, alertmanager: str) -> tuple[_Servi
     url = f"http://127.0.0.1:{port}"
     service = _Service(
         [
-            _binary("prometheus"),
+            tool("prometheus"),
             f"--config.file={path}",
             f"--storage.tsdb.path={folder / 'prom-data'}",
             f"--web.listen-address=127.0.0.1:{port}",

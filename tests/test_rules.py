@@ -4,26 +4,19 @@ exists, every alert covered by a firing test."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.live_harness import tool
 
 ROOT = Path(__file__).parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "claimflow-rules.yml"
 RULE_TESTS = ROOT / "tests" / "promtool" / "claimflow-rules.test.yml"
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 RUNBOOK_BASE = "https://github.com/claimflow/claimflow/blob/main/"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (.ci/run installs it from Debian)")
-    return path
 
 
 def _run(*command: str) -> str:
@@ -38,11 +31,11 @@ def _alerts() -> list[dict[str, Any]]:
 
 
 def test_rules_pass_promtool_check() -> None:
-    assert "SUCCESS" in _run(_tool("promtool"), "check", "rules", str(RULES))
+    assert "SUCCESS" in _run(tool("promtool"), "check", "rules", str(RULES))
 
 
 def test_rule_unit_tests_pass() -> None:
-    assert "SUCCESS" in _run(_tool("promtool"), "test", "rules", str(RULE_TESTS))
+    assert "SUCCESS" in _run(tool("promtool"), "test", "rules", str(RULE_TESTS))
 
 
 def test_every_alert_has_severity_summary_description_and_an_existing_runbook() -> None:
@@ -73,7 +66,7 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
 
 
 def test_alertmanager_config_is_valid_and_a_hub_break_inhibits_inflow_drop() -> None:
-    assert "SUCCESS" in _run(_tool("amtool"), "check-config", str(ALERTMANAGER))
+    assert "SUCCESS" in _run(tool("amtool"), "check-config", str(ALERTMANAGER))
     config = yaml.safe_load(ALERTMANAGER.read_text())
     assert {
         "source_matchers": ['alertname="ClaimflowHubLinkBreak"'],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,31 +20,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from claimflow.broker import free_port
-from tests.live_harness import wait_until
+from tests.live_harness import alive, tool, wait_until
 
 ROOT = Path(__file__).parent.parent
 ARTIFACTS = Path(os.environ.get("CLAIMFLOW_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "State:\tZ" not in status.read_text()
 
 
 class _Cards(HTMLParser):
@@ -90,7 +70,7 @@ def test_demo_says_clearly_when_its_port_is_taken() -> None:
 
 
 def test_wall_page_in_chromium_shows_the_broken_hub_and_the_team_at_risk(tmp_path: Path) -> None:
-    chromium = _chromium()
+    chromium = tool("chromium", "chromium-browser")
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
@@ -168,4 +148,4 @@ def test_wall_page_in_chromium_shows_the_broken_hub_and_the_team_at_risk(tmp_pat
         code = demo.wait(60)
     assert code == 0, log.read_text()[-2000:]
     assert "nothing left running" in log.read_text()
-    assert pids and not [pid for pid in pids if _alive(pid)]
+    assert pids and not [pid for pid in pids if alive(pid)]
