@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from datetime import time as dt_time
 from pathlib import Path
 from typing import BinaryIO
@@ -146,6 +146,23 @@ def _parser() -> argparse.ArgumentParser:
         "--exit-when-done", action="store_true", help="stop once the day is played (no wait)"
     )
     p.set_defaults(run=_demo)
+
+    p = sub.add_parser("staffing", help="who could help a team that will miss a deadline")
+    staff = p.add_subparsers(required=True, metavar="ACTION")
+    d = staff.add_parser(
+        "suggest",
+        help="replay events up to a moment and suggest moves for teams at risk",
+    )
+    d.add_argument("--roster", type=Path, required=True, help="roster and skills YAML")
+    d.add_argument("--config", type=Path, help="agreements YAML (default: the bundled example)")
+    d.add_argument("--input", required=True, help="events, one JSON object a line; - for stdin")
+    d.add_argument(
+        "--at",
+        type=datetime.fromisoformat,
+        help="the moment, RFC 3339 with an offset (default: the end of the input)",
+    )
+    d.add_argument("--json", action="store_true", help="print JSON instead of text")
+    d.set_defaults(run=_staffing)
 
     p = sub.add_parser("dashboards", help="the Grafana boards (grafanalib)")
     dash = p.add_subparsers(required=True, metavar="ACTION")
@@ -399,6 +416,37 @@ def _demo(args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"claimflow demo: {exc}", file=sys.stderr)
         return 2
+
+
+def _staffing(args: argparse.Namespace) -> int:
+    import json
+
+    from claimflow.engine import Engine
+    from claimflow.events import decode
+    from claimflow.rejections import Rejection
+    from claimflow.staffing import load_roster, suggest
+
+    config = load_config(args.config)
+    roster = load_roster(args.roster, config)
+    if args.at is not None and args.at.tzinfo is None:
+        print("claimflow staffing: --at needs an offset (e.g. Z or +01:00)", file=sys.stderr)
+        return 2
+    engine = Engine(config)
+    for line in _lines(args.input):
+        event = decode(line)
+        if isinstance(event, Rejection):
+            continue
+        if args.at is not None and event.time > args.at:
+            break
+        engine.ingest(event)
+    suggestions = suggest(engine, roster)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in suggestions], indent=2))
+    elif not suggestions:
+        print("no team is projected to miss a deadline today")
+    else:
+        print("\n".join(s.render() for s in suggestions))
+    return 0
 
 
 def _dashboards(args: argparse.Namespace) -> int:

@@ -301,17 +301,42 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines: list[str] = []
-        seen: set[str] = set()
-        for error in exc.errors():
-            msg = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see docs/configuration.md)"
-            line = f"{source}: {_location(tuple(error['loc']))}: {msg}"
-            if line not in seen:
-                seen.add(line)
-                lines.append(line)
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(describe(exc, source)) from None
+
+
+def describe(exc: ValidationError, source: str, docs: str = "docs/configuration.md") -> str:
+    """One line per problem: file, key path, what is wrong."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for error in exc.errors():
+        msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            msg = f"unknown key (check the spelling; see {docs})"
+        line = f"{source}: {_location(tuple(error['loc']))}: {msg}"
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data; unreadable or invalid YAML is a ConfigError naming the place."""
+    source = str(path)
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    return _parse_yaml(text, source)
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: {where}not valid YAML: {problem}") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -319,17 +344,5 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         text = resources.files("claimflow").joinpath("data/claimflow.yaml").read_text("utf-8")
         source = "claimflow/data/claimflow.yaml"
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{source}: {where}not valid YAML: {problem}") from None
-    return parse_config(data, source)
+        return parse_config(_parse_yaml(text, source), source)
+    return parse_config(read_yaml(path), str(path))
