@@ -32,6 +32,7 @@ from claimflow.agents.detect import Detector
 from claimflow.agents.ingest import Ingest
 from claimflow.config import Config, load_config
 from claimflow.metrics import EngineCollector
+from claimflow.staffing import RosterFile
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.settings import WorkerSettings
 from claimflow.timeutil import Clock, SystemClock
@@ -121,6 +122,9 @@ def create_app(
         topics.sequenced,
         settings.snapshot_every,
         input_partitions,
+        RosterFile(settings.staffing, config, settings.staffing_check_every, clock)
+        if settings.staffing is not None
+        else None,
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
@@ -186,6 +190,14 @@ class _WorkerCollector(Collector):
             "with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
         )
+        roster = self.detector.roster
+        if roster is not None:
+            yield CounterMetricFamily(
+                "claimflow_roster_reload_errors",
+                "Times the staffing roster file changed but did not load (the last good "
+                "roster stays in use; the worker log says why).",
+                value=roster.errors,
+            )
         live = self.detector.live
         if not running or live is None:
             return

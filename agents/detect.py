@@ -28,6 +28,7 @@ from claimflow.sequencer import (
     OutputGate,
     decode_envelope,
 )
+from claimflow.staffing import RosterFile
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 
 log = logging.getLogger("claimflow.detect")
@@ -45,8 +46,10 @@ class Detector:
         sequenced_topic: str,
         snapshot_every: float,
         input_partitions: Callable[[], dict[str, int]],
+        roster: RosterFile | None = None,
     ) -> None:
         self.input_partitions = input_partitions
+        self.roster = roster  # staffing advice in SlaAtRisk alerts and on the wall page
         self.config = config
         self.input_types = input_types
         self.live_settings = live_settings
@@ -75,6 +78,8 @@ class Detector:
             await self._take_over(offset)
         live = self.live
         assert live is not None
+        if self.roster is not None:
+            live.engine.roster = self.roster.current()  # reloaded when the file changed
         if offset > live.next_offset:
             log.warning(
                 "reading sequenced offsets %d..%d from the log", live.next_offset, offset - 1

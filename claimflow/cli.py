@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a scenario's ground truth (from simulate): also print detection "
         "delays and false alarms",
     )
+    p.add_argument(
+        "--roster",
+        type=Path,
+        help="staffing roster YAML (docs/staffing.md): SlaAtRisk alerts then carry who "
+        "could help, and their resolutions who can go back",
+    )
     p.set_defaults(run=_replay)
 
     p = sub.add_parser("simulate", help="generate a realistic scenario of contract events")
@@ -147,11 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_demo)
 
-    p = sub.add_parser("staffing", help="who could help a team that will miss a deadline")
+    p = sub.add_parser(
+        "staffing", help="who could help a team that will miss a deadline, and who can go back"
+    )
     staff = p.add_subparsers(required=True, metavar="ACTION")
     d = staff.add_parser(
         "suggest",
-        help="replay events up to a moment and suggest moves for teams at risk",
+        help="replay events up to a moment: moves for teams at risk, people to hand "
+        "back, teams with capacity for the next day's claims",
     )
     d.add_argument("--roster", type=Path, required=True, help="roster and skills YAML")
     d.add_argument("--config", type=Path, help="agreements YAML (default: the bundled example)")
@@ -203,6 +212,7 @@ def _replay(args: argparse.Namespace) -> int:
     from claimflow.it_view import break_episodes
     from claimflow.rejections import Rejection
     from claimflow.replay import ReplaySummary, replay
+    from claimflow.staffing import load_roster
 
     config = load_config(args.config)
     for path in (args.input, args.truth):
@@ -238,7 +248,7 @@ def _replay(args: argparse.Namespace) -> int:
                 f"{sum(summary.alerts.values())} alerts"
             )
 
-    engine = Engine(config)
+    engine = Engine(config, load_roster(args.roster, config) if args.roster else None)
     try:
         summary = replay(config, _lines(args.input), on_alert, on_reject, on_progress, engine)
     finally:
@@ -424,7 +434,7 @@ def _staffing(args: argparse.Namespace) -> int:
     from claimflow.engine import Engine
     from claimflow.events import decode
     from claimflow.rejections import Rejection
-    from claimflow.staffing import load_roster, suggest
+    from claimflow.staffing import load_roster, report
 
     config = load_config(args.config)
     roster = load_roster(args.roster, config)
@@ -439,13 +449,11 @@ def _staffing(args: argparse.Namespace) -> int:
         if args.at is not None and event.time > args.at:
             break
         engine.ingest(event)
-    suggestions = suggest(engine, roster)
-    if args.json:
-        print(json.dumps([s.to_dict() for s in suggestions], indent=2))
-    elif not suggestions:
-        print("no team is projected to miss a deadline today")
-    else:
-        print("\n".join(s.render() for s in suggestions))
+    if engine.watermark == float("-inf"):
+        print("claimflow staffing: no events before --at: nothing to judge", file=sys.stderr)
+        return 2
+    result = report(engine, roster)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
     return 0
 
 

@@ -71,6 +71,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
     events = sim.events()
     played_day = options.start.toordinal() + DAYS - 1
     day_start = datetime.combine(date.fromordinal(played_day), clock_time(), zone).timestamp()
+    # Today's roster: the people the simulation has, the ones off sick marked unavailable.
+    roster = folder / "staffing.yaml"
+    roster.write_text(json.dumps(sim.roster(day_start + 12 * 3600), indent=1) + "\n")
     history = [e for t, e in events if t < day_start]
     today = [(t, e) for t, e in events if t >= day_start]
     if options.stop_at is not None:
@@ -90,7 +93,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
     web = f"http://127.0.0.1:{options.web_port}"
     try:
         broker.start()
-        worker = _start_worker(broker.bootstrap, options.web_port, folder)
+        worker = _start_worker(broker.bootstrap, options.web_port, folder, roster)
         assert broker.process is not None
         say(
             f"broker {broker.bootstrap} (pid {broker.process.pid}), worker pid {worker.pid}; "
@@ -100,6 +103,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
         say(f"wall page   {web}/wall")
         say(f"metrics     {web}/metrics")
         say(f"IT views    {web}/it/routes  {web}/it/breaks")
+        say(f"roster      {roster} (edit it: the worker reloads it)")
         producer = make_producer(broker.bootstrap)
         topics = Topics()
         say(f"backfilling {DAYS - 1} days of history ({len(history):,} events)...")
@@ -142,9 +146,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
         say("demo stopped; nothing left running")
 
 
-def _start_worker(bootstrap: str, port: int, folder: Path) -> subprocess.Popen[bytes]:
+def _start_worker(bootstrap: str, port: int, folder: Path, roster: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "CLAIMFLOW_STAFFING": str(roster),
         "CLAIMFLOW_BOOTSTRAP": bootstrap,
         "CLAIMFLOW_WEB_PORT": str(port),
         "CLAIMFLOW_APP_ID": "claimflow-demo",

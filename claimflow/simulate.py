@@ -94,6 +94,19 @@ class Claim:
     completed: float | None = None
 
 
+@dataclass(frozen=True)
+class StaffMove:
+    """One person moved from a team to another for a while: how a staffing suggestion is
+    re-run (tests/test_staffing.py). The person works `speed` times as fast as the
+    receiving team's own people (their skill factor) while moved."""
+
+    from_team: str
+    to_team: str
+    start: float
+    end: float
+    speed: float = 1.0
+
+
 class SimulationError(ValueError):
     """Options that cannot make the asked-for scenario."""
 
@@ -107,6 +120,7 @@ class Simulator:
         start: date,
         seed: int = 1,
         claims_per_day: int = 2000,
+        moves: list[StaffMove] | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
             raise SimulationError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -140,6 +154,11 @@ class Simulator:
             for i, c in enumerate(self.clients)
         }
         self.faults = self._faults()
+        # With `moves` (even none), each team's handling times come from a generator of its
+        # own, so two re-runs differ only by the moves; without, the historic single stream.
+        self.moves = moves
+        self.staff: dict[str, int] = {}  # people per team, known once the teams have worked
+        self.claims: list[Claim] = []
 
     # --- faults ------------------------------------------------------------------------
 
@@ -290,7 +309,7 @@ class Simulator:
 
     def _work(self, claims: list[Claim]) -> None:
         """Each team serves its arrivals earliest-deadline-first within working hours."""
-        staff = self._staff(claims)
+        staff = self.staff = self._staff(claims)
         for team, spec in self.config.team_settings.items():
             calendar = WorkingCalendar(spec, frozenset(self.config.holidays))
             mine = sorted(
@@ -301,6 +320,12 @@ class Simulator:
     def _next_working(
         self, team: str, calendar: WorkingCalendar, t: float, server: int, staff: int
     ) -> float:
+        """When `server` (person number) can next take a claim. Servers past `staff` are
+        people moved in (StaffMove), there only while moved; the team's last servers are
+        the ones moved out."""
+        moves = self.moves or []
+        incoming = [m for m in moves if m.to_team == team]
+        outgoing = [m for m in moves if m.from_team == team]
         for _ in range(400):
             span = calendar.shift(calendar.local_day(t))
             if span is None or t >= span[1]:
@@ -308,16 +333,29 @@ class Simulator:
                 t = datetime.combine(day, datetime.min.time(), tzinfo=calendar.tz).timestamp()
                 continue
             t = max(t, span[0])
+            if server >= staff:
+                move = incoming[server - staff]
+                if t >= move.end:
+                    return math.inf
+                if t < move.start:
+                    t = move.start
+                    continue
+                return t
             loss = self._active("team_capacity_loss", t, team=team)
             if loss is not None and server >= max(1, round(staff * loss.params["staff_share"])):
                 t = loss.end
+                continue
+            away = staff - 1 - server
+            if away < len(outgoing) and outgoing[away].start <= t < outgoing[away].end:
+                t = outgoing[away].end
                 continue
             return t
         return math.inf
 
     def _serve(self, team: str, claims: list[Claim], staff: int, calendar: WorkingCalendar) -> None:
-        rng = self.rng
-        servers = [(self.t0, s) for s in range(staff)]
+        rng = self.rng if self.moves is None else random.Random(f"{self.seed}:serve:{team}")
+        speed = [1.0] * staff + [m.speed for m in self.moves or [] if m.to_team == team]
+        servers = [(self.t0, s) for s in range(len(speed))]
         heapq.heapify(servers)
         queue: list[tuple[float, float, int]] = []
         i = 0
@@ -325,6 +363,9 @@ class Simulator:
             free_at, server = heapq.heappop(servers)
             t = self._next_working(team, calendar, free_at, server, staff)
             if t >= self.t_end:
+                continue
+            if t > free_at:  # away until t: take a claim then, not before the others' turns
+                heapq.heappush(servers, (t, server))
                 continue
             while i < len(claims) and (claims[i].arrived or 0) <= t:
                 heapq.heappush(queue, (claims[i].due, claims[i].arrived or 0, i))
@@ -334,7 +375,7 @@ class Simulator:
                     heapq.heappush(servers, (claims[i].arrived or 0, server))
                 continue
             _, _, index = heapq.heappop(queue)
-            finish = t + rng.expovariate(1 / (_HANDLING_MINUTES * MINUTE))
+            finish = t + rng.expovariate(1 / (_HANDLING_MINUTES * MINUTE)) / speed[server]
             claims[index].completed = finish
             heapq.heappush(servers, (finish, server))
 
@@ -347,7 +388,7 @@ class Simulator:
         to event time, as a real transport would, well within the default lateness."""
         say = progress or (lambda message: None)
         say("claims reaching the hubs...")
-        claims = self._claims()
+        claims = self.claims = self._claims()
         say(f"{len(claims):,} claims; teams working them...")
         self._work(claims)
         say("events, surveys and faults...")
@@ -437,6 +478,33 @@ class Simulator:
         if negative and rng.random() < 0.5:
             event["comment"] = rng.choice(_NEGATIVE_COMMENTS)
         return event
+
+    def roster(self, at: float) -> dict[str, Any]:
+        """A staffing roster (docs/staffing.md) with the people this simulation has, as of
+        `at`: everyone deep in their team's claim type; every fourth person moderate and
+        every eighth deep in the next team's as well; those a team-capacity-loss fault keeps
+        away at `at` not available. Call after `events()` (staff is known then)."""
+        if not self.staff:
+            raise SimulationError("roster(): run events() first; staff is known after it")
+        teams = list(self.staff)
+        people = []
+        for k, team in enumerate(teams):
+            loss = self._active("team_capacity_loss", at, team=team)
+            n = self.staff[team]
+            working = max(1, round(n * loss.params["staff_share"])) if loss else n
+            other = f"{teams[(k + 1) % len(teams)]}-claim"
+            for i in range(n):
+                skills = {f"{team}-claim": "deep"}
+                if i % 8 == 3:
+                    skills[other] = "deep"
+                elif i % 4 == 1:
+                    skills[other] = "moderate"
+                person: dict[str, Any] = {"id": f"{team}-{i + 1:02d}", "team": team}
+                person["skills"] = skills
+                if i >= working:
+                    person["available"] = False
+                people.append(person)
+        return {"teams": {t: {"claim_types": [f"{t}-claim"]} for t in teams}, "employees": people}
 
     def truth(self) -> dict[str, Any]:
         return {

@@ -1,33 +1,52 @@
-"""Who could help a team that will miss a deadline: suggestions from the skills matrix.
+"""Who could help a team that will miss a deadline, and when to give them back.
 
 The roster (a YAML file a manager edits, docs/staffing.md) lists employees with their home
-team and a skill level per claim type, and which claim types each team handles. When a team
-is projected to miss a deadline today, `suggest` looks for people in teams whose own queues
-will clear in time, and picks as few as close the gap:
+team, skill level per claim type, working hours, whether they are in today, and whether they
+are lent to another team right now. From it and the engine's state at its event time:
 
-* a person's pace is their home team's measured pace shared by its headcount; helping a
-  team whose claims they know deeply they work at that pace, moderately at 60% of it, and
-  without the skill at 25% (they can do simple cases);
-* a donor team gives people only while the pace of those who stay still clears everything
-  it has due by its own deadlines today ("never below what its own deadlines need");
-* the deepest skill and the largest contribution go first, so the fewest people move.
+* **At risk** (`suggest`, and the details of every `SlaAtRisk` alert): for a team projected
+  to miss a deadline, people from teams that still clear every deadline of their own without
+  them, deepest skill first, as few as close the gap. A moderate profile works beside a deep
+  one who answers their questions, so a moderate helper is suggested only paired with a deep
+  person on the team at risk (a deep helper moved with them first, else one of the team's
+  own), one moderate per deep person.
+* **Crisis over** (`hand_backs`, and the details of the resolved alert): people lent to a
+  team that now clears its deadlines without them go back home.
+* **Capacity left** (`next_day`): a team whose claims due today will all be done, with
+  working time to spare, could start on the claims due later: about how many (from
+  `NEXT_DAY_MIN` claims up).
 
-Everything is read from engine state at its event time: a replayed moment and the live
-state give the same answer.
+A person's pace is the measured pace of the team they help divided by the team's skill-
+weighted headcount of people in today (deep counts 1, moderate 0.6, none 0.25), times their
+own skill factor for that team's claim types, over the working time their own hours and the
+team's hours share before the deadline. Everything is computed from engine state, so a
+replayed moment and the live worker give the same answer.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from claimflow.config import Config, ConfigError, describe, read_yaml
-from claimflow.engine import Engine
-from claimflow.timeutil import HOUR, iso
+from claimflow.config import Config, ConfigError, Team, WorkingHours, describe, read_yaml
+from claimflow.timeutil import HOUR, Clock, SystemClock, iso
+from claimflow.workhours import WorkingCalendar
+
+if TYPE_CHECKING:
+    from claimflow.engine import Engine
+
+log = logging.getLogger("claimflow.staffing")
+_ONE_DAY = timedelta(days=1)
+# Fewer claims than this left to start on is not worth a line on the wall.
+NEXT_DAY_MIN = 5
 
 
 class Skill(StrEnum):
@@ -47,7 +66,22 @@ class _Strict(BaseModel):
 class Employee(_Strict):
     id: str = Field(min_length=1)
     team: str = Field(min_length=1)
+    """Home team."""
     skills: dict[str, Skill] = Field(default_factory=dict)
+    hours: WorkingHours | None = None
+    """Own working hours, in the home team's time zone; default: the home team's hours."""
+    available: bool = True
+    """False for someone off today (leave, sickness): not in any headcount, never suggested."""
+    working_for: str | None = None
+    """The team this person is lent to right now, when not their home team."""
+
+    @property
+    def works_for(self) -> str:
+        return self.working_for or self.team
+
+    @property
+    def lent(self) -> bool:
+        return self.working_for is not None and self.working_for != self.team
 
 
 class TeamWork(_Strict):
@@ -68,7 +102,8 @@ class Roster(_Strict):
         return self
 
     def headcount(self, team: str) -> int:
-        return sum(1 for e in self.employees if e.team == team)
+        """People in today working for `team` (its own and those lent to it)."""
+        return sum(1 for e in self.employees if e.available and e.works_for == team)
 
     def skill_for(self, employee: Employee, team: str) -> Skill:
         """The best of the employee's skills over the claim types `team` handles."""
@@ -91,11 +126,12 @@ def load_roster(path: str | Path, config: Config) -> Roster:
         for team in roster.teams
         if team not in known
     ]
-    problems += [
-        f"{source}: employees[{i}].team: {e.team!r} is not a team of the configuration"
-        for i, e in enumerate(roster.employees)
-        if e.team not in known
-    ]
+    for i, e in enumerate(roster.employees):
+        for key, value in (("team", e.team), ("working_for", e.working_for)):
+            if value is not None and value not in known:
+                problems.append(
+                    f"{source}: employees[{i}].{key}: {value!r} is not a team of the configuration"
+                )
     problems += [
         f"{source}: teams: {team} has no entry (which claim types does it handle?)"
         for team in sorted(known - set(roster.teams))
@@ -105,22 +141,83 @@ def load_roster(path: str | Path, config: Config) -> Roster:
     return roster
 
 
+class RosterFile:
+    """The roster file as the live worker sees it: reloaded when it changes on disk.
+
+    Checked at most every `check_every` seconds of the worker's clock. A file that no longer
+    loads keeps the last good roster in use: the error is logged once per version of the file
+    and counted in `errors` (exported as a metric), so a typo never stops suggestions.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        config: Config,
+        check_every: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.check_every = check_every
+        self.clock = clock or SystemClock()
+        self.roster = load_roster(path, config)  # a bad file at start-up is a start-up error
+        self.stamp = self._stamp()
+        self.checked = self.clock.now()
+        self.errors = 0
+        self.reloads = 0
+
+    def _stamp(self) -> tuple[int, int]:
+        st = os.stat(self.path)
+        return st.st_mtime_ns, st.st_size
+
+    def current(self) -> Roster:
+        now = self.clock.now()
+        if now - self.checked < self.check_every:
+            return self.roster
+        self.checked = now
+        try:
+            stamp = self._stamp()
+        except OSError as exc:
+            if self.stamp != (0, 0):
+                self.errors += 1
+                log.error("roster %s: %s; keeping the last good roster", self.path, exc)
+                self.stamp = (0, 0)
+            return self.roster
+        if stamp == self.stamp:
+            return self.roster
+        self.stamp = stamp
+        try:
+            self.roster = load_roster(self.path, self.config)
+        except (ConfigError, OSError) as exc:
+            self.errors += 1
+            log.error("roster %s did not load; keeping the last good roster:\n%s", self.path, exc)
+            return self.roster
+        self.reloads += 1
+        log.info("roster %s reloaded: %d employees", self.path, len(self.roster.employees))
+        return self.roster
+
+
+# --- what to suggest ----------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Move:
     employee: str
     from_team: str
     skill: Skill
     claims: float  # expected claims this person completes for the team before the deadline
+    paired_with: str | None = None  # the deep colleague a moderate helper works beside
 
 
 @dataclass
 class Suggestion:
     team: str
     deadline: float
-    due: int  # claims due by the deadline, those queued ahead included
-    projected_misses: int
+    due: int  # claims due by the deadline, earlier deadlines and overdue claims included
+    projected_misses: int  # of them, how many the team will not finish by then at its pace
     hours_left: float
     moves: list[Move] = field(default_factory=list)
+    remaining: int = 0  # projected misses left with the moves made
 
     @property
     def added_claims(self) -> float:
@@ -128,16 +225,17 @@ class Suggestion:
 
     @property
     def misses_avoided(self) -> int:
-        return min(self.projected_misses, int(self.added_claims))
+        return self.projected_misses - self.remaining
 
     @property
     def closes_gap(self) -> bool:
-        return self.added_claims >= self.projected_misses
+        return self.remaining == 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "team": self.team,
             "deadline": iso(self.deadline),
+            "due_claims": self.due,
             "projected_misses": self.projected_misses,
             "misses_avoided": self.misses_avoided,
             "closes_gap": self.closes_gap,
@@ -147,6 +245,7 @@ class Suggestion:
                     "from_team": m.from_team,
                     "skill": m.skill.value,
                     "expected_claims": round(m.claims, 1),
+                    "paired_with": m.paired_with,
                 }
                 for m in self.moves
             ],
@@ -161,8 +260,9 @@ class Suggestion:
             return head + "\n  nobody can be spared without another team missing its own deadline"
         lines = [head]
         for m in self.moves:
+            pair = f", beside {m.paired_with}" if m.paired_with else ""
             lines.append(
-                f"  move {m.employee} from {m.from_team} ({m.skill.value} skill): "
+                f"  move {m.employee} from {m.from_team} ({m.skill.value} skill{pair}): "
                 f"about {m.claims:.0f} claims by the deadline"
             )
         verdict = "closes the gap" if self.closes_gap else "narrows the gap"
@@ -170,93 +270,331 @@ class Suggestion:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class HandBack:
+    employee: str
+    home_team: str
+    lent_to: str
+    home_misses: int  # claims the home team is projected to miss (0: it is fine)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "employee": self.employee,
+            "home_team": self.home_team,
+            "lent_to": self.lent_to,
+            "home_projected_misses": self.home_misses,
+        }
+
+    def render(self) -> str:
+        home = f"; {self.home_team} projects {self.home_misses} misses" if self.home_misses else ""
+        return (
+            f"hand {self.employee} back from {self.lent_to} to {self.home_team}: "
+            f"{self.lent_to} clears its deadlines without them{home}"
+        )
+
+
+@dataclass(frozen=True)
+class NextDay:
+    team: str
+    due_today: int  # claims due by the end of today's shift, overdue ones included
+    capacity_left: int  # claims the team can still do today beyond those
+    due_later: int  # open claims due after today
+    shift_end: float
+
+    @property
+    def could_start(self) -> int:
+        return min(self.capacity_left, self.due_later)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "team": self.team,
+            "due_today": self.due_today,
+            "capacity_left": self.capacity_left,
+            "due_later": self.due_later,
+            "could_start": self.could_start,
+        }
+
+    def render(self) -> str:
+        return (
+            f"{self.team}: the {self.due_today} claims due today will be done with capacity "
+            f"for about {self.capacity_left} more before {iso(self.shift_end)}; start on "
+            f"about {self.could_start} of the {self.due_later} claims due later"
+        )
+
+
 @dataclass
-class _TeamOutlook:
-    pace: float  # claims per working hour, whole team
-    due: int  # claims due today (its deadlines still ahead), queued ahead included
-    hours_left: float  # working hours until its last deadline today
-    headcount: int
+class Report:
+    at: float
+    at_risk: list[Suggestion]
+    hand_backs: list[HandBack]
+    next_day: list[NextDay]
 
-    @property
-    def per_person(self) -> float:
-        return self.pace / self.headcount if self.headcount else 0.0
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "at_risk": [s.to_dict() for s in self.at_risk],
+            "hand_backs": [h.to_dict() for h in self.hand_backs],
+            "next_day": [n.to_dict() for n in self.next_day],
+        }
 
-    @property
-    def spare_claims(self) -> float:
-        return self.pace * self.hours_left - self.due
+    def render(self) -> str:
+        lines = [f"as of {iso(self.at)}"]
+        if not (self.at_risk or self.hand_backs or self.next_day):
+            return lines[0] + ": no team is projected to miss a deadline; nothing to move"
+        lines += [s.render() for s in self.at_risk]
+        lines += [h.render() for h in self.hand_backs]
+        lines += [n.render() for n in self.next_day]
+        return "\n".join(lines)
+
+    def for_team(self, team: str) -> dict[str, Any]:
+        """What the wall page shows beside one team."""
+        return {
+            "suggestion": next((s.to_dict() for s in self.at_risk if s.team == team), None),
+            "hand_backs": [h.to_dict() for h in self.hand_backs if h.lent_to == team],
+            "next_day": next((n.to_dict() for n in self.next_day if n.team == team), None),
+        }
+
+
+# --- the floor at one instant -------------------------------------------------------------
+
+
+class Floor:
+    """Each team's pace, queue and people at the engine's event time."""
+
+    def __init__(self, engine: Engine, roster: Roster) -> None:
+        self.engine = engine
+        self.roster = roster
+        self.backlog = engine.backlog
+        self.now = engine.watermark
+        self.horizon = engine.config.detectors.sla_at_risk.horizon
+        self.teams = sorted(engine.teams)
+        self.pace = {t: self.backlog.pace_per_hour(t) for t in self.teams}
+        self.heads = dict.fromkeys(self.teams, 0.0)
+        for e in roster.employees:
+            if e.available and e.works_for in self.heads:
+                self.heads[e.works_for] += SKILL_FACTOR[roster.skill_for(e, e.works_for)]
+        self._own: dict[str, WorkingCalendar] = {}
+        self._holidays = frozenset(engine.config.holidays)
+
+    def calendar(self, team: str) -> WorkingCalendar:
+        return self.backlog.teams[team].calendar
+
+    def own_calendar(self, e: Employee) -> WorkingCalendar:
+        if e.id not in self._own:
+            home = self.engine.config.team_settings[e.team]
+            spec = Team(
+                id=home.id, timezone=home.timezone, working_hours=e.hours or home.working_hours
+            )
+            self._own[e.id] = WorkingCalendar(spec, self._holidays)
+        return self._own[e.id]
+
+    def rate(self, e: Employee, team: str) -> float:
+        """Claims per working hour `e` completes on `team`'s claims."""
+        pace, heads = self.pace[team], self.heads[team]
+        if pace is None or heads <= 0:
+            return 0.0
+        return pace / heads * SKILL_FACTOR[self.roster.skill_for(e, team)]
+
+    def hours(self, e: Employee, team: str, until: float) -> float:
+        """Working hours in [now, until) when both `e` and `team` work."""
+        if until <= self.now:
+            return 0.0
+        mine = _spans(self.own_calendar(e), self.now, until)
+        theirs = _spans(self.calendar(team), self.now, until)
+        return _overlap(mine, theirs) / HOUR
+
+    def deadlines(self, team: str) -> list[float]:
+        end = self.now + self.horizon
+        return sorted(d for d in self.backlog.teams[team].due_counts if self.now < d <= end)
+
+    def due_by(self, team: str, deadline: float) -> int:
+        return sum(c for d, c in self.backlog.teams[team].due_counts.items() if d <= deadline)
+
+    def clears(self, team: str, leaving: list[tuple[Employee, float]]) -> bool:
+        """Whether `team` still clears every deadline ahead (earliest first) at its pace
+        without the people `leaving`, each gone until the instant paired with them."""
+        pace = self.pace[team]
+        if pace is None:
+            return False
+        calendar = self.calendar(team)
+        for deadline in self.deadlines(team):
+            capacity = pace * calendar.working_seconds(self.now, deadline) / HOUR
+            for e, until in leaving:
+                capacity -= self.rate(e, team) * self.hours(e, team, min(deadline, until))
+            if capacity < self.due_by(team, deadline) - 1e-9:
+                return False
+        return True
+
+    def misses(self, team: str) -> int:
+        return sum(
+            p.misses for d, p in self.backlog.projections.get(team, {}).items() if d > self.now
+        )
+
+
+def _spans(calendar: WorkingCalendar, begin: float, end: float) -> list[tuple[float, float]]:
+    out = []
+    day = calendar.local_day(begin) - _ONE_DAY
+    last = calendar.local_day(end)
+    while day <= last:
+        span = calendar.shift(day)
+        if span is not None and span[1] > begin and span[0] < end:
+            out.append((max(begin, span[0]), min(end, span[1])))
+        day += _ONE_DAY
+    return out
+
+
+def _overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
+    return sum(max(0.0, min(x1, y1) - max(x0, y0)) for x0, x1 in a for y0, y1 in b)
+
+
+# --- suggestions --------------------------------------------------------------------------
+
+
+def report(engine: Engine, roster: Roster) -> Report:
+    """Suggestions for every team at risk (worst first, sharing one pool of people), people
+    to hand back, and teams with capacity left for the next day's claims."""
+    floor = Floor(engine, roster)
+    moved: set[str] = set()
+    leaving: dict[str, list[tuple[Employee, float]]] = {}
+    risks = []
+    for team in floor.teams:
+        worst: tuple[float, float] | None = None
+        pace = floor.pace[team] or 0.0
+        for deadline, p in sorted(floor.backlog.projections.get(team, {}).items()):
+            if deadline <= floor.now or p.misses <= 0:
+                continue
+            working = floor.calendar(team).working_seconds(floor.now, deadline)
+            short = floor.due_by(team, deadline) - pace * working / HOUR
+            if worst is None or short > worst[1]:
+                worst = (deadline, short)
+        if worst is not None:
+            risks.append((team, worst[0], worst[1]))
+    at_risk = [
+        _suggest(floor, team, deadline, moved, leaving)
+        for team, deadline, _ in sorted(risks, key=lambda r: (-r[2], r[0]))
+    ]
+    return Report(floor.now, at_risk, _hand_backs(floor), _next_day(floor))
 
 
 def suggest(engine: Engine, roster: Roster) -> list[Suggestion]:
-    """A suggestion for every team projected to miss a deadline today, worst first."""
-    now = engine.watermark
-    outlooks = {team: _outlook(engine, roster, team, now) for team in sorted(engine.teams)}
-    spare = {t: o.spare_claims for t, o in outlooks.items() if o is not None}
-    moved: set[str] = set()
-    out = []
-    for team, deadline, due, misses, hours in sorted(_at_risk(engine, now), key=lambda r: -r[3]):
-        outlook = outlooks.get(team)
-        suggestion = Suggestion(team, deadline, due, misses, hours)
-        if outlook is None or outlook.per_person <= 0:
-            out.append(suggestion)
-            continue
-        candidates = []
-        for employee in roster.employees:
-            donor = outlooks.get(employee.team)
-            if employee.team == team or employee.id in moved or donor is None:
-                continue
-            skill = roster.skill_for(employee, team)
-            claims = outlook.per_person * SKILL_FACTOR[skill] * hours
-            cost = donor.per_person * donor.hours_left  # what the donor team loses
-            candidates.append((SKILL_FACTOR[skill], claims, -cost, employee, skill, cost))
-        candidates.sort(key=lambda c: (c[0], c[1], c[2]), reverse=True)
-        for _, claims, _, employee, skill, cost in candidates:
-            if suggestion.closes_gap:
-                break
-            if spare.get(employee.team, 0.0) - cost < 0:
-                continue  # the donor would miss its own deadline
-            spare[employee.team] -= cost
-            moved.add(employee.id)
-            suggestion.moves.append(Move(employee.id, employee.team, skill, claims))
-        out.append(suggestion)
-    return out
+    """A suggestion for every team projected to miss a deadline, worst first."""
+    return report(engine, roster).at_risk
 
 
-def _at_risk(engine: Engine, now: float) -> list[tuple[str, float, int, int, float]]:
-    """(team, deadline, due incl. ahead, misses, working hours left) for today's worst
-    deadline of each team with projected misses."""
-    out = []
-    for team in sorted(engine.teams):
-        calendar = engine.backlog.teams[team].calendar
-        today = calendar.local_day(now)
-        worst = None
-        for deadline, p in engine.backlog.projections.get(team, {}).items():
-            if deadline <= now or calendar.local_day(deadline - 1e-6) != today or p.misses <= 0:
-                continue
-            if worst is None or p.misses > worst[1].misses:
-                worst = (deadline, p)
-        if worst is not None:
-            deadline, p = worst
-            hours = calendar.working_seconds(now, deadline) / HOUR
-            needed = p.needed if p.needed is not None else 0.0
-            out.append((team, deadline, round(needed * hours), p.misses, hours))
-    return out
-
-
-def _outlook(engine: Engine, roster: Roster, team: str, now: float) -> _TeamOutlook | None:
-    pace = engine.backlog.pace_per_hour(team)
-    if pace is None:
+def suggest_for(engine: Engine, roster: Roster, team: str, deadline: float) -> Suggestion | None:
+    """The suggestion for one team and deadline (what an `SlaAtRisk` alert carries)."""
+    floor = Floor(engine, roster)
+    if deadline not in floor.backlog.projections.get(team, {}):
         return None
-    calendar = engine.backlog.teams[team].calendar
-    today = calendar.local_day(now)
-    due, last = 0, now
-    for deadline, p in engine.backlog.projections.get(team, {}).items():
-        if deadline > now and calendar.local_day(deadline - 1e-6) == today and deadline > last:
-            # Everything queued up to its last deadline today, overdue claims included.
-            hours_to = calendar.working_seconds(now, deadline) / HOUR
-            due = round((p.needed or 0.0) * hours_to)
-            last = deadline
-    if last == now:  # no deadline left today: free until the end of today's shift
-        shift = calendar.shift(today)
-        last = shift[1] if shift is not None else now
-    hours = calendar.working_seconds(now, last) / HOUR
-    return _TeamOutlook(pace, due, hours, roster.headcount(team))
+    return _suggest(floor, team, deadline, set(), {})
+
+
+def hand_backs(engine: Engine, roster: Roster, team: str | None = None) -> list[HandBack]:
+    return [h for h in _hand_backs(Floor(engine, roster)) if team is None or h.lent_to == team]
+
+
+def _suggest(
+    floor: Floor,
+    team: str,
+    deadline: float,
+    moved: set[str],
+    leaving: dict[str, list[tuple[Employee, float]]],
+) -> Suggestion:
+    roster = floor.roster
+    calendar = floor.calendar(team)
+    pace = floor.pace[team] or 0.0
+    # Claims due by each deadline up to this one that the team alone will not finish by then.
+    needs = [
+        (d, floor.due_by(team, d) - pace * calendar.working_seconds(floor.now, d) / HOUR)
+        for d in sorted({*floor.deadlines(team), deadline})
+        if d <= deadline
+    ]
+    helpers: list[Employee] = []
+
+    def remaining(people: list[Employee]) -> int:
+        worst = max(
+            need - sum(floor.rate(e, team) * floor.hours(e, team, d) for e in people)
+            for d, need in needs
+        )
+        return max(0, math.ceil(worst - 1e-9))
+
+    hours_left = calendar.working_seconds(floor.now, deadline) / HOUR
+    suggestion = Suggestion(team, deadline, floor.due_by(team, deadline), remaining([]), hours_left)
+    suggestion.remaining = suggestion.projected_misses
+    tiers: dict[Skill, list[tuple[float, float, str, Employee]]] = {s: [] for s in Skill}
+    for e in roster.employees:
+        donor = e.works_for
+        if not e.available or donor == team or e.id in moved or donor not in floor.pace:
+            continue
+        claims = floor.rate(e, team) * floor.hours(e, team, deadline)
+        if claims <= 0:
+            continue
+        cost = floor.rate(e, donor) * floor.hours(e, donor, deadline)
+        tiers[roster.skill_for(e, team)].append((claims, cost, e.id, e))
+    partners = [  # deep people already on the team, who can take a moderate helper beside them
+        e.id
+        for e in roster.employees
+        if e.available and e.works_for == team and roster.skill_for(e, team) is Skill.DEEP
+    ]
+    for skill in (Skill.DEEP, Skill.MODERATE, Skill.NONE):
+        for claims, _, _, e in sorted(tiers[skill], key=lambda c: (-c[0], c[1], c[2])):
+            if suggestion.remaining == 0:
+                break
+            if skill is Skill.MODERATE and not partners:
+                break  # no deep colleague left to work beside
+            if not floor.clears(e.works_for, [*leaving.get(e.works_for, []), (e, deadline)]):
+                continue  # the donor would miss one of its own deadlines
+            pair = partners.pop(0) if skill is Skill.MODERATE else None
+            leaving.setdefault(e.works_for, []).append((e, deadline))
+            moved.add(e.id)
+            helpers.append(e)
+            suggestion.moves.append(Move(e.id, e.works_for, skill, claims, pair))
+            suggestion.remaining = remaining(helpers)
+            if skill is Skill.DEEP:
+                partners.insert(0, e.id)  # a moved deep helper is the first partner
+    # As few people as close it: drop helpers it closes without (smallest first), unless a
+    # moderate helper works beside them.
+    for move in sorted(suggestion.moves, key=lambda m: m.claims):
+        if any(m.paired_with == move.employee for m in suggestion.moves):
+            continue
+        rest = [e for e in helpers if e.id != move.employee]
+        if remaining(rest) > suggestion.remaining:
+            continue
+        helpers = rest
+        suggestion.moves.remove(move)
+        moved.discard(move.employee)
+        leaving[move.from_team] = [x for x in leaving[move.from_team] if x[0].id != move.employee]
+    return suggestion
+
+
+def _hand_backs(floor: Floor) -> list[HandBack]:
+    out = []
+    leaving: dict[str, list[tuple[Employee, float]]] = {}
+    for e in sorted(floor.roster.employees, key=lambda e: e.id):
+        if not (e.available and e.lent and e.working_for in floor.pace):
+            continue
+        lent_to = e.works_for
+        gone = [*leaving.get(lent_to, []), (e, math.inf)]
+        if floor.clears(lent_to, gone):
+            leaving[lent_to] = gone
+            out.append(HandBack(e.id, e.team, lent_to, floor.misses(e.team)))
+    return out
+
+
+def _next_day(floor: Floor) -> list[NextDay]:
+    out = []
+    for team in floor.teams:
+        pace = floor.pace[team]
+        calendar = floor.calendar(team)
+        shift = calendar.shift(calendar.local_day(floor.now))
+        if pace is None or shift is None or floor.now >= shift[1] or floor.misses(team):
+            continue
+        if not floor.clears(team, []):
+            continue
+        due_today = floor.due_by(team, shift[1])
+        open_claims = sum(floor.backlog.teams[team].due_counts.values())
+        capacity = pace * calendar.working_seconds(floor.now, shift[1]) / HOUR - due_today
+        later = open_claims - due_today
+        if min(capacity, later) >= NEXT_DAY_MIN:
+            out.append(NextDay(team, due_today, math.floor(capacity), later, shift[1]))
+    return out

@@ -3,8 +3,10 @@
 The morning whiteboard, kept current: per team the inflow so far today against the same
 time yesterday, the backlog, the claims projected to miss today's deadline; per hub link its
 status and, when broken, since when and how many claims are missing; the open alerts; the
-latest negative survey comments (for managers: they never go into metrics). Everything is at
-the engine's event time, so the page tells the same story in a demo played fast.
+latest negative survey comments (for managers: they never go into metrics); with a staffing
+roster, who could help a team at risk, who can go back, and capacity for the next day.
+Everything is at the engine's event time, so the page tells the same story in a demo played
+fast.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from claimflow.engine import Engine
 from claimflow.it_view import break_episodes, routes_overview
+from claimflow.staffing import report as staffing_report
 from claimflow.timeutil import DAY, iso
 
 
@@ -29,6 +32,7 @@ def wall_view(engine: Engine) -> dict[str, Any]:
         (local - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     )
     inflow = engine.inflow
+    advice = staffing_report(engine, engine.roster) if engine.roster is not None else None
     teams = []
     for team in sorted(engine.teams):
         key = ("team", team)
@@ -53,6 +57,7 @@ def wall_view(engine: Engine) -> dict[str, Any]:
                 "at_risk_later": at_risk["due_later"],
                 "alerts": names,
                 "state": _team_state(names, at_risk["due_today"], backlog["overdue"]),
+                "staffing": advice.for_team(team) if advice is not None else None,
             }
         )
     episodes = {(e["hub_id"], e["center_id"]): e for e in break_episodes(engine) if e["open"]}

@@ -30,6 +30,8 @@ class SettingsError(ValueError):
 class WorkerSettings:
     bootstrap: str = "127.0.0.1:9092"  # host:port[,host:port...]
     config: Path | None = None  # agreements YAML; None: the bundled example
+    staffing: Path | None = None  # roster and skills YAML (docs/staffing.md); None: no advice
+    staffing_check_every: float = 10.0  # seconds between looks at the roster file for changes
     app_id: str = "claimflow"  # the consumer group; prefixes changelog topic names
     store: str = "memory://"  # or rocksdb:// (needs the rocksdict package)
     data_dir: Path = Path("claimflow-data")
@@ -117,7 +119,7 @@ def from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSe
     return settings
 
 
-_PATH_FIELDS = {"config", "data_dir", "ssl_cafile", "ssl_certfile", "ssl_keyfile"}
+_PATH_FIELDS = {"config", "staffing", "data_dir", "ssl_cafile", "ssl_certfile", "ssl_keyfile"}
 
 
 def _parse(var: str, name: str, raw: str, kind: type) -> Any:
@@ -152,7 +154,7 @@ def _check(s: WorkerSettings) -> None:
             )
         if not s.sasl_username or s.sasl_password is None:
             raise SettingsError("SASL needs CLAIMFLOW_SASL_USERNAME and CLAIMFLOW_SASL_PASSWORD")
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+    for name in ("staffing", "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
         path = getattr(s, name)
         if path is not None and not Path(path).is_file():
             raise SettingsError(f"CLAIMFLOW_{name.upper()}={path}: no such file")
@@ -161,6 +163,10 @@ def _check(s: WorkerSettings) -> None:
     for name in ("partitions", "replication"):
         if getattr(s, name) < 1:
             raise SettingsError(f"CLAIMFLOW_{name.upper()}={getattr(s, name)}: must be at least 1")
+    if s.staffing_check_every <= 0:
+        raise SettingsError(
+            f"CLAIMFLOW_STAFFING_CHECK_EVERY={s.staffing_check_every}: must be above 0"
+        )
     if s.heartbeat_interval * 3 > s.session_timeout:
         raise SettingsError(
             "CLAIMFLOW_HEARTBEAT_INTERVAL must be at most a third of CLAIMFLOW_SESSION_TIMEOUT"

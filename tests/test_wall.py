@@ -3,7 +3,7 @@
 The demo runs as a user runs it; the browser loads the page while the played day is held at
 13:30, and the test reads what a person would read: the broken hub shown as broken, with
 since when and how many claims are missing; the team that is behind shown at risk, and only
-that one. The screenshot is kept in test-artifacts/wall.png.
+that one, with who could help it. The screenshot is kept in test-artifacts/wall.png.
 """
 
 from __future__ import annotations
@@ -141,11 +141,41 @@ def test_wall_page_in_chromium_shows_the_broken_hub_and_the_team_at_risk(tmp_pat
         assert re.search(
             r"[1-9]\d* at risk of missing today's deadline", cards.cards["motor"]["text"]
         )
+        # The roster's advice beside the team at risk (the demo's roster: the simulated
+        # staff, motor's absentees unavailable): who could come from which team.
+        motor = cards.cards["motor"]["text"]
+        assert re.search(
+            r"Help: .*\((priority-client|international-settlements|property), "
+            r"(deep|moderate)",
+            motor,
+        ), motor
+        assert re.search(r"\d+ of \d+ misses avoided", motor), motor
+        assert "Help:" not in cards.cards["property"]["text"]
         assert "HubLinkBreak" in dom and "SlaAtRisk" in dom  # open alerts listed
         assert "claimflow_" not in dom  # the page reads the JSON API, not metrics
+
+        # A manager edits the roster while the worker runs: the first suggested helper is
+        # off after all. The worker reloads the file and suggests without them.
+        printed = re.search(r"roster +(\S+)", log.read_text())
+        assert printed, "the demo prints where its roster is"
+        roster = Path(printed.group(1))
+        helper = _motor_help(web)[0]
+        data = json.loads(roster.read_text())
+        next(p for p in data["employees"] if p["id"] == helper)["available"] = False
+        roster.write_text(json.dumps(data))
+        wait_until(lambda: helper not in _motor_help(web), 60, "the roster reload", every=2)
+        with urllib.request.urlopen(web + "/metrics", timeout=5) as response:
+            assert "claimflow_roster_reload_errors_total 0.0" in response.read().decode()
     finally:
         demo.send_signal(signal.SIGINT)
         code = demo.wait(60)
     assert code == 0, log.read_text()[-2000:]
     assert "nothing left running" in log.read_text()
     assert pids and not [pid for pid in pids if alive(pid)]
+
+
+def _motor_help(web: str) -> list[str]:
+    with urllib.request.urlopen(web + "/api/wall", timeout=5) as response:
+        teams = json.loads(response.read())["teams"]
+    suggestion = next(t for t in teams if t["team"] == "motor")["staffing"]["suggestion"]
+    return [m["employee"] for m in suggestion["moves"]] if suggestion else []

@@ -69,19 +69,21 @@ class AlertBook:
         summary: str,
         details: dict[str, Any],
         hold: float = 0.0,
-    ) -> None:
-        """The firing condition holds at `at`; fire once it has held for `hold` seconds."""
+    ) -> Alert | None:
+        """The firing condition holds at `at`; fire once it has held for `hold` seconds.
+        Returns the alert when this call opened the episode."""
         key = (name, labels_key(labels))
         if key in self.open:
             self.clearing.pop(key, None)
-            return
+            return None
         since = self.holding.setdefault(key, at)
         if at - since < hold:
-            return
+            return None
         del self.holding[key]
         alert = Alert(name, "firing", at, dict(labels), summary, details)
         self.open[key] = alert
         self.pending.append(alert)
+        return alert
 
     def calm(self, name: AlertName, labels: dict[str, str]) -> None:
         """Neither the firing nor the end condition holds: restart any hold or wait."""
@@ -99,19 +101,22 @@ class AlertBook:
         summary: str,
         details: dict[str, Any],
         keep_firing_for: float = 0.0,
-    ) -> None:
+    ) -> Alert | None:
         """The episode's end condition holds at `at`; resolve once it has held for
-        `keep_firing_for` seconds (a `fire` call in between starts the wait again)."""
+        `keep_firing_for` seconds (a `fire` call in between starts the wait again).
+        Returns the resolution when this call ended the episode."""
         key = (name, labels_key(labels))
         if key not in self.open:
-            return
+            return None
         since = self.clearing.setdefault(key, at)
         if at - since < keep_firing_for:
-            return
+            return None
         del self.clearing[key]
         fired = self.open.pop(key)
         details = {"firing_since": iso(fired.at), "duration_seconds": at - fired.at, **details}
-        self.pending.append(Alert(name, "resolved", at, dict(labels), summary, details))
+        alert = Alert(name, "resolved", at, dict(labels), summary, details)
+        self.pending.append(alert)
+        return alert
 
     def drain(self) -> list[Alert]:
         if not self.pending:

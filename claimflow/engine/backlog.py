@@ -21,10 +21,11 @@ did miss).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from claimflow.config import SlaAtRiskSettings
-from claimflow.engine.alerts import AlertBook
+from claimflow.engine.alerts import Alert, AlertBook
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import HOUR, iso
 from claimflow.workhours import WorkingCalendar
@@ -34,6 +35,11 @@ class Projection(NamedTuple):
     due: int  # claims due at the deadline
     misses: int  # of them, projected to miss at the current pace
     needed: float | None  # claims per working hour needed to clear everything due by then
+
+
+# Adds advice (staffing suggestions) to an SlaAtRisk alert as it opens or resolves; called
+# with the alert, its team and deadline after every team has been projected at that tick.
+Advisor = Callable[[Alert, str, float], None]
 
 
 class OpenClaim:
@@ -81,6 +87,8 @@ class Backlog:
         self.completed_total: dict[str, int] = {}  # team -> completions ever (a counter)
         # The last projection per team: deadline -> (claims due, projected misses).
         self.projections: dict[str, dict[float, Projection]] = {t: {} for t in self.teams}
+        self.advisor: Advisor | None = None
+        self._changed: list[tuple[Alert, str, float]] = []  # episodes opened/ended this tick
 
     # --- facts -------------------------------------------------------------------------
 
@@ -159,6 +167,11 @@ class Backlog:
     def evaluate(self, now: float) -> None:
         for team in sorted(self.teams):
             self._evaluate_team(team, now)
+        if self._changed:
+            changed, self._changed = self._changed, []
+            if self.advisor is not None:
+                for alert, team, due in changed:
+                    self.advisor(alert, team, due)
 
     def _evaluate_team(self, team: str, now: float) -> None:
         queue = self.teams[team]
@@ -185,13 +198,15 @@ class Backlog:
         for due in sorted(d for (t, d) in self._at_risk if t == team and d <= now):
             self._at_risk.discard((team, due))
             missed = queue.due_counts.get(due, 0)
-            self.book.resolve(
+            ended = self.book.resolve(
                 "SlaAtRisk",
                 {"team": team, "deadline": iso(due)},
                 now,
                 f"{team}: deadline {iso(due)} passed with {missed} of its claims not done",
                 {"deadline": iso(due), "missed": missed},
             )
+            if ended is not None:
+                self._changed.append((ended, team, due))
         ahead = 0
         for due in sorted(queue.due_counts):
             if due not in projected:
@@ -221,18 +236,20 @@ class Backlog:
                         f"current pace ({details['throughput_per_hour']}/h, "
                         f"{details['needed_per_hour']}/h needed)"
                     )
-                    self.book.fire("SlaAtRisk", labels, now, summary, details, self.s.hold)
-                    if self.book.is_open("SlaAtRisk", labels):
+                    fired = self.book.fire("SlaAtRisk", labels, now, summary, details, self.s.hold)
+                    if fired is not None:
                         self._at_risk.add((team, due))
+                        self._changed.append((fired, team, due))
                 else:
                     self.book.calm("SlaAtRisk", labels)
             elif misses * 2 < self.s.min_misses:
                 summary = f"{team}: the queue due {iso(due)} will now clear at the current pace"
-                self.book.resolve(
+                ended = self.book.resolve(
                     "SlaAtRisk", labels, now, summary, details, self.s.keep_firing_for
                 )
-                if not self.book.is_open("SlaAtRisk", labels):
+                if ended is not None:
                     self._at_risk.discard((team, due))
+                    self._changed.append((ended, team, due))
             else:
                 self.book.calm("SlaAtRisk", labels)  # still at risk: no resolution under way
             ahead += count

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from claimflow import staffing
 from claimflow.config import WEEKDAYS, Config
 from claimflow.deadlines import DeadlineCalendar
 from claimflow.engine.alerts import Alert, AlertBook
@@ -35,6 +36,7 @@ from claimflow.engine.hublink import HubLinks
 from claimflow.engine.inflow import Inflow
 from claimflow.events import ClaimArrived, ClaimCompleted, Event, HubDispatched, SurveyResponse
 from claimflow.rejections import Reason, Rejection
+from claimflow.staffing import Roster
 from claimflow.timeutil import HOUR
 from claimflow.workhours import WorkingCalendar
 
@@ -56,8 +58,12 @@ Applier = Callable[[Any, float, bool], None]
 
 
 class Engine:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, roster: Roster | None = None) -> None:
         self.config = config
+        # The staffing roster (claimflow/staffing.py), when one is given: SlaAtRisk alerts
+        # then carry who could help, and their resolutions who can go back. Swappable at
+        # any time (the live worker reloads the file); the detectors never read it.
+        self.roster = roster
         settings = config.engine
         self.window = settings.window
         self.lateness = settings.allowed_lateness
@@ -105,6 +111,7 @@ class Engine:
         self.backlog = Backlog(
             detectors.sla_at_risk, self.window, settings.claim_memory, calendars, self.book
         )
+        self.backlog.advisor = self._advise
         self.feedback = Feedback(detectors.negative_feedback, self.window, self.book)
         self.seen = SeenIds(settings.dedupe_horizon)
         self._first_time = self.seen.first_time
@@ -128,6 +135,17 @@ class Engine:
             ClaimCompleted: (self._check_completion, self._apply_completion),
             SurveyResponse: (self._check_survey, self._apply_survey),
         }
+
+    def _advise(self, alert: Alert, team: str, deadline: float) -> None:
+        if self.roster is None:
+            return
+        if alert.state == "firing":
+            suggestion = staffing.suggest_for(self, self.roster, team, deadline)
+            if suggestion is not None:
+                alert.details["staffing"] = suggestion.to_dict()
+        else:
+            backs = staffing.hand_backs(self, self.roster, team)
+            alert.details["staffing"] = {"hand_backs": [h.to_dict() for h in backs]}
 
     # --- input ---------------------------------------------------------------------------
 
