@@ -78,8 +78,9 @@ class Detector:
             await self._take_over(offset)
         live = self.live
         assert live is not None
-        if self.roster is not None:
-            live.engine.roster = self.roster.current()  # reloaded when the file changed
+        # The roster as the file is now (a restored snapshot may hold an older one, or one
+        # from before CLAIMFLOW_STAFFING was unset).
+        live.engine.roster = self.roster.current() if self.roster is not None else None
         if offset > live.next_offset:
             log.warning(
                 "reading sequenced offsets %d..%d from the log", live.next_offset, offset - 1

@@ -29,7 +29,6 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from claimflow.engine import Engine
 
 log = logging.getLogger("claimflow.staffing")
-_ONE_DAY = timedelta(days=1)
 # Fewer claims than this left to start on is not worth a line on the wall.
 NEXT_DAY_MIN = 5
 
@@ -399,8 +397,8 @@ class Floor:
         """Working hours in [now, until) when both `e` and `team` work."""
         if until <= self.now:
             return 0.0
-        mine = _spans(self.own_calendar(e), self.now, until)
-        theirs = _spans(self.calendar(team), self.now, until)
+        mine = self.own_calendar(e).spans(self.now, until)
+        theirs = self.calendar(team).spans(self.now, until)
         return _overlap(mine, theirs) / HOUR
 
     def deadlines(self, team: str) -> list[float]:
@@ -409,6 +407,12 @@ class Floor:
 
     def due_by(self, team: str, deadline: float) -> int:
         return sum(c for d, c in self.backlog.teams[team].due_counts.items() if d <= deadline)
+
+    def shortfall(self, team: str, deadline: float) -> float:
+        """Claims due by `deadline` (earlier ones included) the team will not finish by then
+        at its pace, working earliest deadline first."""
+        working = self.calendar(team).working_seconds(self.now, deadline)
+        return self.due_by(team, deadline) - (self.pace[team] or 0.0) * working / HOUR
 
     def clears(self, team: str, leaving: list[tuple[Employee, float]]) -> bool:
         """Whether `team` still clears every deadline ahead (earliest first) at its pace
@@ -431,18 +435,6 @@ class Floor:
         )
 
 
-def _spans(calendar: WorkingCalendar, begin: float, end: float) -> list[tuple[float, float]]:
-    out = []
-    day = calendar.local_day(begin) - _ONE_DAY
-    last = calendar.local_day(end)
-    while day <= last:
-        span = calendar.shift(day)
-        if span is not None and span[1] > begin and span[0] < end:
-            out.append((max(begin, span[0]), min(end, span[1])))
-        day += _ONE_DAY
-    return out
-
-
 def _overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
     return sum(max(0.0, min(x1, y1) - max(x0, y0)) for x0, x1 in a for y0, y1 in b)
 
@@ -459,12 +451,10 @@ def report(engine: Engine, roster: Roster) -> Report:
     risks = []
     for team in floor.teams:
         worst: tuple[float, float] | None = None
-        pace = floor.pace[team] or 0.0
         for deadline, p in sorted(floor.backlog.projections.get(team, {}).items()):
             if deadline <= floor.now or p.misses <= 0:
                 continue
-            working = floor.calendar(team).working_seconds(floor.now, deadline)
-            short = floor.due_by(team, deadline) - pace * working / HOUR
+            short = floor.shortfall(team, deadline)
             if worst is None or short > worst[1]:
                 worst = (deadline, short)
         if worst is not None:
@@ -502,10 +492,8 @@ def _suggest(
 ) -> Suggestion:
     roster = floor.roster
     calendar = floor.calendar(team)
-    pace = floor.pace[team] or 0.0
-    # Claims due by each deadline up to this one that the team alone will not finish by then.
-    needs = [
-        (d, floor.due_by(team, d) - pace * calendar.working_seconds(floor.now, d) / HOUR)
+    needs = [  # what the team alone leaves undone by each of its deadlines up to this one
+        (d, floor.shortfall(team, d))
         for d in sorted({*floor.deadlines(team), deadline})
         if d <= deadline
     ]

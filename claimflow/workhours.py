@@ -48,14 +48,18 @@ class WorkingCalendar:
 
     def working_seconds(self, begin: float, end: float) -> float:
         """Working time in [begin, end)."""
+        return sum(stop - start for start, stop in self.spans(begin, end))
+
+    def spans(self, begin: float, end: float) -> list[tuple[float, float]]:
+        """The working intervals within [begin, end), in order."""
+        out: list[tuple[float, float]] = []
         if end <= begin:
-            return 0.0
-        total = 0.0
+            return out
         day = self.local_day(begin) - timedelta(days=1)  # a shift may straddle UTC midnight
         last = self.local_day(end)
         while day <= last:
             span = self.shift(day)
-            if span is not None:
-                total += max(0.0, min(end, span[1]) - max(begin, span[0]))
+            if span is not None and span[1] > begin and span[0] < end:
+                out.append((max(begin, span[0]), min(end, span[1])))
             day += timedelta(days=1)
-        return total
+        return out
