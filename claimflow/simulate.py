@@ -157,6 +157,11 @@ class Simulator:
         # With `moves` (even none), each team's handling times come from a generator of its
         # own, so two re-runs differ only by the moves; without, the historic single stream.
         self.moves = moves
+        self._moves_in: dict[str, list[StaffMove]] = {}
+        self._moves_out: dict[str, list[StaffMove]] = {}
+        for move in moves or []:
+            self._moves_in.setdefault(move.to_team, []).append(move)
+            self._moves_out.setdefault(move.from_team, []).append(move)
         self.staff: dict[str, int] = {}  # people per team, known once the teams have worked
         self.claims: list[Claim] = []
 
@@ -323,9 +328,7 @@ class Simulator:
         """When `server` (person number) can next take a claim. Servers past `staff` are
         people moved in (StaffMove), there only while moved; the team's last servers are
         the ones moved out."""
-        moves = self.moves or []
-        incoming = [m for m in moves if m.to_team == team]
-        outgoing = [m for m in moves if m.from_team == team]
+        incoming, outgoing = self._moves_in.get(team, []), self._moves_out.get(team, [])
         for _ in range(400):
             span = calendar.shift(calendar.local_day(t))
             if span is None or t >= span[1]:
@@ -354,7 +357,7 @@ class Simulator:
 
     def _serve(self, team: str, claims: list[Claim], staff: int, calendar: WorkingCalendar) -> None:
         rng = self.rng if self.moves is None else random.Random(f"{self.seed}:serve:{team}")
-        speed = [1.0] * staff + [m.speed for m in self.moves or [] if m.to_team == team]
+        speed = [1.0] * staff + [m.speed for m in self._moves_in.get(team, [])]
         servers = [(self.t0, s) for s in range(len(speed))]
         heapq.heapify(servers)
         queue: list[tuple[float, float, int]] = []
