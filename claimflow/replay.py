@@ -70,24 +70,28 @@ def replay(
                 summary.alerts[alert.alert] += 1
             on_alert(alert)
 
+    # The hot loop: summary fields are kept in locals and written back when anyone looks.
+    number = events = blank = 0
     for number, line in enumerate(lines, 1):
-        summary.lines = number
-        if not line.strip():
-            summary.blank_lines += 1
+        if not line or line.isspace():
+            blank += 1
             continue
         event = decode(line)
         problem = event if isinstance(event, Rejection) else ingest(event)
         if problem is not None:
             summary.rejected[problem.reason.value] += 1
+            summary.lines = number
             on_reject(number, problem, line)
             if not problem.applied:
                 continue
-        summary.events += 1
+        events += 1
         if book.pending:  # tested inline: this runs once per line
             publish()
-        if on_progress is not None and number % 8192 == 0:
+        if not number & 8191 and on_progress is not None:
+            summary.lines, summary.events, summary.blank_lines = number, events, blank
             summary.seconds = time.perf_counter() - started
             on_progress(summary)
+    summary.lines, summary.events, summary.blank_lines = number, events, blank
     engine.finish()
     publish()
     summary.seconds = time.perf_counter() - started

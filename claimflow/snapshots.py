@@ -17,7 +17,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: events in the reorder buffer are msgspec structs (claimflow.events)
 MANIFEST = "manifest"
 CHUNK_BYTES = 256 * 1024
 

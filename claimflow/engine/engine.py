@@ -17,10 +17,10 @@ that ticks go on (and a silent route is noticed) when no events arrive at all.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import Counter, deque
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -129,11 +129,11 @@ class Engine:
         self._negative_max = detectors.negative_feedback.negative_max_score
         self.recent_complaints: deque[Complaint] = deque(maxlen=RECENT_COMPLAINTS)
         # Per event type: the reference check made on ingest, and how it changes state.
-        self._handlers: dict[type, tuple[Callable[[Any], Rejection | None], Applier]] = {
+        self._handlers: dict[type, tuple[Callable[[Any], Rejection | None] | None, Applier]] = {
             HubDispatched: (self._check_dispatch, self._apply_dispatch),
             ClaimArrived: (self._check_arrival, self._apply_arrival),
             ClaimCompleted: (self._check_completion, self._apply_completion),
-            SurveyResponse: (self._check_survey, self._apply_survey),
+            SurveyResponse: (None, self._apply_survey),  # unknown clients get the defaults
         }
 
     def _advise(self, alert: Alert, team: str, deadline: float) -> None:
@@ -152,10 +152,12 @@ class Engine:
     def ingest(self, event: Event) -> Rejection | None:
         """Take one validated event. Returns a Rejection for input that does not count as a
         new event (unknown team or hub, duplicate, late); the caller dead-letters it."""
-        check, apply = self._handlers[type(event)]
-        problem = check(event)
-        if problem is not None:
-            return self._reject(problem)
+        # The hot path: every event passes here, so it reads locals and skips calls it can.
+        check, apply = self._handlers[event.__class__]
+        if check is not None:
+            problem = check(event)
+            if problem is not None:
+                return self._reject(problem)
         t = event.time.timestamp()
         newest = self.newest
         if t > newest + self.max_jump and newest != -_NEVER:
@@ -171,8 +173,9 @@ class Engine:
                 Rejection(Reason.DUPLICATE, f"event_id {event.event_id!r} seen before")
             )
         self.accepted[event.type] += 1
-        if t < self.watermark:
-            heapq.heappush(self._buffer, (self.watermark, next(self._seq), apply, event, False))
+        watermark = self.watermark
+        if t < watermark:
+            heappush(self._buffer, (watermark, next(self._seq), apply, event, False))
             return self._reject(
                 Rejection(
                     Reason.LATE,
@@ -181,10 +184,16 @@ class Engine:
                     applied=True,
                 )
             )
-        heapq.heappush(self._buffer, (t, next(self._seq), apply, event, True))
+        buffer = self._buffer
+        heappush(buffer, (t, next(self._seq), apply, event, True))
         if t > newest:
             self.newest = t
-            self._advance(t - self.lateness)
+            watermark = t - self.lateness
+            # Only call into the event-time machinery when the watermark releases something.
+            if buffer[0][0] <= watermark or self._next_tick <= watermark:
+                self._advance(watermark)
+            elif watermark > self.watermark:
+                self.watermark = watermark
         return None
 
     def advance_to(self, t: float) -> None:
@@ -232,27 +241,27 @@ class Engine:
             return Rejection(Reason.UNKNOWN_TEAM, f"team {event.team!r} is not configured")
         return None
 
-    @staticmethod
-    def _check_survey(event: SurveyResponse) -> Rejection | None:
-        return None  # clients that are not configured get the default agreement
-
     # --- event time ----------------------------------------------------------------------
 
     def _advance(self, watermark: float) -> None:
         buffer = self._buffer
-        pop = heapq.heappop
         while True:
-            if buffer and buffer[0][0] <= watermark and buffer[0][0] < self._next_tick:
-                t, _, apply, event, count = pop(buffer)
+            next_tick = self._next_tick
+            # Apply the buffered events the watermark has passed, up to the next tick.
+            while buffer:
+                t, _, apply, event, count = buffer[0]
+                if t > watermark or t >= next_tick:
+                    break
+                heappop(buffer)
                 if t < self.history_start:
                     self._start_history(t)
+                    next_tick = self._next_tick
                 apply(event, t, count)  # count is False for late facts: judged windows stay
-            elif self._next_tick <= watermark:
-                self._skip_long_gap(watermark)
-                self._evaluate(self._next_tick)
-                self._next_tick += self.tick
-            else:
+            if next_tick > watermark:
                 break
+            self._skip_long_gap(watermark)
+            self._evaluate(self._next_tick)
+            self._next_tick += self.tick
         self.watermark = max(self.watermark, watermark)
 
     def _skip_long_gap(self, watermark: float) -> None:
