@@ -38,12 +38,12 @@ if stage != "startup":
     events = [decode(line) for line in lines]
     if stage in ("check", "time", "dedupe", "counter"):
         for ev in events:
-            check, _ = engine._handlers[type(ev)]
+            check, when, _ = engine._handlers[type(ev)]
             if check is not None:
                 check(ev)
             if stage == "check":
                 continue
-            t = ev.time.timestamp()
+            t = when(ev).timestamp()
             if stage == "time":
                 continue
             engine._first_time(ev.event_id, t)
@@ -54,7 +54,7 @@ if stage != "startup":
             engine._evaluate = lambda now: None
         if stage == "ingest":
             engine._handlers = {
-                k: (c, lambda e, t, n: None) for k, (c, _) in engine._handlers.items()
+                k: (c, w, lambda e, t, n: None) for k, (c, w, _) in engine._handlers.items()
             }
         for ev in events:
             engine.ingest(ev)

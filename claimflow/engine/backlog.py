@@ -24,6 +24,8 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import msgspec
+
 from claimflow.config import SlaAtRiskSettings
 from claimflow.engine.alerts import Alert, AlertBook
 from claimflow.engine.windows import BucketCounts
@@ -42,12 +44,12 @@ class Projection(NamedTuple):
 Advisor = Callable[[Alert, str, float], None]
 
 
-class OpenClaim:
-    __slots__ = ("arrived_at", "due")
+class OpenClaim(msgspec.Struct, gc=False):
+    """One open claim. A struct built in C: one is made for every arrival, and there are
+    tens of thousands alive at once (gc=False: two floats cannot form a cycle)."""
 
-    def __init__(self, due: float, arrived_at: float) -> None:
-        self.due = due
-        self.arrived_at = arrived_at
+    due: float
+    arrived_at: float
 
 
 class TeamQueue:

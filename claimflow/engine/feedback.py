@@ -31,6 +31,10 @@ from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import DAY, format_duration
 
 _LABEL = {"client": "client_id", "team": "team"}
+Scope = tuple[str, str]  # ("client", "alpine-re"), ("team", "motor")
+DailyKey = tuple[str, str, str]  # a scope and "all" or "neg"
+# The scopes an answer counts in, and their keys in the daily counts (all, negative).
+_ScopeKeys = tuple[tuple[Scope, ...], tuple[tuple[DailyKey, DailyKey], ...]]
 
 
 class _Trailing:
@@ -40,15 +44,19 @@ class _Trailing:
     def __init__(self, window: float) -> None:
         self.window = window
         self._queue: deque[tuple[float, tuple[tuple[str, str], ...], bool]] = deque()
-        self.all: Counter[tuple[str, str]] = Counter()
-        self.negative: Counter[tuple[str, str]] = Counter()
+        # Plain dicts (absent means 0): CPython's fast paths are for exact dicts.
+        self.all: dict[tuple[str, str], int] = {}
+        self.negative: dict[tuple[str, str], int] = {}
 
     def add(self, t: float, scopes: tuple[tuple[str, str], ...], negative: bool) -> None:
         self._queue.append((t, scopes, negative))
+        counts = self.all
         for scope in scopes:
-            self.all[scope] += 1
-            if negative:
-                self.negative[scope] += 1
+            counts[scope] = counts.get(scope, 0) + 1
+        if negative:
+            counts = self.negative
+            for scope in scopes:
+                counts[scope] = counts.get(scope, 0) + 1
 
     def advance(self, now: float) -> None:
         queue, start = self._queue, now - self.window
@@ -69,6 +77,8 @@ class Feedback:
         self.daily = BucketCounts(DAY, (settings.baseline_days + 2) * DAY)
         self.keys: set[tuple[str, str]] = set()
         self.scores: Counter[tuple[str, int]] = Counter()  # (client, score) -> responses
+        # (client, team) -> the scopes an answer counts in, with their daily-count keys.
+        self._scope_keys: dict[tuple[str, str | None], _ScopeKeys] = {}
         # Baselines are whole days: they change once a day, so keep them for the day.
         self._baselines: dict[tuple[str, str], tuple[float, float]] = {}
         self._baselines_end: float | None = None
@@ -80,17 +90,28 @@ class Feedback:
         if not count:
             return
         negative = score <= self.s.negative_max_score
-        scopes = [("client", client_id)]
+        keys = self._scope_keys.get((client_id, team))
+        if keys is None:
+            keys = self._keys_for(client_id, team)
+        mine, daily_keys = keys
+        for trailing in self.windows:
+            trailing.add(t, mine, negative)
+        for all_key, negative_key in daily_keys:
+            self.daily.add(all_key, t)
+            if negative:
+                self.daily.add(negative_key, t)
+
+    def _keys_for(self, client_id: str, team: str | None) -> _ScopeKeys:
+        scopes: list[Scope] = [("client", client_id)]
         if team is not None:
             scopes.append(("team", team))
         mine = tuple(scope for scope in scopes if scope[0] in self.s.scopes)
-        for trailing in self.windows:
-            trailing.add(t, mine, negative)
-        for scope in mine:
-            self.keys.add(scope)
-            self.daily.add((*scope, "all"), t)
-            if negative:
-                self.daily.add((*scope, "neg"), t)
+        keys = (mine, tuple(((*scope, "all"), (*scope, "neg")) for scope in mine))
+        self.keys.update(mine)
+        if len(self._scope_keys) >= 10_000:  # client ids come from the input: stay bounded
+            self._scope_keys.clear()
+        self._scope_keys[(client_id, team)] = keys
+        return keys
 
     def _baseline(self, key: tuple[str, str], now: float) -> tuple[float, float]:
         base_end = ((now - self.s.window) // DAY) * DAY
@@ -144,8 +165,8 @@ class Feedback:
         self, trailing: _Trailing, key: tuple[str, str], share: float
     ) -> tuple[bool, dict[str, Any]]:
         s = self.s
-        responses = trailing.all[key]
-        negatives = trailing.negative[key]
+        responses = trailing.all.get(key, 0)
+        negatives = trailing.negative.get(key, 0)
         # Predicted from the other answers, so a surge does not raise its own bar.
         expected = max(0.5, (responses - negatives) * share / (1 - share))
         surging = (

@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from claimflow.config import HubLinkSettings
 from claimflow.engine.alerts import AlertBook, AlertName, Labels, labels_key
 from claimflow.engine.baseline import SeasonalBaseline
@@ -33,8 +35,9 @@ from claimflow.timeutil import format_duration, iso
 Route = tuple[str, str]  # (hub_id, center_id)
 
 
-@dataclass(slots=True)
-class Transit:
+class Transit(msgspec.Struct, gc=False):
+    """A claim dispatched and not yet arrived. A struct built in C, one per dispatch."""
+
     route: Route
     dispatched_at: float
     client_id: str
