@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -58,6 +59,7 @@ def to_epoch(moment: datetime) -> float:
     return moment.timestamp()
 
 
+@lru_cache(maxsize=4096)  # detectors label every evaluation with the same few deadlines
 def iso(epoch: float) -> str:
     """RFC 3339 in UTC with a `Z`, whole seconds unless the instant has a fraction."""
     moment = datetime.fromtimestamp(epoch, UTC)

@@ -94,9 +94,6 @@ class Backlog:
 
     # --- facts -------------------------------------------------------------------------
 
-    def knows(self, claim_id: str) -> bool:
-        return self.team_of(claim_id) is not None
-
     def team_of(self, claim_id: str) -> str | None:
         return (
             self._open_team.get(claim_id)
@@ -131,19 +128,17 @@ class Backlog:
                 queue.due_counts[claim.due] = left
             else:
                 del queue.due_counts[claim.due]
-        self._remember_done(claim_id, team, t)
-        self.completed_total[team] = self.completed_total.get(team, 0) + 1
-        if count:
-            self.completions.add(team, t)
-        return True
-
-    def _remember_done(self, claim_id: str, team: str, t: float) -> None:
+        # Remember it as done, in two generations of `memory` each (see dedupe.SeenIds).
         if self._rotate_at is None:
             self._rotate_at = t + self.memory
         elif t >= self._rotate_at:
             self._done_before, self._done = self._done, {}
             self._rotate_at = t + self.memory
         self._done[claim_id] = team
+        self.completed_total[team] = self.completed_total.get(team, 0) + 1
+        if count:
+            self.completions.add(team, t)
+        return True
 
     # --- evaluation --------------------------------------------------------------------
 

@@ -305,7 +305,7 @@ class Engine:
             self.links.forget_claim(event.claim_id)
 
     def _apply_dispatch(self, event: HubDispatched, t: float, count: bool) -> None:
-        if count and not self.backlog.knows(event.claim_id):
+        if count and self.backlog.team_of(event.claim_id) is None:  # not arrived already
             self.links.on_dispatch(
                 event.claim_id, (event.hub_id, event.center_id), t, event.client_id
             )

@@ -117,7 +117,7 @@ class HubLinks:
     def on_dispatch(self, claim_id: str, route: Route, t: float, client_id: str) -> None:
         if claim_id in self.transit:
             return  # dispatched again before arriving: the first dispatch is what counts
-        state = self._route(route)
+        state = self.routes.get(route) or self._route(route)
         self.transit[claim_id] = Transit(route, t, client_id)
         state.pending.append((t, claim_id))
         state.in_transit += 1
