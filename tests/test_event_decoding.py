@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -214,3 +215,19 @@ def test_every_event_type_has_an_engine_class() -> None:
     assert sorted(EVENT_CLASSES) == sorted(EVENT_TYPES)
     for name, cls in EVENT_CLASSES.items():
         assert cls.type == name
+
+
+def test_the_engine_events_have_the_contract_models_fields() -> None:
+    """The two layers state one schema twice (typed structs for the engine, pydantic models
+    for the contract): a field added to one and not the other fails here by name."""
+    from claimflow.contract import EVENT_MODELS
+
+    for model in EVENT_MODELS:
+        name = model.model_json_schema()["properties"]["type"]["const"]
+        cls = EVENT_CLASSES[name]
+        contract_fields = {k: f.is_required() for k, f in model.model_fields.items()}
+        contract_fields.pop("type")  # the struct's tag
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType), name
+        struct_fields = {f.name: f.required for f in info.fields}
+        assert struct_fields == contract_fields, name
