@@ -45,7 +45,12 @@ Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]  # the range: see surely_
 # collector need not track the ones waiting in the engine's reorder buffer.
 class _Event(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
     type: ClassVar[str]
+    time_field: ClassVar[str]  # the contract's event time field of this type
     event_id: Id
+
+    @property
+    def time(self) -> datetime:
+        return getattr(self, self.time_field)  # type: ignore[no-any-return]
 
     def surely_valid(self) -> bool:
         """Whether every timestamp lies in 2000..2099 for sure, which msgspec cannot check.
@@ -59,6 +64,7 @@ class HubDispatched(_Event, tag="hub_dispatched", frozen=True):
     """The data hub forwarded a claim to a service center."""
 
     type: ClassVar[str] = "hub_dispatched"
+    time_field: ClassVar[str] = "dispatched_at"
     claim_id: Id
     client_id: Id
     hub_id: Id
@@ -70,15 +76,12 @@ class HubDispatched(_Event, tag="hub_dispatched", frozen=True):
     def surely_valid(self) -> bool:
         return EARLIEST < self.hub_received_at < END and EARLIEST < self.dispatched_at < END
 
-    @property
-    def time(self) -> datetime:
-        return self.dispatched_at
-
 
 class ClaimArrived(_Event, tag="claim_arrived", frozen=True):
     """The claim reached the service center and was routed to a team."""
 
     type: ClassVar[str] = "claim_arrived"
+    time_field: ClassVar[str] = "arrived_at"
     claim_id: Id
     client_id: Id
     hub_id: Id
@@ -90,15 +93,12 @@ class ClaimArrived(_Event, tag="claim_arrived", frozen=True):
     def surely_valid(self) -> bool:
         return EARLIEST < self.hub_received_at < END and EARLIEST < self.arrived_at < END
 
-    @property
-    def time(self) -> datetime:
-        return self.arrived_at
-
 
 class ClaimCompleted(_Event, tag="claim_completed", frozen=True):
     """A team finished a claim."""
 
     type: ClassVar[str] = "claim_completed"
+    time_field: ClassVar[str] = "completed_at"
     claim_id: Id
     team: Id
     completed_at: Timestamp
@@ -108,16 +108,13 @@ class ClaimCompleted(_Event, tag="claim_completed", frozen=True):
     def surely_valid(self) -> bool:
         return EARLIEST < self.completed_at < END
 
-    @property
-    def time(self) -> datetime:
-        return self.completed_at
-
 
 class SurveyResponse(_Event, tag="survey_response", frozen=True):
     """A client answered the automated survey e-mail. `comment` is personal data: it may be
     shown to managers, never used as a metric label."""
 
     type: ClassVar[str] = "survey_response"
+    time_field: ClassVar[str] = "responded_at"
     survey_id: Id
     client_id: Id
     responded_at: Timestamp
@@ -127,10 +124,6 @@ class SurveyResponse(_Event, tag="survey_response", frozen=True):
 
     def surely_valid(self) -> bool:
         return EARLIEST < self.responded_at < END
-
-    @property
-    def time(self) -> datetime:
-        return self.responded_at
 
 
 Event = HubDispatched | ClaimArrived | ClaimCompleted | SurveyResponse

@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime
 from heapq import heappop, heappush
-from operator import attrgetter as _at
+from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -141,13 +141,16 @@ class Engine:
         self.skipped_gaps = 0
         self._negative_max = detectors.negative_feedback.negative_max_score
         self.recent_complaints: deque[Complaint] = deque(maxlen=RECENT_COMPLAINTS)
-        # (attrgetter: the event time without a Python-level call, on the hot path.)
+        # (An attrgetter reads the event time without a Python-level call: the hot path.)
         self._handlers: dict[type, Handler] = {
-            HubDispatched: (self._check_dispatch, _at("dispatched_at"), self._apply_dispatch),
-            ClaimArrived: (self._check_arrival, _at("arrived_at"), self._apply_arrival),
-            ClaimCompleted: (self._check_completion, _at("completed_at"), self._apply_completion),
-            # Unknown clients get the default agreement: nothing to check.
-            SurveyResponse: (None, _at("responded_at"), self._apply_survey),
+            cls: (check, attrgetter(cls.time_field), apply)
+            for cls, check, apply in (
+                (HubDispatched, self._check_dispatch, self._apply_dispatch),
+                (ClaimArrived, self._check_arrival, self._apply_arrival),
+                (ClaimCompleted, self._check_completion, self._apply_completion),
+                # Unknown clients get the default agreement: nothing to check.
+                (SurveyResponse, None, self._apply_survey),
+            )
         }
 
     def _advise(self, alert: Alert, team: str, deadline: float) -> None:
