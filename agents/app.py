@@ -10,7 +10,7 @@
 Why one sequenced partition: the detectors judge a team's, hub's or client's whole flow, and
 claims of one team are spread over every input partition; the design notes
 (docs/design-live-pipeline.md) weigh the alternatives. The volume is small (20,000 claims a
-day is under one event a second; one engine takes about 140,000 a second).
+day is under one event a second; one engine takes 116,000 to 146,000 a second).
 """
 
 from __future__ import annotations
