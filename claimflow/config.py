@@ -171,21 +171,33 @@ class InflowDropSettings(_Strict):
 
 
 class HubLinkSettings(_Strict):
-    transit_timeout: Duration = 1800.0
-    """Used until enough transits have been seen on a route to learn its normal transit time."""
-    min_transit_timeout: Duration = 600.0
-    max_transit_timeout: Duration = 7200.0
-    transit_factor: float = Field(default=3.0, ge=1)
-    transit_quantile: float = Field(default=0.99, gt=0.5, lt=1)
-    min_transit_samples: int = Field(default=50, ge=1)
-    lookback: Duration = 3600.0
-    min_missing: int = Field(default=5, ge=1)
-    min_missing_share: float = Field(default=0.2, gt=0, le=1)
-    resolve_window: Duration = 900.0
-    resolve_share: float = Field(default=0.05, ge=0, lt=1)
-    min_silence: Duration = 600.0
-    silence_p_value: Probability = 1e-4
-    dispersion: float = Field(default=2.0, ge=1)
+    """HubLinkBreak: a sequential test on per-claim evidence (docs/detectors.md)."""
+
+    false_alarms_per_year: float = Field(default=1.0, gt=0)
+    """The false-alarm budget per route; the test's thresholds follow from it."""
+    min_claims_per_year: float = Field(default=10_000.0, ge=1)
+    """The route volume assumed until its own is measured (a floor: more is cautious)."""
+    lost_shares: list[float] = Field(default_factory=lambda: [0.5, 0.85, 1.0], min_length=1)
+    """Shares of lost claims the test looks for (1.0: total break)."""
+    min_samples: int = Field(default=100, ge=1)
+    """Healthy transits a route must have shown before missing claims are judged: the
+    first arrivals over-represent fast transits (the slow ones are still on the way)."""
+    missing_survival: Probability = 0.01
+    """A claim in transit counts as missing (views, episode figures) once fewer than this
+    share of healthy claims take as long; not used by the decision itself."""
+    write_off_after: Duration = 86400.0
+    """A claim not arrived this long after its dispatch is written off (counted)."""
+    max_samples: int = Field(default=200_000, ge=100)
+    """Healthy transit samples a route's curve keeps at full weight; older ones count half."""
+    dispersion: float = Field(default=1.5, ge=1)
+    """Silence: how many times more arrival counts vary than a Poisson process."""
+
+    @field_validator("lost_shares")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0 < q <= 1 for q in value):
+            raise ValueError("every lost share must be above 0 and at most 1")
+        return value
 
 
 class SlaAtRiskSettings(_Strict):

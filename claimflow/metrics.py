@@ -171,7 +171,8 @@ def _families() -> dict[str, _Family]:
         ),
         _Family(
             "claimflow_transit_timeout_seconds",
-            "The route's learned transit timeout.",
+            "Age at which a claim in transit counts as missing (1% of healthy claims take "
+            "longer; learned per route).",
             ("hub_id", "center_id"),
             combine=max,
         ),
@@ -295,26 +296,22 @@ def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
             f["claimflow_team_throughput_claims_per_hour"].add((team,), pace)
 
 
-QUANTILES = (0.5, 0.9, 0.99)
-
-
 def _links(engine: Engine, now: float, f: dict[str, _Family]) -> None:
     links = engine.links
     end = now // engine.window * engine.window
     start = end - engine.inflow.s.window
-    for route, state in sorted(links.routes.items()):
+    for route in sorted(links.routes):
+        view = links.read(route, now)
         f["claimflow_hub_dispatched_claims"].add(
             route, links.dispatched.window_sum(route, start, end)
         )
         f["claimflow_hub_arrived_claims"].add(route, links.arrivals.window_sum(route, start, end))
-        if state.transit_times:
-            times = sorted(state.transit_times)
-            for q in QUANTILES:
-                value = times[min(len(times) - 1, int(q * len(times)))]
-                f["claimflow_transit_time_seconds"].add((*route, str(round(q * 100))), value)
-        f["claimflow_claims_in_transit"].add(route, state.in_transit)
-        f["claimflow_claims_missing"].add(route, len(state.missing))
-        f["claimflow_hub_link_up"].add(route, 1 - engine.links.status(route))
-        f["claimflow_transit_timeout_seconds"].add(route, state.timeout)
-        if state.last_arrival is not None:
-            f["claimflow_hub_last_arrival_timestamp_seconds"].add(route, state.last_arrival)
+        for share, value in view.transit_quantiles.items():
+            f["claimflow_transit_time_seconds"].add((*route, str(round(share * 100))), value)
+        f["claimflow_claims_in_transit"].add(route, view.in_transit)
+        f["claimflow_claims_missing"].add(route, view.missing)
+        f["claimflow_hub_link_up"].add(route, int(view.link_up))
+        if view.missing_after is not None:
+            f["claimflow_transit_timeout_seconds"].add(route, view.missing_after)
+        if view.last_arrival is not None:
+            f["claimflow_hub_last_arrival_timestamp_seconds"].add(route, view.last_arrival)
