@@ -74,6 +74,14 @@ def create_app(
         store=settings.store,
         datadir=str(settings.data_dir),
         web_enabled=True,
+        # Faust's own views are off: /table/ served the detector state (claim ids,
+        # comments), /router/ the workers' addresses, / statistics and the graph. The
+        # table router that forwards a view to the worker holding the state still works.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         web_bind=settings.web_bind or settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -125,6 +133,7 @@ def create_app(
         RosterFile(settings.staffing, config, settings.staffing_check_every, clock)
         if settings.staffing is not None
         else None,
+        snapshot_key=_encoded(settings.secret("snapshot_key")),
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
@@ -157,8 +166,20 @@ def create_app(
     registry = CollectorRegistry()
     registry.register(EngineCollector(owned_engines))
     registry.register(_WorkerCollector(ingest, detector, owned_engines))
-    web.register(app, detector, registry, table)
+    web.register(
+        app,
+        detector,
+        registry,
+        table,
+        token=settings.secret("view_token"),
+        bind=settings.web_bind or settings.web_host,
+        port=settings.web_port,
+    )
     return app
+
+
+def _encoded(secret: str | None) -> bytes | None:
+    return secret.encode() if secret is not None else None
 
 
 class _WorkerCollector(Collector):
@@ -198,6 +219,16 @@ class _WorkerCollector(Collector):
                 "roster stays in use; the worker log says why).",
                 value=roster.errors,
             )
+        refused = CounterMetricFamily(
+            "claimflow_snapshot_refused",
+            "Detector-state snapshots refused on take-over (the state was rebuilt from the "
+            "sequenced log instead), by reason: format, missing, damaged, integrity, "
+            "unsigned, content.",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self.detector.snapshots_refused.items()):
+            refused.add_metric([reason], n)
+        yield refused
         live = self.detector.live
         if not running or live is None:
             return

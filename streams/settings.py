@@ -231,9 +231,7 @@ def env_names() -> dict[str, str]:
 
 
 _NUMBER_FIELDS = {
-    name
-    for name, info in WorkerSettings.model_fields.items()
-    if info.annotation in (int, float)
+    name for name, info in WorkerSettings.model_fields.items() if info.annotation in (int, float)
 }
 _PATH_FIELDS = {
     name for name, info in WorkerSettings.model_fields.items() if "Path" in str(info.annotation)
@@ -293,7 +291,9 @@ def _check(s: WorkerSettings) -> None:
     if not s.store.startswith(("memory://", "rocksdb://")):
         raise ValueError(f"CLAIMFLOW_STORE={s.store!r}: use memory:// or rocksdb://")
     if s.log_level.lower() not in LOG_LEVELS:
-        raise ValueError(f"CLAIMFLOW_LOG_LEVEL={s.log_level!r}: one of crit, error, warn, info, debug")
+        raise ValueError(
+            f"CLAIMFLOW_LOG_LEVEL={s.log_level!r}: one of crit, error, warn, info, debug"
+        )
     if s.security_protocol not in SECURITY_PROTOCOLS:
         raise ValueError(
             f"CLAIMFLOW_SECURITY_PROTOCOL={s.security_protocol!r}: one of "
@@ -314,8 +314,7 @@ def _check(s: WorkerSettings) -> None:
     for name in ("view_token", "snapshot_key"):
         if getattr(s, name) is not None and getattr(s, f"{name}_file") is not None:
             raise ValueError(
-                f"CLAIMFLOW_{name.upper()} and CLAIMFLOW_{name.upper()}_FILE are both set: "
-                "give one"
+                f"CLAIMFLOW_{name.upper()} and CLAIMFLOW_{name.upper()}_FILE are both set: give one"
             )
         try:
             secret = s.secret(name)
