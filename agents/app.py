@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from claimflow.agents import web
 from claimflow.agents.detect import Detector
 from claimflow.agents.ingest import Ingest
-from claimflow.config import Config, load_config
+from claimflow.config import Config, ConfigFile, load_config
 from claimflow.metrics import EngineCollector
 from claimflow.staffing import RosterFile
 from claimflow.streams.log_reader import LogReader
@@ -63,8 +63,13 @@ def kafka_auth(settings: WorkerSettings) -> dict[str, Any]:
 def create_app(
     settings: WorkerSettings, config: Config | None = None, clock: Clock | None = None
 ) -> faust.App:
-    config = config or load_config(settings.config)
     clock = clock or SystemClock()
+    config_file = (
+        ConfigFile(settings.config, settings.config_check_every, clock)
+        if settings.config is not None
+        else None
+    )
+    config = config or (config_file.config if config_file is not None else load_config(None))
     topics = settings.topics
     credentials = _credentials(settings)
     app = faust.App(
@@ -134,6 +139,7 @@ def create_app(
         if settings.staffing is not None
         else None,
         snapshot_key=_encoded(settings.secret("snapshot_key")),
+        config_file=config_file,
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
@@ -229,6 +235,13 @@ class _WorkerCollector(Collector):
         for reason, n in sorted(self.detector.snapshots_refused.items()):
             refused.add_metric([reason], n)
         yield refused
+        if self.detector.config_file is not None:
+            yield CounterMetricFamily(
+                "claimflow_config_reload_errors",
+                "Times the agreements file changed but did not load (the last good "
+                "agreements stay in use; the worker log says why).",
+                value=self.detector.config_file.errors,
+            )
         live = self.detector.live
         if not running or live is None:
             return

@@ -20,7 +20,7 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from claimflow import snapshots, state_codec
-from claimflow.config import Config
+from claimflow.config import Config, ConfigFile
 from claimflow.sequencer import (
     EnvelopeError,
     LiveEngine,
@@ -49,7 +49,9 @@ class Detector:
         input_partitions: Callable[[], dict[str, int]],
         roster: RosterFile | None = None,
         snapshot_key: bytes | None = None,
+        config_file: ConfigFile | None = None,
     ) -> None:
+        self.config_file = config_file  # the agreements file, reloaded when it changes
         self.snapshot_key = snapshot_key  # signs snapshots (HMAC-SHA256); None: a digest
         self.snapshots_refused: Counter[str] = Counter()  # reason -> snapshots not restored
         self.input_partitions = input_partitions
@@ -78,6 +80,13 @@ class Detector:
         self.live = None
 
     async def take(self, offset: int, value: bytes | None, headers: Any) -> None:
+        if self.config_file is not None and self.config_file.current() is not self.config:
+            # New agreements: the state is rebuilt with them from the sequenced log, as
+            # after a restart with the new file (the snapshot's configuration differs).
+            self.config = self.config_file.current()
+            if self.roster is not None:
+                self.roster.config = self.config
+            self.live = None
         if self.live is None:
             await self._take_over(offset)
         live = self.live
