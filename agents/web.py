@@ -96,7 +96,7 @@ def _bearer(header: str) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-Handler = Callable[[View, Request], Awaitable[Response]]
+Handler = Callable[[Any, Request], Awaitable[Response]]
 
 
 def guarded(guard: ViewGuard) -> Callable[[Handler], Handler]:
@@ -189,7 +189,8 @@ def register(
     class WallData(View):
         @private
         async def get(self, request: Request) -> Response:
-            return await self._routed(request)
+            response: Response = await self._routed(request)
+            return response
 
         @route  # type: ignore[untyped-decorator]
         async def _routed(self, request: Request) -> Response:
@@ -201,7 +202,8 @@ def register(
     class Routes(View):
         @private
         async def get(self, request: Request) -> Response:
-            return await self._routed(request)
+            response: Response = await self._routed(request)
+            return response
 
         @route  # type: ignore[untyped-decorator]
         async def _routed(self, request: Request) -> Response:
@@ -213,7 +215,8 @@ def register(
     class Breaks(View):
         @private
         async def get(self, request: Request) -> Response:
-            return await self._routed(request)
+            response: Response = await self._routed(request)
+            return response
 
         @route  # type: ignore[untyped-decorator]
         async def _routed(self, request: Request) -> Response:
@@ -225,7 +228,8 @@ def register(
     class Transit(View):
         @private
         async def get(self, request: Request) -> Response:
-            return await self._routed(request)
+            response: Response = await self._routed(request)
+            return response
 
         @route  # type: ignore[untyped-decorator]
         async def _routed(self, request: Request) -> Response:

@@ -377,10 +377,8 @@ def _check_depth(text: str, source: str) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     mark = event.start_mark
-                    raise ConfigError(
-                        f"{source}: line {mark.line + 1}, column {mark.column + 1}: nested "
-                        f"deeper than {MAX_DEPTH} levels"
-                    )
+                    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+                    raise ConfigError(f"{source}: {where}nested deeper than {MAX_DEPTH} levels")
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError:

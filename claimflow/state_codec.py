@@ -99,6 +99,7 @@ def _attributes(obj: Any) -> list[tuple[str, Any]]:
     return out
 
 
+_SEQUENCE_TAGS: dict[type, str] = {list: "L", tuple: "T", set: "S", frozenset: "F"}
 _COUNT = re.compile(r"count\((-?\d+)\)")
 _GETTER = re.compile(r"operator\.attrgetter\((.*)\)")
 
@@ -134,7 +135,7 @@ class _Encoder:
             return ["M", index, owner, value.__func__.__name__]
         if kind in (list, tuple, set, frozenset):
             items = [self.node(v, f"{path}[{i}]", d) for i, v in enumerate(value)]
-            return [{list: "L", tuple: "T", set: "S", frozenset: "F"}[kind], index, items]
+            return [_SEQUENCE_TAGS[kind], index, items]
         if kind is deque:
             items = [self.node(v, f"{path}[{i}]", d) for i, v in enumerate(value)]
             return ["Q", index, value.maxlen, items]
@@ -296,9 +297,9 @@ class _Decoder:
             )
         if issubclass(cls, msgspec.Struct) or (issubclass(cls, tuple) and declared is not None):
             values = {n: self.value(v, depth) for n, v in pairs}
-            out = cls(*(values[n] for n in declared or ()))
-            self.memo[index] = out
-            return out
+            built = cls(*(values[n] for n in declared or ()))
+            self.memo[index] = built
+            return built
         out = object.__new__(cls)
         self.memo[index] = out  # before its attributes: they may refer back to it
         for n, v in pairs:
