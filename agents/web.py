@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -130,6 +131,21 @@ def register(
     route = app.table_route(table=table, exact_key="manifest")
     guard = ViewGuard(token, bind, port)
     private = guarded(guard)
+
+    @aiohttp_web.middleware
+    async def default_deny(request: Any, handler: Any) -> Any:
+        # Every path but the public ones (and the wall's login) is a view: a route added
+        # later, or a Faust view turned back on, is guarded without anyone remembering to.
+        login = request.path == "/wall" and "token" in request.query
+        if request.path not in PUBLIC_ROUTES and not login:
+            refused = guard.refusal(request)
+            if refused is not None:
+                status, why = refused
+                headers = {"WWW-Authenticate": 'Bearer realm="claimflow"'} if status == 401 else {}
+                return aiohttp_web.json_response({"error": why}, status=status, headers=headers)
+        return await handler(request)
+
+    app.web.web_app.middlewares.append(default_deny)
 
     @app.page("/metrics")
     class Metrics(View):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -156,3 +158,22 @@ def test_the_live_worker_survives_bad_roster_and_agreements_reloads(
         assert "Traceback" not in text
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("kind", ["binary", "deep-flow", "invalid-utf8"])
+def test_the_worker_refuses_a_bad_agreements_file_at_start_without_a_traceback(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "claimflow.yaml"
+    path.write_bytes(BAD_FILES[kind][0])
+    done = subprocess.run(
+        [sys.executable, "-m", "claimflow.cli", "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "CLAIMFLOW_CONFIG": str(path)},
+    )
+    assert done.returncode != 0
+    assert f"{path}:" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from claimflow.agents import web
 from claimflow.agents.app import create_app
 from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
@@ -44,10 +45,33 @@ FAUST_PATHS = (
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory, config: Config) -> list[bytes]:
-    """Ten days with a feedback surge: claims in transit and negative comments."""
+    """Ten days with a feedback surge (negative comments), and claims left in transit."""
     out = tmp_path_factory.mktemp("web") / "events.jsonl"
     write_scenario(Simulator(config, "feedback-surge", 10, date(2026, 11, 2), 3, 600), out)
-    return out.read_bytes().splitlines()
+    lines = out.read_bytes().splitlines()
+    # Claims dispatched late in the scenario that never arrive: in transit at the scan.
+    at = len(lines) * 9 // 10
+    when = next(
+        json.loads(line)["dispatched_at"] for line in lines[at:] if b'"hub_dispatched"' in line
+    )
+    hub = config.hubs[0]
+    extra = [
+        json.dumps(
+            {
+                "type": "hub_dispatched",
+                "event_id": f"d-INTRANSIT-{i}",
+                "claim_id": f"INTRANSIT-{i}",
+                "client_id": "attack-client",
+                "hub_id": hub.id,
+                "center_id": hub.centers[0],
+                "hub_received_at": when,
+                "dispatched_at": when,
+            }
+        ).encode()
+        for i in range(5)
+    ]
+    lines[at:at] = extra
+    return lines
 
 
 def _secrets(lines: list[bytes]) -> tuple[set[str], set[str]]:
@@ -148,6 +172,8 @@ def test_no_route_shows_claim_ids_or_comments_without_the_token(
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         routes = _routes()
         assert {"/metrics", "/it/transit", "/api/wall"} <= set(routes)
+        # A new route is a view (token or loopback) unless it is listed as public.
+        assert set(routes) <= {*web.PUBLIC_ROUTES, *web.VIEW_ROUTES, "/"}
         paths = sorted({*routes, *FAUST_PATHS, *_transit_queries(worker, bearer)})
 
         # Positive control: with the token, the views show claim ids and comments.
@@ -161,9 +187,10 @@ def test_no_route_shows_claim_ids_or_comments_without_the_token(
             {"Cookie": "claimflow_view=wrong"},
         ):
             assert _scan(worker, paths, headers) == {}, headers
-        # Faust's own views are gone, and the public routes still answer.
+        # Faust's own views are gone (even with the token), the public routes still answer.
         for path in ("/router/", "/table/detector-state/manifest/"):
-            assert _get(worker.url + path)[0] == 404
+            assert _get(worker.url + path)[0] == 401
+            assert _get(worker.url + path, bearer)[0] == 404
         assert _get(worker.url + "/metrics")[0] == 200
         status, _, headers = _get(worker.url + "/api/wall")
         assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
