@@ -83,10 +83,11 @@ def _classes() -> dict[str, type]:
     return _CLASSES
 
 
-def _name(cls: type) -> str:
+def _name(cls: type, path: str = "") -> str:
     name = f"{cls.__module__}:{cls.__qualname__}"
     if _classes().get(name) is not cls:
-        raise StateCodecError(f"{name} is not a class the state codec may write")
+        where = f"{path}: " if path else ""
+        raise StateCodecError(f"{where}{name} is not a class the state codec may write")
     return name
 
 
@@ -100,14 +101,21 @@ def _attributes(obj: Any) -> list[tuple[str, Any]]:
 
 
 _SEQUENCE_TAGS: dict[type, str] = {list: "L", tuple: "T", set: "S", frozenset: "F"}
+# Containers holding only these are written in one piece (no node per item).
+_PLAIN: set[type] = {str, int, float, bool, bytes, type(None)}
+_KEYS: set[type] = {str, int, float}
 _COUNT = re.compile(r"count\((-?\d+)\)")
 _GETTER = re.compile(r"operator\.attrgetter\((.*)\)")
 
 
 class _Encoder:
-    def __init__(self) -> None:
+    """Writes the graph; `paths` (slower) names where each value sits, for error messages:
+    `encode` runs without, and again with them only to explain a failure."""
+
+    def __init__(self, paths: bool = False) -> None:
         self.memo: dict[int, int] = {}
         self.keep: list[Any] = []  # keeps ids stable while encoding
+        self.paths = paths
 
     def node(self, value: Any, path: str, depth: int = 0) -> Any:
         if value is None:
@@ -131,17 +139,23 @@ class _Encoder:
         d = depth + 1
         kind = type(value)
         if isinstance(value, MethodType):
-            owner = self.node(value.__self__, f"{path}.__self__", d)
+            owner = self.node(value.__self__, f"{path}.__self__" if self.paths else "", d)
             return ["M", index, owner, value.__func__.__name__]
         if kind in (list, tuple, set, frozenset):
-            items = [self.node(v, f"{path}[{i}]", d) for i, v in enumerate(value)]
+            if set(map(type, value)) <= _PLAIN:  # the common case, without a call per item
+                return [_SEQUENCE_TAGS[kind] + "P", index, list(value)]
+            items = [self.node(v, self._at(path, i), d) for i, v in enumerate(value)]
             return [_SEQUENCE_TAGS[kind], index, items]
         if kind is deque:
-            items = [self.node(v, f"{path}[{i}]", d) for i, v in enumerate(value)]
+            if set(map(type, value)) <= _PLAIN:
+                return ["QP", index, value.maxlen, list(value)]
+            items = [self.node(v, self._at(path, i), d) for i, v in enumerate(value)]
             return ["Q", index, value.maxlen, items]
         if kind in (dict, Counter):
+            if set(map(type, value)) <= _KEYS and set(map(type, value.values())) <= _PLAIN:
+                return ["DP" if kind is dict else "CP", index, list(value.items())]
             pairs = [
-                [self.node(k, f"{path}.key", d), self.node(v, f"{path}[{k!r}]", d)]
+                [self.node(k, self._at(path, "key"), d), self.node(v, self._at(path, k), d)]
                 for k, v in value.items()
             ]
             return ["D" if kind is dict else "C", index, pairs]
@@ -168,8 +182,9 @@ class _Encoder:
                 raise StateCodecError(f"{path}: {value!r} cannot be written")
             return ["G", index, names]
         if isinstance(value, BaseModel):
-            return ["P", index, _name(kind), self.node(value.model_dump(), f"{path}.model", d)]
-        name = _name(kind)
+            model = self.node(value.model_dump(), self._at(path, "model"), d)
+            return ["P", index, _name(kind), model]
+        name = _name(kind, path)
         if isinstance(value, msgspec.Struct):
             fields = [(f, getattr(value, f)) for f in kind.__struct_fields__]
         elif isinstance(value, tuple) and hasattr(kind, "_fields"):
@@ -182,8 +197,15 @@ class _Encoder:
             "O",
             index,
             name,
-            [[field, self.node(v, f"{path}.{field}", d)] for field, v in fields],
+            [[field, self.node(v, self._at(path, field), d)] for field, v in fields],
         ]
+
+    def _at(self, path: str, key: Any) -> str:
+        if not self.paths:
+            return ""
+        return (
+            f"{path}.{key}" if isinstance(key, str) and key.isidentifier() else f"{path}[{key!r}]"
+        )
 
 
 class _Decoder:
@@ -214,6 +236,10 @@ class _Decoder:
         if not isinstance(index, int) or index in self.memo:
             raise StateCodecError(f"bad node number {index!r}")
         out: Any
+        if tag in _PLAIN_TAGS:
+            out = _plain(tag, node)
+            self.memo[index] = out
+            return out
         if tag in ("L", "S", "Q", "D", "C"):
             out = {"L": list, "S": set, "D": dict, "C": Counter}.get(tag, list)()
             if tag == "Q":
@@ -307,6 +333,28 @@ class _Decoder:
         return out
 
 
+_PLAIN_TAGS = ("LP", "TP", "SP", "FP", "QP", "DP", "CP")
+
+
+def _plain(tag: str, node: list[Any]) -> Any:
+    items = node[3] if tag == "QP" else node[2]
+    if not isinstance(items, list):
+        raise StateCodecError(f"{tag} node without items")
+    if not set(map(type, items)) <= (_PLAIN | {list} if tag in ("DP", "CP") else _PLAIN):
+        raise StateCodecError(f"{tag} node holds more than plain values")
+    if tag in ("DP", "CP"):
+        pairs = [(k, v) for k, v in items]
+        if not set(map(type, (v for _, v in pairs))) <= _PLAIN:
+            raise StateCodecError(f"{tag} node holds more than plain values")
+        return dict(pairs) if tag == "DP" else Counter(dict(pairs))
+    if tag == "QP":
+        maxlen = node[2]
+        if maxlen is not None and not isinstance(maxlen, int):
+            raise StateCodecError("deque maxlen is not a whole number")
+        return deque(items, maxlen=maxlen)
+    return {"LP": list, "TP": tuple, "SP": set, "FP": frozenset}[tag](items)
+
+
 def _declared_fields(cls: type) -> tuple[str, ...] | None:
     if issubclass(cls, msgspec.Struct):
         return tuple(cls.__struct_fields__)
@@ -361,7 +409,13 @@ def _is_plain_object(value: Any) -> bool:
 
 def encode(state: Any) -> bytes:
     """The state as msgpack; StateCodecError names the path to anything it cannot write."""
-    return msgspec.msgpack.encode(_Encoder().node(state, "state"))
+    try:
+        return msgspec.msgpack.encode(_Encoder().node(state, "state"))
+    except OverflowError as exc:  # msgpack holds 64-bit whole numbers; the state has no other
+        raise StateCodecError(f"a whole number beyond 64 bits: {exc}") from None
+    except StateCodecError:
+        _Encoder(paths=True).node(state, "state")  # raises again, saying where
+        raise
 
 
 def decode(data: bytes) -> Any:
