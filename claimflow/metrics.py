@@ -9,10 +9,11 @@ and timestamps the maximum, so the sums across workers equal a single worker's f
 Labels are bounded: team, client, hub, center, reason, SLA or deadline class, alert name,
 score, reference day. Never a claim id, never a survey comment. Team, client, hub and
 center values are those of the configuration: anything else (a survey from a client the
-configuration does not list, an alert scoped to one) is exported as `other` and counted in
-`claimflow_unknown_scope_total{kind}`, so the number of series is bounded by the
-configuration whatever the input holds. (Events of unknown teams and hubs are refused at
-ingest, so they never reach a label; they are counted there too.)
+configuration does not list, an alert scoped to one) is exported as `other`, so the number
+of series is bounded by the configuration whatever the input holds; such surveys are
+counted in `claimflow_unknown_scope_total{kind="client"}`. (Events of unknown teams and
+hubs are refused at ingest, `claimflow_rejected_events_total{reason="unknown_team"}`...,
+so they never reach a label.)
 """
 
 from __future__ import annotations
@@ -196,9 +197,9 @@ def _families() -> dict[str, _Family]:
         ),
         _Family(
             "claimflow_unknown_scope",
-            "Events naming a client, team or hub the configuration does not list: survey "
-            f"responses of unknown clients (counted under client_id=`{OTHER}`), and "
-            "arrivals, completions and dispatches refused for an unknown team or hub.",
+            "Events accepted for a scope the configuration does not list, by kind: survey "
+            f"responses of unknown clients (kind=client, exported under client_id=`{OTHER}`). "
+            "Unknown teams and hubs are refused at ingest (claimflow_rejected_events_total).",
             ("kind",),
             counter=True,
         ),
@@ -252,10 +253,7 @@ class _Known:
 
 def _sample(engine: Engine, f: dict[str, _Family]) -> None:
     known = _Known(engine)
-    unknown = f["claimflow_unknown_scope"]
-    unknown.add(("client",), 0)
-    unknown.add(("team",), engine.rejected.get("unknown_team", 0))
-    unknown.add(("hub",), engine.rejected.get("unknown_hub", 0))
+    f["claimflow_unknown_scope"].add(("client",), 0)
     for kind, n in engine.accepted.items():
         f["claimflow_events"].add((kind,), n)
     for reason, n in engine.rejected.items():

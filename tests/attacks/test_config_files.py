@@ -156,6 +156,20 @@ def test_the_live_worker_survives_bad_roster_and_agreements_reloads(
         text = worker.log.read_text()
         assert f"{roster}: line 3: not UTF-8 text" in text
         assert "Traceback" not in text
+        # A good file again, with one threshold changed: applied by a rebuild from the log,
+        # which counts every event once again.
+        changed = (DATA / "claimflow.yaml").read_text() + (
+            "detectors:\n  sla_at_risk:\n    min_misses: 6\n"
+        )
+        agreements.write_text(changed)
+        wait_until(
+            lambda: "changed: applying them" in worker.log.read_text(),
+            60,
+            "the new agreements to be applied",
+        )
+        wait_until(lambda: applied() == len(lines), 120, "the rebuild with the new agreements")
+        assert "configuration changed since the snapshot" in worker.log.read_text()
+        assert _series(worker, "claimflow_config_reload_errors_total") == 2
     finally:
         worker.stop()
 
