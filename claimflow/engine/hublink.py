@@ -127,7 +127,6 @@ class Evidence:
     threshold: float
     lost_share: float
     first: Transit | None  # the run's first claim
-    claims: int  # claims in transit in the run
 
 
 class HubLinks:
@@ -238,32 +237,47 @@ class HubLinks:
         for the most suspicious lost share; the threshold the budget sets for it."""
         tests = len(self._hypotheses) + 1  # + the silence test
         h = self._threshold(state, now, tests)
-        best = Evidence(0.0, h, 1.0, None, 0)
+        best = Evidence(0.0, h, 1.0, None)
         pending = state.pending
         if not pending or state.curve.total < self.s.min_samples:
             return best
         table = state.curve.survival_table()
-        floor = state.curve.floor
+        oldest = next(iter(pending.values()))
+        smallest = table[bin_of(now - oldest.dispatched_at)]
+        # No claim weighs more than log(q / S + 1 - q) <= log(1 / S), and the oldest claim has
+        # the smallest S: when even that bound stays under the bar, nothing can cross.
+        if len(pending) * -math.log(smallest) < h:
+            return best
         log = math.log
-        n = len(pending)
-        for q, log_arrived in self._hypotheses:
-            keep = 1.0 - q
-            top = log(q / floor + keep)  # the most one claim can weigh
-            total = 0.0
-            prev = state.next_seq
-            for i, record in enumerate(reversed(pending.values())):
-                arrived = prev - record.seq - 1  # claims dispatched in between that arrived
+        # One pass, newest claim first, every lost share at once: (share, 1 - share,
+        # log-weight of an arrival, the most any older claim can weigh, running total).
+        runs = [
+            [q, 1.0 - q, arrived, log(q / smallest + 1.0 - q), 0.0]
+            for q, arrived in self._hypotheses
+        ]
+        remaining = len(pending)
+        prev = state.next_seq
+        for record in reversed(pending.values()):
+            remaining -= 1
+            arrived = prev - record.seq - 1  # claims dispatched in between that arrived
+            prev = record.seq
+            survival = table[bin_of(now - record.dispatched_at)]
+            alive = []
+            for run in runs:
+                q, keep, log_arrived, top, total = run
                 if arrived:
-                    if q >= 1.0:
-                        break
+                    if keep == 0.0:
+                        continue  # a total break is cleared by any later arrival
                     total += arrived * log_arrived
-                prev = record.seq
-                survival = table[bin_of(now - record.dispatched_at)]
                 total += log(q / survival + keep)
+                run[4] = total
                 if total > best.score:
-                    best = Evidence(total, h, q, record, i + 1)
-                if total + (n - i - 1) * top <= best.score:
-                    break  # even if every older claim weighed the most, no better run
+                    best = Evidence(total, h, q, record)
+                if total + remaining * top > best.score:
+                    alive.append(run)  # older claims could still make a better run
+            if not alive:
+                break
+            runs = alive
         return best
 
     def _judge_healthy(self, state: RouteState, now: float, history_start: float) -> None:

@@ -37,7 +37,7 @@ def bin_of(seconds: float) -> int:
 class TransitCurve:
     """Healthy transit times of one route and the survival curve they imply."""
 
-    __slots__ = ("_survival", "counts", "max_samples", "total")
+    __slots__ = ("_built", "_survival", "counts", "max_samples", "total")
 
     def __init__(self, max_samples: int = 200_000) -> None:
         self.counts = [0.0] * BINS
@@ -45,6 +45,7 @@ class TransitCurve:
         # Past this many samples, older ones count half (the route may change over months).
         self.max_samples = max_samples
         self._survival: list[float] | None = None
+        self._built = 0.0  # samples the table was built from
 
     def learn(self, seconds: float) -> None:
         self.counts[bin_of(seconds)] += 1.0
@@ -52,12 +53,15 @@ class TransitCurve:
         if self.total > self.max_samples:
             self.counts = [c / 2 for c in self.counts]
             self.total /= 2
-        self._survival = None
+            self._survival = None
 
     def survival_table(self) -> list[float]:
-        """S at each bin: the share of healthy claims in that bin or later (cautious)."""
+        """S at each bin: the share of healthy claims in that bin or later (cautious).
+        Rebuilt once the samples have grown by 1% (by one, while fewer than a hundred):
+        the curve moves slowly, and the tick that reads it comes every few seconds."""
         table = self._survival
-        if table is None:
+        if table is None or self.total - self._built >= max(1.0, self._built / 100):
+            self._built = self.total
             table = [0.0] * BINS
             above = 1.0  # the pseudo-observation beyond every age
             denominator = self.total + 1.0
