@@ -288,10 +288,7 @@ def alertmanager_config(values: dict[str, Any] | None = None) -> dict[str, Any]:
                 {"matchers": [f'severity="{CRITICAL}"'], "receiver": "oncall"},
             ],
         },
-        "receivers": [
-            {"name": name, **config}
-            for name, config in sorted(receivers.items())
-        ],
+        "receivers": [{"name": name, **config} for name, config in sorted(receivers.items())],
         "inhibit_rules": [
             {
                 # A broken hub starves what it feeds: the inflow drop of that same hub is its
