@@ -548,7 +548,8 @@ def customer_feedback() -> Dashboard:
                 "Feedback alerts open",
                 (0, 9, 24, 8),
                 (
-                    'claimflow_alert_active{alert="NegativeFeedbackSurge",client_id=~"$client"}',
+                    'claimflow_alert_active{alert="NegativeFeedbackSurge",client_id=~"$client"}'
+                    ' or claimflow_alerts_open{alert="NegativeFeedbackSurge"}',
                     "{{client_id}} {{team}}",
                 ),
                 runbook="feedback-surge",

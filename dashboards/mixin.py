@@ -332,16 +332,37 @@ def prometheus_rule() -> dict[str, Any]:
 
 
 def service_monitor() -> dict[str, Any]:
-    """Scrapes every worker through the headless Service; `jobLabel` keeps job=claimflow."""
+    """Scrapes every worker through the headless Service (deploy/kubernetes); the job label
+    is set to JOB, which the rules select on."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": {"name": "claimflow-worker", "labels": {"app.kubernetes.io/name": "claimflow"}},
-        "spec": {
-            "jobLabel": "app.kubernetes.io/name",
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "claimflow"}},
-            "endpoints": [{"port": "web", "path": "/metrics", "interval": "15s"}],
+        "metadata": {
+            "name": "claimflow-worker",
+            "labels": {"app.kubernetes.io/name": "claimflow-worker"},
         },
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "claimflow-worker"}},
+            "endpoints": [
+                {
+                    "port": "web",
+                    "path": "/metrics",
+                    "interval": "15s",
+                    "relabelings": [
+                        {"action": "replace", "targetLabel": "job", "replacement": JOB}
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def operator_kustomization() -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "claimflow",
+        "resources": ["prometheusrule.yaml", "servicemonitor.yaml"],
     }
 
 
@@ -353,13 +374,26 @@ def _yaml(data: Any) -> str:
 
 
 def outputs(values: dict[str, Any] | None = None) -> dict[Path, str]:
-    """Every generated file, relative to the repository root."""
-    return {
-        Path("deploy/prometheus/claimflow-rules.yml"): _yaml(rule_groups()),
-        Path("deploy/alertmanager/alertmanager.yml"): _yaml(alertmanager_config(values)),
+    """Every generated file, relative to the repository root. deploy/kubernetes/files/ holds
+    copies of the files its ConfigMaps carry, so `kubectl apply -k` needs no flags."""
+    from claimflow.dashboards.boards import BOARDS, render  # noqa: PLC0415 (imports us)
+
+    rules = _yaml(rule_groups())
+    alertmanager = _yaml(alertmanager_config(values))
+    files = Path("deploy/kubernetes/files")
+    out = {
+        Path("deploy/prometheus/claimflow-rules.yml"): rules,
+        Path("deploy/alertmanager/alertmanager.yml"): alertmanager,
+        files / "claimflow-rules.yml": rules,
+        files / "alertmanager.yml": alertmanager,
+        files / "claimflow.yaml": (ROOT / "claimflow/data/claimflow.yaml").read_text(),
         Path("deploy/kubernetes/operator/prometheusrule.yaml"): _yaml(prometheus_rule()),
         Path("deploy/kubernetes/operator/servicemonitor.yaml"): _yaml(service_monitor()),
+        Path("deploy/kubernetes/operator/kustomization.yaml"): _yaml(operator_kustomization()),
     }
+    for name, make in BOARDS.items():
+        out[files / f"{name}.json"] = render(make())
+    return out
 
 
 def build(

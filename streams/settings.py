@@ -50,6 +50,7 @@ class WorkerSettings:
     max_hold: float = 30.0
     idle_clock_after: float = 60.0  # 0 turns the wall-clock advance off (backfills, tests)
     log_level: str = "warn"
+    log_format: str = "text"  # or json: one object a line (claimflow/logs.py)
     security_protocol: str = "PLAINTEXT"
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None

@@ -262,7 +262,8 @@ def test_hub_break_inhibits_the_inflow_drop_of_that_hub_only(
             {**drop, "hub_id": "hub-1", "job": "other"},
         ],
     )
-    assert _inhibited(url, **drop, hub_id="hub-1", job="claimflow")
+    # The inhibitor learns of the source alert asynchronously: wait for it, then compare.
+    wait_until(lambda: _inhibited(url, **drop, hub_id="hub-1", job="claimflow"), 10, "inhibition")
     assert not _inhibited(url, **drop, hub_id="hub-2")
     assert _inhibited(url, **drop, team="claims-intake")  # team verdicts carry no hub_id yet
     assert not _inhibited(url, **drop, hub_id="hub-1", job="other")
@@ -280,7 +281,11 @@ def test_worker_down_inhibits_not_consuming_of_the_same_job(
             {"alertname": "ClaimflowNotConsuming", "severity": "critical", "job": "staging"},
         ],
     )
-    assert _inhibited(url, alertname="ClaimflowNotConsuming", job="claimflow")
+    wait_until(
+        lambda: _inhibited(url, alertname="ClaimflowNotConsuming", job="claimflow"),
+        10,
+        "NotConsuming inhibited by WorkerDown",
+    )
     assert not _inhibited(url, alertname="ClaimflowNotConsuming", job="staging")
 
 
