@@ -417,6 +417,23 @@ def hub_link() -> Dashboard:
                 runbook="hub-link-break",
             ),
             _breaks_timeline((0, 31, 24, 6)),
+            series(
+                "Worker health: refused snapshots, failed reloads, completions never seen arriving",
+                (0, 37, 24, 8),
+                (
+                    "sum by (instance, reason) (increase(claimflow_snapshot_refused_total[1h]))",
+                    "{{instance}} snapshot refused ({{reason}})",
+                ),
+                (
+                    "sum by (instance) (increase(claimflow_config_reload_errors_total[1h]))",
+                    "{{instance}} reload failed",
+                ),
+                (
+                    "sum by (team) (increase(claimflow_completions_without_arrival_total[1h]))",
+                    "{{team}} completed without arrival",
+                ),
+                runbook="snapshot-refused",
+            ),
         ],
     )
 

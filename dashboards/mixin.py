@@ -172,6 +172,28 @@ def alert_rules() -> list[dict[str, Any]]:
             "input-records-lost",
         ),
         _alert(
+            "ClaimflowConfigReloadFailing",
+            f"sum by (job, instance) (increase({sel('claimflow_config_reload_errors_total')}"
+            "[15m])) > 0",
+            WARNING,
+            "A claimflow worker cannot load its changed agreements.",
+            """Worker {{ $labels.instance }} failed to reload the agreements or roster file in
+            the last 15 minutes and keeps running on the last good version. Its log names the
+            file, key and problem.""",
+            "config-reload-failing",
+        ),
+        _alert(
+            "ClaimflowSnapshotRefused",
+            f"sum by (job, instance, reason) (increase({sel('claimflow_snapshot_refused_total')}"
+            "[1h])) > 0",
+            WARNING,
+            "A claimflow worker refused a state snapshot.",
+            """Worker {{ $labels.instance }} refused a detector state snapshot (reason
+            {{ $labels.reason }}) and rebuilt the state from the input instead; counts are
+            right but the takeover was slower.""",
+            "snapshot-refused",
+        ),
+        _alert(
             "ClaimflowWorkerDown",
             f"up{{{SELECTOR}}} == 0",
             CRITICAL,

@@ -46,6 +46,9 @@ FROM_OTHER_BRANCHES = (
     "claimflow_client_same_day_projected_done_timestamp_seconds",
     "claimflow_break_same_day_claims",
     'alert="ClientSameDayAtRisk"',
+    "claimflow_snapshot_refused_total",
+    "claimflow_config_reload_errors_total",
+    "claimflow_completions_without_arrival_total",
 )
 
 
