@@ -206,7 +206,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--since",
         type=_since,
-        help="from this moment: RFC 3339, or a duration back from now (30m, 2h, 1d)",
+        help="alerts whose event time is this moment or later: RFC 3339, or a duration back "
+        "from now (30m, 2h, 1d)",
     )
     p.add_argument("-f", "--follow", action="store_true", help="keep waiting for new alerts")
     p.add_argument("--json", action="store_true", help="one JSON object a line")

@@ -23,8 +23,9 @@ async def read_alerts(
     follow: bool = False,
     idle_ms: int = 1500,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Alerts from `since` (record time; default: the start of the topic); with `follow`, keep
-    waiting for new ones, else stop at the end as it was when reading started."""
+    """Alerts whose event time (`at`) is `since` or later (default: all the topic holds);
+    with `follow`, keep waiting for new ones, else stop at the end as it was when reading
+    started. Event time, not the time a record was written: a replayed day reads the same."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **auth
     )
@@ -40,29 +41,31 @@ async def read_alerts(
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
-        if since is not None:
-            found = await consumer.offsets_for_times(
-                {tp: int(since.timestamp() * 1000) for tp in tps}
-            )
-            for tp in tps:
-                hit = found.get(tp)
-                consumer.seek(tp, hit.offset if hit is not None else ends[tp])
-        else:
-            for tp in tps:
-                consumer.seek(tp, starts[tp])
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
         while True:
             batches = await consumer.getmany(*tps, timeout_ms=idle_ms)
             for tp, records in sorted(batches.items(), key=lambda item: item[0].partition):
                 for record in records:
                     if not follow and record.offset >= ends[tp]:
                         continue
-                    yield decode(record.value)
+                    alert = decode(record.value)
+                    at = _at(alert)
+                    if since is None or at is None or at >= since:  # unreadable ones show
+                        yield alert
             if not follow:
                 positions = {tp: await consumer.position(tp) for tp in tps}
                 if all(positions[tp] >= ends[tp] for tp in tps):
                     return
     finally:
         await consumer.stop()
+
+
+def _at(alert: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(alert.get("at", "")))
+    except ValueError:
+        return None
 
 
 def decode(value: bytes | None) -> dict[str, Any]:

@@ -326,6 +326,12 @@ def _check_alerts_command(bootstrap: str) -> None:
         timeout=60,
     )
     assert later.returncode == 0 and later.stdout == "", later.stderr
+    # --since is event time: the break opened at 01:30 on the replayed day.
+    since = [*base, "--json", "--since", "2026-11-10T02:00:00+00:00"]
+    done = subprocess.run(since, capture_output=True, text=True, timeout=60, check=False)
+    after = [json.loads(line) for line in done.stdout.splitlines()]
+    assert after and all(a["at"] >= "2026-11-10T02:00:00" for a in after), after
+    assert not any(a["alert"] == "HubLinkBreak" and a["state"] == "firing" for a in after)
 
 
 def _check_json_logs(log: Path) -> None:

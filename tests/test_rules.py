@@ -307,3 +307,34 @@ def test_client_same_day_alert_reaches_the_clients_account_manager(
     wait_until(lambda: len(delivered()) >= 2, 30, "both client alerts at the webhook")
     time.sleep(1.5)  # nothing else arrives for them
     assert delivered() == {"/victor-agency-am": {"victor-agency"}, "/account-managers": {"acme"}}
+
+
+# Metrics other branches add. TODO(lead): remove after merge.
+METRICS_FROM_OTHER_BRANCHES = {
+    "claimflow_client_delayed_claims",  # slaimpact
+    "claimflow_client_same_day_claims",
+    "claimflow_client_same_day_projected_done_timestamp_seconds",
+    "claimflow_break_same_day_claims",
+    "claimflow_input_gap_records",  # livert
+    "claimflow_snapshot_refused",  # harden
+    "claimflow_config_reload_errors",
+    "claimflow_completions_without_arrival",
+}
+
+
+def test_rules_and_boards_read_only_metrics_the_worker_exports() -> None:
+    """The names in the rules and on the boards are the ones claimflow/metrics.py and the
+    worker's collector write (counters without their `_total`, which the exposition adds)."""
+    from claimflow.dashboards.boards import BOARDS, board_json, panel_queries
+
+    sources = (ROOT / "claimflow/metrics.py").read_text() + (ROOT / "agents/app.py").read_text()
+    exported = set(re.findall(r'"(claimflow_\w+)"', sources)) | METRICS_FROM_OTHER_BRANCHES
+    exprs = [r["expr"] for g in _groups() for r in g["rules"]]
+    exprs += [e for make in BOARDS.values() for _, e in panel_queries(board_json(make()))]
+    used = {
+        re.sub(r"_(total|info)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"(?<![:\w])claimflow_\w+", expr)
+    }
+    assert len(used) >= 25
+    assert used - exported == set()
