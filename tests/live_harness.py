@@ -41,6 +41,8 @@ WORKER_ONLY = (
     "claimflow_worker_errors",
     "claimflow_merge_",
     "claimflow_snapshot_bytes",
+    "claimflow_snapshot_refused",
+    "claimflow_config_reload_errors",
 )
 
 

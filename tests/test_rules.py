@@ -316,9 +316,6 @@ METRICS_FROM_OTHER_BRANCHES = {
     "claimflow_client_same_day_projected_done_timestamp_seconds",
     "claimflow_break_same_day_claims",
     "claimflow_input_gap_records",  # livert
-    "claimflow_snapshot_refused",  # harden
-    "claimflow_config_reload_errors",
-    "claimflow_completions_without_arrival",
 }
 
 
