@@ -47,8 +47,9 @@ FROM_OTHER_BRANCHES = (
     "claimflow_break_same_day_claims",
     'alert="ClientSameDayAtRisk"',
 )
-# Series that exist only after a fault this run does not have (a refused snapshot).
-ONLY_AFTER_A_FAULT = ("claimflow_snapshot_refused_total",)
+# Series that exist only in situations this run does not have: after a refused snapshot, and
+# with an agreements file of one's own (CLAIMFLOW_CONFIG; this worker runs the bundled one).
+ONLY_AFTER_A_FAULT = ("claimflow_snapshot_refused_total", "claimflow_config_reload_errors_total")
 
 
 class _Receiver(BaseHTTPRequestHandler):
