@@ -31,7 +31,7 @@ from claimflow.agents import web
 from claimflow.agents.detect import Detector
 from claimflow.agents.ingest import Ingest
 from claimflow.config import Config, ConfigFile, load_config
-from claimflow.metrics import EngineCollector
+from claimflow.metrics import EngineCollector, register_service_metrics
 from claimflow.staffing import RosterFile
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.settings import WorkerSettings
@@ -172,6 +172,7 @@ def create_app(
     registry = CollectorRegistry()
     registry.register(EngineCollector(owned_engines))
     registry.register(_WorkerCollector(ingest, detector, owned_engines))
+    register_service_metrics(registry, settings.app_id)
     web.register(
         app,
         detector,

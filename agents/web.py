@@ -28,7 +28,8 @@ from typing import Any
 
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from claimflow.agents.detect import Detector
 from claimflow.it_view import (
@@ -150,9 +151,10 @@ def register(
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            content_type = CONTENT_TYPE_LATEST.split(";")[0]
-            response = self.bytes(generate_latest(registry), content_type=content_type)
-            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+            # OpenMetrics when the scraper asks for it (Accept), the text format otherwise.
+            encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+            response = self.bytes(encoder(registry), content_type=content_type.split(";")[0])
+            response.headers["Content-Type"] = content_type
             return response
 
     @app.page("/healthz")

@@ -176,9 +176,42 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboards", help="the Grafana boards (grafanalib)")
     dash = p.add_subparsers(required=True, metavar="ACTION")
     d = dash.add_parser("build", help="write the boards as JSON (dashboards/generated/)")
-    d.add_argument("--out", type=Path, help="folder (default: dashboards/generated)")
+    d.add_argument(
+        "--out",
+        type=Path,
+        default=Path("dashboards/generated"),
+        help="folder, relative to here (default: dashboards/generated)",
+    )
     d.add_argument("--check", action="store_true", help="fail if the files are stale")
     d.set_defaults(run=_dashboards)
+
+    p = sub.add_parser(
+        "rules", help="Prometheus rules, Alertmanager config, PrometheusRule, ServiceMonitor"
+    )
+    rules = p.add_subparsers(required=True, metavar="ACTION")
+    d = rules.add_parser("build", help="write them into deploy/ (from dashboards/mixin.py)")
+    d.add_argument("--root", type=Path, default=Path("."), help="repository root (default: here)")
+    d.add_argument(
+        "--receivers",
+        type=Path,
+        help="YAML values file: receivers by name (oncall, operations, account-managers) "
+        "and clients (client_id: receiver)",
+    )
+    d.add_argument("--check", action="store_true", help="fail if the files are stale")
+    d.set_defaults(run=_rules)
+
+    p = sub.add_parser("alerts", help="read the alerts topic: a table, or JSON lines")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: CLAIMFLOW_BOOTSTRAP)")
+    p.add_argument("--topic", help="alerts topic (default: claimflow.alerts)")
+    p.add_argument(
+        "--since",
+        type=_since,
+        help="alerts whose event time is this moment or later: RFC 3339, or a duration back "
+        "from now (30m, 2h, 1d)",
+    )
+    p.add_argument("-f", "--follow", action="store_true", help="keep waiting for new alerts")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.set_defaults(run=_alerts)
 
     p = sub.add_parser("schemas", help="write the events' JSON Schema files")
     p.add_argument("--out", type=Path, default=Path("schemas"), help="folder (default: schemas)")
@@ -457,10 +490,76 @@ def _staffing(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dashboards(args: argparse.Namespace) -> int:
-    from claimflow.dashboards.boards import BOARDS, GENERATED, build
+def _since(text: str) -> datetime:
+    from datetime import UTC, timedelta
 
-    out = args.out or GENERATED
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset")
+    return moment
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from claimflow.agents.app import kafka_auth
+    from claimflow.streams.alert_reader import TABLE_HEADER, read_alerts, table_row
+    from claimflow.streams.settings import SettingsError, from_env
+
+    try:
+        settings = from_env(bootstrap=args.bootstrap)
+    except SettingsError as exc:
+        print(f"claimflow alerts: {exc}", file=sys.stderr)
+        return 2
+    topic = args.topic or settings.topics.alerts
+
+    async def run() -> None:
+        if not args.json:
+            print(TABLE_HEADER, flush=True)
+        async for alert in read_alerts(
+            settings.bootstrap_servers, kafka_auth(settings), topic, args.since, args.follow
+        ):
+            line = json.dumps(alert, ensure_ascii=False) if args.json else table_row(alert)
+            print(line, flush=True)
+
+    try:
+        asyncio.run(run())
+    except LookupError as exc:
+        print(f"claimflow alerts: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    import yaml
+
+    from claimflow.dashboards.mixin import build
+
+    values = yaml.safe_load(args.receivers.read_text()) if args.receivers else None
+    stale = build(args.root, check=args.check, values=values)
+    if args.check:
+        for name in stale:
+            print(f"claimflow rules: {name} is stale", file=sys.stderr)
+        if stale:
+            print("run `claimflow rules build`", file=sys.stderr)
+        return 1 if stale else 0
+    print(
+        f"wrote the rules, Alertmanager and operator files under {args.root}/deploy",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _dashboards(args: argparse.Namespace) -> int:
+    from claimflow.dashboards.boards import BOARDS, build
+
+    out = args.out
     stale = build(out, check=args.check)
     if args.check:
         if stale:

@@ -18,12 +18,15 @@ so they never reach a label.)
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 
+from prometheus_client import GCCollector, Info, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from claimflow.engine import Alert, Engine
 from claimflow.engine.alerts import ALERT_NAMES
@@ -361,3 +364,28 @@ def _links(engine: Engine, now: float, f: dict[str, _Family]) -> None:
             f["claimflow_transit_timeout_seconds"].add(route, view.missing_after)
         if view.last_arrival is not None:
             f["claimflow_hub_last_arrival_timestamp_seconds"].add(route, view.last_arrival)
+
+
+def register_service_metrics(registry: CollectorRegistry, app_id: str) -> None:
+    """What every service exports: process_* (CPU, memory, file descriptors), python_*
+    (interpreter, garbage collector) and claimflow_build_info{version,...} = 1, so a
+    dashboard can tell which build runs where."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+    def _version(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
+    build = Info("claimflow_build", "The running claimflow build.", registry=registry)
+    build.info(
+        {
+            "version": _version("claimflow"),
+            "python_version": platform.python_version(),
+            "faust_version": _version("faust-streaming"),
+            "app_id": app_id,
+        }
+    )

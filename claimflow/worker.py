@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 
 from claimflow.config import load_config
+from claimflow.logs import logging_config, say
 from claimflow.streams.settings import WorkerSettings
 
 
@@ -63,6 +63,10 @@ def run_worker(settings: WorkerSettings) -> int:
     from claimflow.agents.app import create_app, kafka_auth
     from claimflow.streams.declare import TopicError, ensure_topics
 
+    try:
+        log_config = logging_config(settings.log_format, settings.log_level)
+    except ValueError as exc:
+        raise WorkerError(f"CLAIMFLOW_LOG_FORMAT: {exc}") from None
     config = load_config(settings.config)
     check_port_free(settings.web_bind or settings.web_host, settings.web_port)
     check_broker(settings)
@@ -70,16 +74,21 @@ def run_worker(settings: WorkerSettings) -> int:
         created = asyncio.run(ensure_topics(settings, kafka_auth(settings)))
     except TopicError as exc:
         raise WorkerError(str(exc)) from None
+    fmt = settings.log_format
     if created:
-        print(f"created topics: {', '.join(created)}", file=sys.stderr)
+        say(fmt, f"created topics: {', '.join(created)}", topics=",".join(created))
     app = create_app(settings, config)
-    print(views_note(settings), file=sys.stderr, flush=True)
-    print(
+    say(fmt, views_note(settings))
+    say(
+        fmt,
         f"claimflow worker {settings.app_id}: Kafka {settings.bootstrap}, "
         f"metrics {settings.web_url}/metrics, IT views {settings.web_url}/it/routes",
-        file=sys.stderr,
-        flush=True,
     )
-    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        logging_config=log_config,
+    )
     worker.execute_from_commandline()  # returns only through SystemExit
     return 0

@@ -2,23 +2,29 @@
 into dashboards/generated/; a test fails when the committed files are stale, and the
 end-to-end test runs every panel's query against a live Prometheus.
 
-Queries read the worker's metrics (README, "Metrics") and the recording rules in
-deploy/prometheus/claimflow-rules.yml. `$team`, `$client` and `$hub` are template variables.
+Queries read the worker's metrics (README, "Metrics") and the recording rules that
+dashboards/mixin.py generates. `$datasource`, `$job`, `$instance`, `$team`, `$client` and
+`$hub` are template variables; `scoped` adds the job and instance to every selector.
+
+grafanalib still writes the pre-7 dashboard shape (string datasources, nulls, `rows`,
+`style`, bar gauge units under `fieldOptions`, thresholds with the string "null");
+`board_json` post-processes its output into the current schema, which
+tests/test_dashboards.py checks against Grafana's published schema.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from grafanalib._gen import DashboardEncoder
 from grafanalib.core import (
-    Annotations,
     BarGauge,
     Dashboard,
     GridPos,
     Stat,
+    StateTimeline,
     Table,
     Target,
     Template,
@@ -27,406 +33,546 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-DATASOURCE = "${datasource}"
+from claimflow.dashboards.mixin import RUNBOOK_BASE
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GREEN, AMBER, RED = "green", "orange", "red"
+SCHEMA_VERSION = 41
+#: Keys grafanalib still writes that the current dashboard schema dropped.
+LEGACY = {
+    "rows",
+    "style",
+    "hideControls",
+    "sharedCrosshair",
+    "span",
+    "minSpan",
+    "height",
+    "editable",
+    "error",
+    "inputs",
+    "timePicker",
+    "gnetId",
+    "version",
+    "useTags",
+    "tagsQuery",
+    "tagValuesQuery",
+    "auto",
+    "auto_min",
+    "auto_count",
+    "extraJson",
+    "thresholdType",
+    "dataSource",
+    "minVizHeight",
+    "minVizWidth",
+    "maxVizHeight",
+    "valueMode",
+    "namePlacement",
+    "sizing",
+    "legendDisplayMode",
+    "__inputs",
+    "metric",
+    "intervalFactor",
+    "step",
+    "target",
+}
+#: Raw series get the job and instance chosen on the board; recorded ones (aggregated over
+#: instances) the job only.
+_SERIES = re.compile(r"\b(claimflow_\w+|job\w*:claimflow_\w+:\w+)(\{([^}]*)\})?")
+
+
+def scoped(expr: str) -> str:
+    """`expr` with `job=~"$job"` (and `instance=~"$instance"` on raw series) in every
+    selector, so each board follows the job and instance variables."""
+
+    def add(match: re.Match[str]) -> str:
+        name, inner = match.group(1), match.group(3)
+        scope = ['job=~"$job"'] if ":" in name else ['job=~"$job"', 'instance=~"$instance"']
+        matchers = [m for m in (inner or "").split(",") if m] + scope
+        return f"{name}{{{','.join(matchers)}}}"
+
+    return _SERIES.sub(add, expr)
 
 
 def _target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> Target:
-    return Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE, instant=instant)
+    return Target(
+        expr=scoped(expr), legendFormat=legend, refId=ref, datasource=DATASOURCE, instant=instant
+    )
+
+
+def _targets(*queries: tuple[str, str]) -> list[Target]:
+    return [_target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
+
+
+def _link(title: str, tooltip: str, url: str = "", tags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A link in the schema's DashboardLink shape (panels use it too): to a URL, or to the
+    boards with `tags`, keeping the time range and the variables."""
+    return {
+        "title": title,
+        "tooltip": tooltip,
+        "type": "dashboards" if tags else "link",
+        "url": url,
+        "tags": list(tags),
+        "icon": "dashboard" if tags else "doc",
+        "asDropdown": bool(tags),
+        "includeVars": bool(tags),
+        "keepTime": bool(tags),
+        "targetBlank": not tags,
+    }
+
+
+BOARD_LINK = _link("claimflow boards", "the other claimflow boards", tags=("claimflow",))
+
+
+def _runbook(name: str) -> list[dict[str, Any]]:
+    return [_link(f"Runbook: {name}", "what it means, what to do", f"{RUNBOOK_BASE}{name}.md")]
+
+
+def series(
+    title: str,
+    pos: tuple[int, int, int, int],
+    *queries: tuple[str, str],
+    unit: str = "short",
+    runbook: str,
+) -> TimeSeries:
+    """A time series panel: (query, legend) pairs, a unit, a runbook link."""
+    return TimeSeries(
+        title=title,
+        targets=_targets(*queries),
+        unit=unit,
+        gridPos=_pos(*pos),
+        links=_runbook(runbook),
+    )
+
+
+def stat(
+    title: str,
+    pos: tuple[int, int, int, int],
+    expr: str,
+    steps: list[tuple[str, float]],
+    *,
+    unit: str = "short",
+    runbook: str,
+) -> Stat:
+    return Stat(
+        title=title,
+        targets=[_target(expr)],
+        format=unit,
+        thresholds=[Threshold(color, i, value) for i, (color, value) in enumerate(steps)],
+        colorMode="background",
+        reduceCalc="lastNotNull",
+        gridPos=_pos(*pos),
+        links=_runbook(runbook),
+    )
+
+
+def bar_gauge(
+    title: str,
+    pos: tuple[int, int, int, int],
+    expr: str,
+    legend: str,
+    steps: list[tuple[str, float]],
+    *,
+    unit: str = "short",
+    runbook: str,
+    max_: float | None = None,
+) -> BarGauge:
+    gauge = BarGauge(
+        title=title,
+        targets=[_target(expr, legend)],
+        format=unit,
+        thresholds=[Threshold(color, i, value) for i, (color, value) in enumerate(steps)],
+        gridPos=_pos(*pos),
+        links=_runbook(runbook),
+        min=0,
+    )
+    gauge.max = max_  # grafanalib's default (100) is no bound for counts; None drops it
+    return gauge
+
+
+def _breaks_timeline(pos: tuple[int, int, int, int]) -> StateTimeline:
+    """Hub link break episodes per route: where a dip in another panel comes from."""
+    return StateTimeline(
+        title="Hub link breaks",
+        targets=[
+            _target(
+                'max by (hub_id, center_id) (claimflow_alert_active{alert="HubLinkBreak"})'
+                " or on() vector(0)",
+                "{{hub_id}} -> {{center_id}}",
+            )
+        ],
+        gridPos=_pos(*pos),
+        links=_runbook("hub-link-break"),
+    )
 
 
 def _variables(*names: str) -> Templating:
     sources = {
-        "team": ("team", "label_values(claimflow_backlog_claims, team)"),
-        "client": ("client_id", "label_values(claimflow_survey_responses_total, client_id)"),
-        "hub": ("hub_id", "label_values(claimflow_claims_in_transit, hub_id)"),
+        "job": ("job", "label_values(claimflow_event_time_seconds, job)", False),
+        "instance": (
+            "instance",
+            'label_values(claimflow_event_time_seconds{job=~"$job"}, instance)',
+            True,
+        ),
+        "team": ("team", 'label_values(claimflow_backlog_claims{job=~"$job"}, team)', True),
+        "client": (
+            "client_id",
+            'label_values(claimflow_survey_responses_total{job=~"$job"}, client_id)',
+            True,
+        ),
+        "hub": ("hub_id", 'label_values(claimflow_claims_in_transit{job=~"$job"}, hub_id)', True),
     }
     templates = [
         Template(
             name="datasource",
+            label="Data source",
             query="prometheus",
             type="datasource",
             default="Prometheus",
             includeAll=False,
         )
     ]
-    for name in names:
-        label, query = sources[name]
+    for name in ("job", "instance", *names):
+        label, query, every = sources[name]
         templates.append(
             Template(
                 name=name,
                 label=label,
                 query=query,
                 dataSource=DATASOURCE,
-                includeAll=True,
-                multi=True,
-                default="$__all",
+                includeAll=every,
+                multi=every,
+                default="$__all" if every else "claimflow",
                 refresh=2,
             )
         )
     return Templating(list=templates)
 
 
-def _break_annotations() -> Annotations:
-    """Hub link break episodes marked on every time series of the board."""
-    return Annotations(
-        list=[
-            {
-                "datasource": DATASOURCE,
-                "enable": True,
-                "expr": 'claimflow_alert_active{alert="HubLinkBreak"} == 1',
-                "iconColor": "red",
-                "name": "Hub link breaks",
-                "step": "60s",
-                "titleFormat": "HubLinkBreak {{hub_id}} -> {{center_id}}",
-                "tagKeys": "hub_id,center_id",
-            }
-        ]
-    )
-
-
 def _pos(x: int, y: int, w: int, h: int) -> GridPos:
     return GridPos(h=h, w=w, x=x, y=y)
 
 
-def claims_wall() -> Dashboard:
-    """The morning whiteboard, for a wall display across the room: few panels, big numbers."""
+def _board(
+    uid: str,
+    title: str,
+    description: str,
+    refresh: str,
+    variables: tuple[str, ...],
+    panels: list[Any],
+) -> Dashboard:
     return Dashboard(
-        title="claimflow / Claims wall",
-        uid="claimflow-wall",
-        description="Inflow against yesterday and last week, backlog, claims at risk, hub "
-        "links, open alerts, survey mood.",
+        title=title,
+        uid=uid,
+        description=description,
         tags=["claimflow"],
         timezone="browser",
-        refresh="30s",
-        templating=_variables("team", "hub"),
-        annotations=_break_annotations(),
-        panels=[
-            Stat(
-                title="Hub links down",
-                targets=[_target('count(claimflow_hub_link_up{hub_id=~"$hub"} == 0) or vector(0)')],
-                thresholds=[Threshold(GREEN, 0, 0.0), Threshold(RED, 1, 1.0)],
-                colorMode="background",
-                reduceCalc="lastNotNull",
-                gridPos=_pos(0, 0, 6, 5),
-            ),
-            Stat(
-                title="Open alerts",
-                targets=[_target("sum(claimflow_alerts_open)")],
-                thresholds=[Threshold(GREEN, 0, 0.0), Threshold(AMBER, 1, 1.0)],
-                colorMode="background",
-                reduceCalc="lastNotNull",
-                gridPos=_pos(6, 0, 6, 5),
-            ),
-            Stat(
-                title="Claims at risk today",
-                targets=[
-                    _target(
-                        'sum(claimflow_claims_at_risk{team=~"$team",deadline_class="due_today"})'
-                    )
-                ],
-                thresholds=[Threshold(GREEN, 0, 0.0), Threshold(RED, 1, 1.0)],
-                colorMode="background",
-                reduceCalc="lastNotNull",
-                gridPos=_pos(12, 0, 6, 5),
-            ),
-            Stat(
-                title="Negative survey share",
-                targets=[
-                    _target(
-                        'sum(claimflow_survey_responses_total{score=~"1|2"})'
-                        " / sum(claimflow_survey_responses_total)"
-                    )
-                ],
-                format="percentunit",
-                thresholds=[
-                    Threshold(GREEN, 0, 0.0),
-                    Threshold(AMBER, 1, 0.2),
-                    Threshold(RED, 2, 0.35),
-                ],
-                colorMode="background",
-                reduceCalc="lastNotNull",
-                gridPos=_pos(18, 0, 6, 5),
-            ),
-            BarGauge(
-                title="Inflow now, per team, as a share of the usual",
-                targets=[_target('claimflow:team_inflow_ratio{team=~"$team"}', "{{team}}")],
-                format="percentunit",
-                min=0,
-                max=1.5,
-                thresholds=[
-                    Threshold(RED, 0, 0.0),
-                    Threshold(AMBER, 1, 0.5),
-                    Threshold(GREEN, 2, 0.8),
-                ],
-                gridPos=_pos(0, 5, 12, 9),
-            ),
-            BarGauge(
-                title="Backlog per team",
-                targets=[
-                    _target('sum by (team) (claimflow_backlog_claims{team=~"$team"})', "{{team}}")
-                ],
-                format="none",
-                thresholds=[Threshold(GREEN, 0, 0.0), Threshold(AMBER, 1, 200.0)],
-                gridPos=_pos(12, 5, 12, 9),
-            ),
-            TimeSeries(
-                title="Inflow today vs yesterday and last week",
-                targets=[
-                    _target('sum(claimflow_team_inflow_claims{team=~"$team"})', "today", "A"),
-                    _target(
-                        'sum(claimflow_team_inflow_reference_claims{team=~"$team",reference="1d"})',
-                        "yesterday",
-                        "B",
-                    ),
-                    _target(
-                        'sum(claimflow_team_inflow_reference_claims{team=~"$team",reference="7d"})',
-                        "last week",
-                        "C",
-                    ),
-                ],
-                unit="none",
-                gridPos=_pos(0, 14, 24, 9),
-            ),
-        ],
+        refresh=refresh,
+        templating=_variables(*variables),
+        panels=panels,
     ).auto_panel_ids()
+
+
+def claims_wall() -> Dashboard:
+    """The morning whiteboard, for a wall display across the room: few panels, big numbers."""
+    return _board(
+        "claimflow-wall",
+        "claimflow / Claims wall",
+        "Inflow against yesterday and last week, backlog, claims at risk, hub links, open "
+        "alerts, survey mood.",
+        "30s",
+        ("team", "hub"),
+        [
+            stat(
+                "Hub links down",
+                (0, 0, 6, 5),
+                'count(claimflow_hub_link_up{hub_id=~"$hub"} == 0) or vector(0)',
+                [(GREEN, 0.0), (RED, 1.0)],
+                runbook="hub-link-break",
+            ),
+            stat(
+                "Open alerts",
+                (6, 0, 6, 5),
+                "sum(claimflow_alerts_open)",
+                [(GREEN, 0.0), (AMBER, 1.0)],
+                runbook="inflow-drop",
+            ),
+            stat(
+                "Claims at risk today",
+                (12, 0, 6, 5),
+                'sum(claimflow_claims_at_risk{team=~"$team",deadline_class="due_today"})',
+                [(GREEN, 0.0), (RED, 1.0)],
+                runbook="sla-at-risk",
+            ),
+            stat(
+                "Negative survey share (last 24 h)",
+                (18, 0, 6, 5),
+                'sum(increase(claimflow_survey_responses_total{score=~"1|2"}[1d]))'
+                " / sum(increase(claimflow_survey_responses_total[1d]))",
+                [(GREEN, 0.0), (AMBER, 0.2), (RED, 0.35)],
+                unit="percentunit",
+                runbook="feedback-surge",
+            ),
+            bar_gauge(
+                "Inflow now, per team, as a share of the usual",
+                (0, 5, 12, 9),
+                'job_team:claimflow_team_inflow:ratio{team=~"$team"}',
+                "{{team}}",
+                [(RED, 0.0), (AMBER, 0.5), (GREEN, 0.8)],
+                unit="percentunit",
+                runbook="inflow-drop",
+                max_=1.5,
+            ),
+            bar_gauge(
+                "Backlog per team",
+                (12, 5, 12, 9),
+                'sum by (team) (claimflow_backlog_claims{team=~"$team"})',
+                "{{team}}",
+                [(GREEN, 0.0), (AMBER, 200.0)],
+                runbook="sla-at-risk",
+            ),
+            series(
+                "Inflow today vs yesterday and last week",
+                (0, 14, 24, 9),
+                ('sum(claimflow_team_inflow_claims{team=~"$team"})', "today"),
+                (
+                    'sum(claimflow_team_inflow_reference_claims{team=~"$team",reference="1d"})',
+                    "yesterday",
+                ),
+                (
+                    'sum(claimflow_team_inflow_reference_claims{team=~"$team",reference="7d"})',
+                    "last week",
+                ),
+                runbook="inflow-drop",
+            ),
+            _breaks_timeline((0, 23, 24, 5)),
+        ],
+    )
 
 
 def hub_link() -> Dashboard:
     """For IT: per hub and center, dispatched against arrived, in transit, last arrival."""
-    return Dashboard(
-        title="claimflow / Hub links",
-        uid="claimflow-hub-link",
-        description="Per hub and center: claims in transit and missing, link status, last "
-        "arrival, transit timeout. Claim ids: the worker's /it/transit.",
-        tags=["claimflow"],
-        refresh="30s",
-        templating=_variables("hub"),
-        panels=[
+    route = "{{hub_id}} -> {{center_id}}"
+    return _board(
+        "claimflow-hub-link",
+        "claimflow / Hub links",
+        "Per hub and center: claims in transit and missing, link status, last arrival, "
+        "transit timeout. Claim ids: the worker's /it/transit.",
+        "30s",
+        ("hub",),
+        [
             Table(
                 title="Routes",
-                unit="none",
+                unit="short",
                 targets=[
                     _target('claimflow_hub_link_up{hub_id=~"$hub"}', "", "A", instant=True),
                     _target('claimflow_claims_in_transit{hub_id=~"$hub"}', "", "B", instant=True),
                     _target('claimflow_claims_missing{hub_id=~"$hub"}', "", "C", instant=True),
                 ],
                 gridPos=_pos(0, 0, 24, 7),
+                links=_runbook("hub-link-break"),
             ),
-            TimeSeries(
-                title="Claims missing (in transit past the timeout)",
-                targets=[
-                    _target(
-                        'claimflow_claims_missing{hub_id=~"$hub"}', "{{hub_id}} -> {{center_id}}"
-                    )
-                ],
-                unit="none",
-                gridPos=_pos(0, 7, 12, 8),
+            series(
+                "Claims missing (in transit past the timeout)",
+                (0, 7, 12, 8),
+                ('claimflow_claims_missing{hub_id=~"$hub"}', route),
+                runbook="hub-link-break",
             ),
-            TimeSeries(
-                title="Claims in transit",
-                targets=[
-                    _target(
-                        'claimflow_claims_in_transit{hub_id=~"$hub"}', "{{hub_id}} -> {{center_id}}"
-                    )
-                ],
-                unit="none",
-                gridPos=_pos(12, 7, 12, 8),
+            series(
+                "Claims in transit",
+                (12, 7, 12, 8),
+                ('claimflow_claims_in_transit{hub_id=~"$hub"}', route),
+                runbook="hub-link-break",
             ),
-            TimeSeries(
-                title="Arrivals from the hub vs its baseline",
-                targets=[
-                    _target(
-                        'claimflow_hub_inflow_claims{hub_id=~"$hub"}', "{{hub_id}} arrived", "A"
-                    ),
-                    _target(
-                        'claimflow_hub_inflow_baseline_claims{hub_id=~"$hub"}',
-                        "{{hub_id}} usual",
-                        "B",
-                    ),
-                ],
-                unit="none",
-                gridPos=_pos(0, 15, 12, 8),
+            series(
+                "Arrivals from the hub vs its baseline",
+                (0, 15, 12, 8),
+                ('claimflow_hub_inflow_claims{hub_id=~"$hub"}', "{{hub_id}} arrived"),
+                ('claimflow_hub_inflow_baseline_claims{hub_id=~"$hub"}', "{{hub_id}} usual"),
+                runbook="inflow-drop",
             ),
-            TimeSeries(
-                title="Since the last arrival (event time)",
-                targets=[
-                    _target(
-                        "claimflow_event_time_seconds - on() group_right() "
-                        'claimflow_hub_last_arrival_timestamp_seconds{hub_id=~"$hub"}',
-                        "{{hub_id}} -> {{center_id}}",
-                    )
-                ],
+            series(
+                "Since the last arrival (event time)",
+                (12, 15, 12, 8),
+                (
+                    "claimflow_event_time_seconds - on() group_right() "
+                    'claimflow_hub_last_arrival_timestamp_seconds{hub_id=~"$hub"}',
+                    route,
+                ),
                 unit="s",
-                gridPos=_pos(12, 15, 12, 8),
+                runbook="hub-link-break",
             ),
-            TimeSeries(
-                title="Dispatched by the hub vs arrived at the center (trailing hour)",
-                targets=[
-                    _target(
-                        'claimflow_hub_dispatched_claims{hub_id=~"$hub"}',
-                        "{{hub_id}} -> {{center_id}} dispatched",
-                        "A",
-                    ),
-                    _target(
-                        'claimflow_hub_arrived_claims{hub_id=~"$hub"}',
-                        "{{hub_id}} -> {{center_id}} arrived",
-                        "B",
-                    ),
-                ],
-                unit="none",
-                gridPos=_pos(0, 23, 12, 8),
+            series(
+                "Dispatched by the hub vs arrived at the center (trailing hour)",
+                (0, 23, 12, 8),
+                ('claimflow_hub_dispatched_claims{hub_id=~"$hub"}', f"{route} dispatched"),
+                ('claimflow_hub_arrived_claims{hub_id=~"$hub"}', f"{route} arrived"),
+                runbook="hub-link-break",
             ),
-            TimeSeries(
-                title="Transit time percentiles, with the learned timeout",
-                targets=[
-                    _target(
-                        'claimflow_transit_time_seconds{hub_id=~"$hub"}',
-                        "{{hub_id}} -> {{center_id}} p{{percentile}}",
-                        "A",
-                    ),
-                    _target(
-                        'claimflow_transit_timeout_seconds{hub_id=~"$hub"}',
-                        "{{hub_id}} -> {{center_id}} timeout",
-                        "B",
-                    ),
-                ],
+            series(
+                "Transit time percentiles, with the learned timeout",
+                (12, 23, 12, 8),
+                ('claimflow_transit_time_seconds{hub_id=~"$hub"}', f"{route} p{{{{percentile}}}}"),
+                ('claimflow_transit_timeout_seconds{hub_id=~"$hub"}', f"{route} timeout"),
                 unit="s",
-                gridPos=_pos(12, 23, 12, 8),
+                runbook="hub-link-break",
+            ),
+            _breaks_timeline((0, 31, 24, 6)),
+            series(
+                "Worker health: refused snapshots, failed reloads, completions never seen arriving",
+                (0, 37, 24, 8),
+                (
+                    "sum by (instance, reason) (increase(claimflow_snapshot_refused_total[1h]))",
+                    "{{instance}} snapshot refused ({{reason}})",
+                ),
+                (
+                    "sum by (instance) (increase(claimflow_config_reload_errors_total[1h]))",
+                    "{{instance}} reload failed",
+                ),
+                (
+                    "sum by (team) (increase(claimflow_completions_without_arrival_total[1h]))",
+                    "{{team}} completed without arrival",
+                ),
+                runbook="snapshot-refused",
             ),
         ],
-        annotations=_break_annotations(),
-    ).auto_panel_ids()
+    )
 
 
 def sla_risk() -> Dashboard:
-    """Per team and deadline: backlog by due class, projected misses, throughput."""
-    return Dashboard(
-        title="claimflow / SLA risk",
-        uid="claimflow-sla-risk",
-        description="Per team: claims due, overdue, projected to miss, and the pace.",
-        tags=["claimflow"],
-        refresh="1m",
-        templating=_variables("team"),
-        panels=[
-            TimeSeries(
-                title="Projected misses per team and deadline",
-                targets=[
-                    _target(
-                        'claimflow_claims_at_risk{team=~"$team"}', "{{team}} {{deadline_class}}"
-                    )
-                ],
-                unit="none",
-                gridPos=_pos(0, 0, 12, 9),
+    """Per team and deadline: backlog by due class, projected misses, throughput; per client:
+    same-day claims and when they are projected to be done."""
+    return _board(
+        "claimflow-sla-risk",
+        "claimflow / SLA risk",
+        "Per team: claims due, overdue, projected to miss, and the pace. Per client: same-day "
+        "claims open, stuck or at risk, and when the last is projected to be done.",
+        "1m",
+        ("team", "client"),
+        [
+            series(
+                "Projected misses per team and deadline",
+                (0, 0, 12, 9),
+                ('claimflow_claims_at_risk{team=~"$team"}', "{{team}} {{deadline_class}}"),
+                runbook="sla-at-risk",
             ),
-            TimeSeries(
-                title="Backlog by SLA class",
-                targets=[
-                    _target('claimflow_backlog_claims{team=~"$team"}', "{{team}} {{sla_class}}")
-                ],
-                unit="none",
-                gridPos=_pos(12, 0, 12, 9),
+            series(
+                "Backlog by SLA class",
+                (12, 0, 12, 9),
+                ('claimflow_backlog_claims{team=~"$team"}', "{{team}} {{sla_class}}"),
+                runbook="sla-at-risk",
             ),
-            TimeSeries(
-                title="Throughput against the pace needed (claims per working hour)",
-                targets=[
-                    _target(
-                        'claimflow_team_throughput_claims_per_hour{team=~"$team"}',
-                        "{{team}} pace",
-                        "A",
-                    ),
-                    _target(
-                        'claimflow_deadline_needed_claims_per_hour{team=~"$team"}',
-                        "{{team}} needed ({{deadline_class}})",
-                        "B",
-                    ),
-                ],
-                unit="none",
-                gridPos=_pos(0, 9, 12, 9),
+            series(
+                "Throughput against the pace needed (claims per working hour)",
+                (0, 9, 12, 9),
+                ('claimflow_team_throughput_claims_per_hour{team=~"$team"}', "{{team}} pace"),
+                (
+                    'claimflow_deadline_needed_claims_per_hour{team=~"$team"}',
+                    "{{team}} needed ({{deadline_class}})",
+                ),
+                unit="short",
+                runbook="sla-at-risk",
             ),
-            TimeSeries(
-                title="Due at upcoming deadlines vs completed per hour",
-                targets=[
-                    _target(
-                        'claimflow_deadline_due_claims{team=~"$team"}',
-                        "{{team}} due ({{deadline_class}})",
-                        "A",
-                    ),
-                    _target(
-                        'claimflow:team_completions:rate1h{team=~"$team"}', "{{team}} done/h", "B"
-                    ),
-                    _target(
-                        'claimflow:team_arrivals:rate1h{team=~"$team"}', "{{team}} arrived/h", "C"
-                    ),
-                ],
-                unit="none",
-                gridPos=_pos(12, 18, 12, 9),
-            ),
-            TimeSeries(
-                title="Oldest open claim",
-                targets=[
-                    _target('claimflow_oldest_open_claim_age_seconds{team=~"$team"}', "{{team}}")
-                ],
+            series(
+                "Oldest open claim",
+                (12, 9, 12, 9),
+                ('claimflow_oldest_open_claim_age_seconds{team=~"$team"}', "{{team}}"),
                 unit="s",
-                gridPos=_pos(12, 9, 12, 9),
+                runbook="sla-at-risk",
+            ),
+            series(
+                "Due at upcoming deadlines vs completed per hour",
+                (12, 18, 12, 9),
+                (
+                    'claimflow_deadline_due_claims{team=~"$team"}',
+                    "{{team}} due ({{deadline_class}})",
+                ),
+                ('job_team:claimflow_completions:rate1h{team=~"$team"}', "{{team}} done/h"),
+                ('job_team:claimflow_arrivals:rate1h{team=~"$team"}', "{{team}} arrived/h"),
+                runbook="sla-at-risk",
+            ),
+            series(
+                "Same-day claims per client: open, stuck, at risk",
+                (0, 18, 12, 9),
+                (
+                    'claimflow_client_same_day_claims{client_id=~"$client"}',
+                    "{{client_id}} {{state}}",
+                ),
+                (
+                    'sum by (client_id) (claimflow_client_delayed_claims{client_id=~"$client"})',
+                    "{{client_id}} delayed by a hub",
+                ),
+                runbook="client-same-day-at-risk",
+            ),
+            series(
+                "Same-day claims: projected done, against now",
+                (0, 27, 12, 9),
+                (
+                    "claimflow_client_same_day_projected_done_timestamp_seconds"
+                    '{client_id=~"$client"} - on() group_left() claimflow_event_time_seconds',
+                    "{{client_id}}",
+                ),
+                unit="s",
+                runbook="client-same-day-at-risk",
+            ),
+            series(
+                "Same-day at-risk verdicts per client",
+                (12, 27, 12, 9),
+                (
+                    'claimflow_alert_active{alert="ClientSameDayAtRisk",client_id=~"$client"}',
+                    "{{client_id}}",
+                ),
+                (
+                    "sum by (hub_id, center_id) "
+                    '(claimflow_break_same_day_claims{client_id=~"$client"})',
+                    "behind {{hub_id}} -> {{center_id}}",
+                ),
+                runbook="client-same-day-at-risk",
             ),
         ],
-    ).auto_panel_ids()
+    )
 
 
 def customer_feedback() -> Dashboard:
     """Survey answers by score and the negative share, per client."""
-    return Dashboard(
-        title="claimflow / Customer feedback",
-        uid="claimflow-feedback",
-        description="Survey responses by score, negative share per client. Comments are on "
-        "the wall page, never in metrics.",
-        tags=["claimflow"],
-        refresh="1m",
-        templating=_variables("client"),
-        panels=[
-            BarGauge(
-                title="Responses by score",
-                targets=[
-                    _target(
-                        'sum by (score) (claimflow_survey_responses_total{client_id=~"$client"})',
-                        "score {{score}}",
-                    )
-                ],
-                format="none",
-                gridPos=_pos(0, 0, 12, 9),
+    return _board(
+        "claimflow-feedback",
+        "claimflow / Customer feedback",
+        "Survey responses by score, negative share per client. Comments are on the wall "
+        "page, never in metrics.",
+        "1m",
+        ("client",),
+        [
+            bar_gauge(
+                "Responses by score (last 24 h)",
+                (0, 0, 12, 9),
+                'sum by (score) (increase(claimflow_survey_responses_total{client_id=~"$client"}'
+                "[1d]))",
+                "score {{score}}",
+                [(GREEN, 0.0)],
+                runbook="feedback-surge",
             ),
-            BarGauge(
-                title="Negative share per client (scores 1-2)",
-                targets=[
-                    _target(
-                        'claimflow:client_negative_share{client_id=~"$client"}', "{{client_id}}"
-                    )
-                ],
-                format="percentunit",
-                min=0,
-                max=1,
-                thresholds=[
-                    Threshold(GREEN, 0, 0.0),
-                    Threshold(AMBER, 1, 0.2),
-                    Threshold(RED, 2, 0.35),
-                ],
-                gridPos=_pos(12, 0, 12, 9),
+            bar_gauge(
+                "Negative share per client (scores 1-2, last 24 h)",
+                (12, 0, 12, 9),
+                'job_client_id:claimflow_survey_negative:ratio1d{client_id=~"$client"}',
+                "{{client_id}}",
+                [(GREEN, 0.0), (AMBER, 0.2), (RED, 0.35)],
+                unit="percentunit",
+                runbook="feedback-surge",
+                max_=1,
             ),
-            TimeSeries(
-                title="Feedback alerts open",
-                targets=[
-                    _target(
-                        'claimflow_alert_active{alert="NegativeFeedbackSurge",client_id=~"$client"}'
-                        ' or claimflow_alerts_open{alert="NegativeFeedbackSurge"}',
-                        "{{client_id}}{{team}}",
-                    )
-                ],
-                unit="none",
-                gridPos=_pos(0, 9, 24, 8),
+            series(
+                "Feedback alerts open",
+                (0, 9, 24, 8),
+                (
+                    'claimflow_alert_active{alert="NegativeFeedbackSurge",client_id=~"$client"}'
+                    ' or claimflow_alerts_open{alert="NegativeFeedbackSurge"}',
+                    "{{client_id}} {{team}}",
+                ),
+                runbook="feedback-surge",
             ),
         ],
-    ).auto_panel_ids()
+    )
 
 
 BOARDS = {
@@ -437,8 +583,82 @@ BOARDS = {
 }
 
 
+def _plain(value: Any) -> Any:
+    """grafanalib objects as JSON data (what its private encoder does, in public)."""
+    if hasattr(value, "to_json_data"):
+        return _plain(value.to_json_data())
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _clean(value: Any) -> Any:
+    """Drop nulls and the legacy keys, recursively; datasource references as {type, uid}."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key in LEGACY or item is None:
+                continue
+            ref = key == "datasource" and not isinstance(item, dict)
+            out[key] = DATASOURCE if ref else _clean(item)
+        return out
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _panel(panel: dict[str, Any], links: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where grafanalib lags the current schema: units, thresholds and min/max in
+    fieldConfig.defaults (bar gauges keep them in the pre-7 `fieldOptions`), the first
+    threshold step's base as a JSON null, overrides always present."""
+    options = panel.setdefault("options", {})
+    legacy = options.pop("fieldOptions", {}) or {}
+    fc = panel.setdefault("fieldConfig", {})
+    defaults = fc.setdefault("defaults", {})
+    for key, item in (legacy.get("defaults") or {}).items():
+        defaults.setdefault(key, item)
+    for key in ("thresholds", "mappings"):
+        if key in legacy and key not in defaults:
+            defaults[key] = legacy[key]
+    defaults.setdefault("unit", "short")
+    fc.setdefault("overrides", legacy.get("overrides") or [])
+    steps = defaults.get("thresholds", {}).get("steps", [])
+    for step in steps:
+        step.pop("index", None)
+        step.pop("op", None)
+        step.pop("line", None)
+        step.pop("yaxis", None)
+        if step.get("value") in ("null", None):
+            step["value"] = None
+    if steps:
+        steps[0]["value"] = None
+        defaults["thresholds"].setdefault("mode", "absolute")
+    panel["links"] = [*links, BOARD_LINK]
+    for key in ("color", "columns", "fontSize", "mappings", "styles"):
+        panel.pop(key, None)  # the pre-7 table's own fields
+    panel["datasource"] = DATASOURCE
+    return panel
+
+
 def board_json(board: Dashboard) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(json.dumps(board.to_json_data(), cls=DashboardEncoder))
+    """The board in the current dashboard schema (grafanalib's output, post-processed)."""
+    raw: dict[str, Any] = _plain(board)
+    raw.pop("id", None)
+    data: dict[str, Any] = _clean(raw)
+    for panel in data["panels"]:
+        for target in panel.get("targets", []):
+            target.pop("query", None)  # a copy of expr grafanalib writes for old Grafana
+        _panel(panel, [link for link in panel.get("links", []) if "url" in link])
+    for variable in data["templating"]["list"]:
+        variable.get("current", {}).pop("tags", None)
+    data["schemaVersion"] = SCHEMA_VERSION
+    data["graphTooltip"] = 1
+    data["links"] = [BOARD_LINK]
+    data["timepicker"] = {}
+    data["tags"] = ["claimflow"]
+    data["annotations"] = {"list": []}
     return data
 
 

@@ -123,6 +123,7 @@ class WorkerSettings(BaseSettings):
     max_hold: Annotated[float, _at_least(0.5)] = 30.0
     idle_clock_after: Annotated[float, _at_least(0.0)] = 60.0  # 0 turns the wall-clock advance off
     log_level: str = "warn"
+    log_format: str = "text"  # or json: one object a line (claimflow/logs.py)
     security_protocol: str = "PLAINTEXT"
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
@@ -294,6 +295,8 @@ def _check(s: WorkerSettings) -> None:
         raise ValueError(
             f"CLAIMFLOW_LOG_LEVEL={s.log_level!r}: one of crit, error, warn, info, debug"
         )
+    if s.log_format not in ("text", "json"):
+        raise ValueError(f"CLAIMFLOW_LOG_FORMAT={s.log_format!r}: one of text, json")
     if s.security_protocol not in SECURITY_PROTOCOLS:
         raise ValueError(
             f"CLAIMFLOW_SECURITY_PROTOCOL={s.security_protocol!r}: one of "

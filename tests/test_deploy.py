@@ -5,6 +5,7 @@ promtool, and the names in them against the code's defaults."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -113,3 +114,63 @@ def test_prometheus_configurations_pass_promtool(config: Path, tmp_path: Path) -
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert data["scrape_configs"][0]["job_name"] == "claimflow"  # what the rules select on
+
+
+def _kustomize(folder: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize` exactly as `kubectl apply -k` renders it: no flags."""
+    done = subprocess.run(
+        [tool("kubectl"), "kustomize", str(folder)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def test_kubectl_kustomize_renders_without_flags_and_every_object_validates() -> None:
+    import kubernetes_validate
+    from kubernetes_validate.utils import latest_version
+
+    docs = _kustomize(KUBE)
+    for doc in docs:
+        kubernetes_validate.validate(doc, latest_version(), strict=True)
+        assert doc["kind"] == "Namespace" or doc["metadata"]["namespace"] == "claimflow"
+    maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in docs if d["kind"] == "ConfigMap"}
+    # The ConfigMaps carry what the repository generates, byte for byte.
+    rules = maps["claimflow-prometheus"]["data"]["claimflow-rules.yml"]
+    assert rules == (ROOT / "deploy/prometheus/claimflow-rules.yml").read_text()
+    alertmanager = maps["claimflow-alertmanager"]["data"]["alertmanager.yml"]
+    assert alertmanager == (ROOT / "deploy/alertmanager/alertmanager.yml").read_text()
+    assert "127.0.0.1" not in alertmanager
+    boards = maps["claimflow-dashboards"]
+    assert boards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    for path in (ROOT / "dashboards/generated").glob("*.json"):
+        assert boards["data"][path.name] == path.read_text(), path.name
+    agreements = maps["claimflow-agreements"]["data"]["claimflow.yaml"]
+    assert agreements == (ROOT / "claimflow/data/claimflow.yaml").read_text()
+    assert maps["claimflow-worker"]["data"]["CLAIMFLOW_LOG_FORMAT"] == "json"
+
+
+def test_prometheus_rule_and_service_monitor_validate_against_their_crds() -> None:
+    import jsonschema
+
+    from claimflow.dashboards import mixin
+
+    docs = {d["kind"]: d for d in _kustomize(KUBE / "operator")}
+    assert set(docs) == {"PrometheusRule", "ServiceMonitor"}
+    for kind, crd in (("PrometheusRule", "prometheusrules"), ("ServiceMonitor", "servicemonitors")):
+        schema = json.loads((ROOT / f"tests/schemas/{crd}-v1.json").read_text())
+        errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(docs[kind])]
+        assert errors == [], kind
+    # The same groups as the rule file Prometheus loads.
+    assert docs["PrometheusRule"]["spec"] == mixin.rule_groups()
+    # The ServiceMonitor finds the worker Service and its port, and keeps job="claimflow".
+    service = yaml.safe_load((KUBE / "worker-service.yaml").read_text())
+    monitor = docs["ServiceMonitor"]["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    relabel = monitor["endpoints"][0]["relabelings"][0]
+    assert (relabel["targetLabel"], relabel["replacement"]) == ("job", mixin.JOB)
+
+
+def test_deploy_files_log_json() -> None:
+    assert _compose()["x-worker"]["environment"]["CLAIMFLOW_LOG_FORMAT"] == "json"
+    assert "CLAIMFLOW_LOG_FORMAT=json" in (KUBE / "worker.env").read_text().splitlines()
