@@ -1,121 +1,285 @@
-"""Live pipeline throughput against the embedded broker. A benchmark, not a test.
+"""The live worker next to its peers on one pre-filled topic, timed as a user waits. A benchmark,
+not a test: run it by hand.
 
-    python benchmarks/live_throughput.py [--claims-per-day 2000] [--days 10]
+    python benchmarks/live_throughput.py [--rounds 1] [--days 14] [--claims-per-day 1550]
+        [--peers bare,faust,quix,bytewax,claimflow] [--catch-up-days 90] [--latency-seconds 60]
 
-Produces one generated scenario into the four input topics of a fresh embedded broker, then
-lets three consumers read the same records, one after the other, and prints events per
-second for each, measured from the first record handled to the last:
+One generated scenario (mixed: all four event types, ~55k events at the defaults) is produced
+into the four input topics of a fresh embedded broker (`claimflow broker`), then each
+consumer is started as its own process and consumes all of it, one after the other:
 
-* bare aiokafka: one AIOKafkaConsumer reading every record, doing nothing with it (the
-  transport's ceiling on this machine, measured in this run: the baseline);
-* naive Faust: one Faust agent over the four topics that only counts records (what Faust
-  itself costs);
-* claimflow worker: the real `claimflow worker` process, until its /metrics show every event
-  applied (validation, forwarding through the sequenced topic, merge, engine, detectors).
+* bare: aiokafka + orjson doing a per-team one-minute window count (the baseline);
+* faust: a naive Faust agent doing the same count;
+* quix: Quix Streams, the count in `sdf.update`;
+* bytewax: Bytewax `count_window` (tumbling one-minute event-time windows per team);
+* claimflow: `claimflow worker`, full detection, until its /metrics count every event.
 
-Ratios are to the bare aiokafka figure. Tansu gets one record per produce request (it
-miscounts batched offsets), so forwarding costs a request per record: expect Apache Kafka
-with batching to do better.
+Quix Streams and Bytewax are installed into their own virtual environment under
+`--cache` (their pins clash with faust-streaming's). For each consumer: from process start to
+all applied (what a user waits for), start to first applied, the sustained rate from first to
+last applied, and that rate as a ratio to the bare loop's in the same round. Medians over
+`--rounds` rounds (each consumer reads under a fresh consumer group).
+
+Then, for the claimflow worker alone:
+* catch-up: a fresh broker holding `--catch-up-days` days at `--catch-up-claims` claims a day,
+  time from start to all applied, and the peak resident memory of the worker's process tree;
+* latency: with the worker caught up and idle, records produced one at a time at a steady
+  `--rate` events/s for `--latency-seconds`; the latency of record k is from its produce call
+  returning to the moment `claimflow_events_total` on /metrics (polled every 50 ms) first
+  counts k records. p50 and p99.
+Prints markdown tables. A step that fails or times out is reported as such, not skipped.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from claimflow.broker import EmbeddedBroker, free_port
 from claimflow.config import load_config
-from claimflow.produce import ensure_topics, make_producer, produce
+from claimflow.produce import ensure_topics, make_producer, produce, route
 from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
 
 TOPICS = Topics()
+PEER_PINS = ["quixstreams==3.28.1", "bytewax==0.21.1", "orjson"]
 
+# Every consumer script reads its settings from BENCH_* variables and writes one JSON object
+# {"n": ..., "first": wall time of the first applied record, "last": of the last} to
+# BENCH_RESULT once it has applied BENCH_TOTAL records.
+COMMON = """
+import json, os, time
+BOOTSTRAP = os.environ["BENCH_BOOTSTRAP"]
+TOTAL = int(os.environ["BENCH_TOTAL"])
+TOPICS = os.environ["BENCH_TOPICS"].split(",")
+GROUP = os.environ["BENCH_GROUP"]
+TIME_FIELD = {"hub_dispatched": "dispatched_at", "claim_arrived": "arrived_at",
+              "claim_completed": "completed_at", "survey_response": "responded_at"}
+state = {"n": 0, "first": 0.0}
+counts = {}
 
-async def _bare(bootstrap: str, total: int) -> float:
-    consumer = AIOKafkaConsumer(
-        *TOPICS.inputs(),
-        bootstrap_servers=bootstrap,
-        group_id="bench-bare",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+def count(d):
+    # per team (or the hub, for events without one) and UTC minute of event time
+    key = (d.get("team") or d.get("hub_id") or "-", d[TIME_FIELD[d["type"]]][:16])
+    counts[key] = counts.get(key, 0) + 1
+    if not state["n"]:
+        state["first"] = time.time()
+    state["n"] += 1
+    if state["n"] == TOTAL:
+        done()
+
+def done():
+    with open(os.environ["BENCH_RESULT"] + ".tmp", "w") as fh:
+        json.dump({"n": state["n"], "first": state["first"], "last": time.time()}, fh)
+    os.replace(os.environ["BENCH_RESULT"] + ".tmp", os.environ["BENCH_RESULT"])
+"""
+
+BARE = (
+    COMMON
+    + """
+import asyncio, orjson
+from aiokafka import AIOKafkaConsumer
+
+async def main():
+    consumer = AIOKafkaConsumer(*TOPICS, bootstrap_servers=BOOTSTRAP, group_id=GROUP,
+                                auto_offset_reset="earliest", enable_auto_commit=True)
     await consumer.start()
-    seen, first = 0, 0.0
     try:
-        while seen < total:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                if records and not first:
-                    first = time.perf_counter()
-                seen += len(records)
-        return seen / (time.perf_counter() - first)
+        while state["n"] < TOTAL:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    count(orjson.loads(record.value))
     finally:
         await consumer.stop()
 
+asyncio.run(main())
+"""
+)
 
-NAIVE_FAUST = """
-import os, sys, time, faust
-bootstrap, total = os.environ["BENCH_BOOTSTRAP"], int(os.environ["BENCH_TOTAL"])
-app = faust.App("bench-naive", broker="kafka://" + bootstrap, store="memory://",
-                web_enabled=False, broker_session_timeout=6, broker_heartbeat_interval=1,
+FAUST = (
+    COMMON
+    + """
+import sys, faust, orjson
+app = faust.App(GROUP, broker="kafka://" + BOOTSTRAP, store="memory://", web_enabled=False,
+                broker_session_timeout=6, broker_heartbeat_interval=1,
                 consumer_auto_offset_reset="earliest", autodiscover=False)
-topic = app.topic(*os.environ["BENCH_TOPICS"].split(","), key_serializer="raw",
-                  value_serializer="raw")
-state = {"n": 0, "first": 0.0}
+topic = app.topic(*TOPICS, key_serializer="raw", value_serializer="raw")
 
 @app.agent(topic)
-async def count(stream):
-    async for _ in stream:
-        if not state["n"]:
-            state["first"] = time.perf_counter()
-        state["n"] += 1
-        if state["n"] == total:
-            rate = total / (time.perf_counter() - state["first"])
-            with open(os.environ["BENCH_RESULT"], "w") as fh:
-                fh.write(repr(rate))
+async def agent(stream):
+    async for value in stream:
+        count(orjson.loads(value))
 
+sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]
 app.main()
 """
+)
+
+QUIX = (
+    COMMON
+    + """
+from quixstreams import Application
+from quixstreams.models.topics import TopicConfig
+from quixstreams.models.topics.manager import TopicManager
+
+# The embedded broker does not report retention.ms, which Quix reads from the input topics
+# whenever it derives an internal topic's config: give it the default (-1, unlimited).
+_derive = TopicManager.derive_topic_config.__func__
+def _tolerant(cls, topics):
+    for t in topics:
+        if t.broker_config is not None:
+            t.broker_config.extra_config.setdefault("retention.ms", "-1")
+    return _derive(cls, topics)
+TopicManager.derive_topic_config = classmethod(_tolerant)
+app = Application(broker_address=BOOTSTRAP, consumer_group=GROUP, auto_offset_reset="earliest",
+                  auto_create_topics=False, use_changelog_topics=False)
+config = TopicConfig(num_partitions=4, replication_factor=1, extra_config={})
+
+def update(value):
+    count(value)
+    if state["n"] >= TOTAL:
+        app.stop()
+
+for name in TOPICS:
+    sdf = app.dataframe(app.topic(name, value_deserializer="json", config=config))
+    sdf.update(update)
+app.run()
+"""
+)
+
+BYTEWAX = (
+    COMMON
+    + """
+from datetime import datetime, timedelta, timezone
+import orjson
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaSource
+from bytewax.dataflow import Dataflow
+from bytewax.operators.windowing import EventClock, TumblingWindower, count_window
+
+def parse(message):
+    d = orjson.loads(message.value)
+    if not state["first"]:
+        state["first"] = time.time()
+    state["n"] += 1
+    if state["n"] == TOTAL:
+        done()  # all handed to the window operator: it applies them in this same step
+    return d
+
+def at(d):
+    return datetime.fromisoformat(d[TIME_FIELD[d["type"]]])
+
+flow = Dataflow("bench-bytewax")
+raw = op.input("in", flow, KafkaSource([BOOTSTRAP], TOPICS, tail=False,
+                                      add_config={"group.id": GROUP}))
+events = op.map("parse", raw, parse)
+clock = EventClock(at, wait_for_system_duration=timedelta(seconds=0))
+windower = TumblingWindower(length=timedelta(minutes=1),
+                            align_to=datetime(2026, 1, 1, tzinfo=timezone.utc))
+counted = count_window("count", events, clock, windower,
+                       lambda d: d.get("team") or d.get("hub_id") or "-")
+op.inspect("out", counted.down, lambda step, item: None)
+"""
+)
 
 
-def _naive_faust(bootstrap: str, total: int, folder: Path) -> float:
-    script = folder / "naive_faust.py"
-    script.write_text(NAIVE_FAUST)
-    result = folder / "naive_faust.result"
+def rss_tree_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as fh:
+                total += int(fh.read().split()[1]) * 4096
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return total / 1e6
+
+
+class Run:
+    """One consumer process timed from its start: the figures for one row of the table."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.total_s = self.first_s = self.rate = float("nan")
+        self.peak_mb = 0.0
+        self.error = ""
+
+    def finish(self, started: float, n: int, first: float, last: float) -> None:
+        self.total_s = last - started
+        self.first_s = first - started
+        self.rate = n / (last - first) if last > first else float("nan")
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_script(
+    name: str, python: str, script: str, bootstrap: str, total: int, folder: Path, timeout: float
+) -> Run:
+    run = Run(name)
+    path = folder / f"bench_{name}.py"
+    path.write_text(script)
+    result = folder / f"{name}.result"
+    result.unlink(missing_ok=True)
     env = {
         **os.environ,
         "BENCH_BOOTSTRAP": bootstrap,
         "BENCH_TOTAL": str(total),
         "BENCH_TOPICS": ",".join(TOPICS.inputs()),
+        "BENCH_GROUP": f"bench-{name}-{time.time_ns()}",
         "BENCH_RESULT": str(result),
     }
-    log = (folder / "naive_faust.log").open("wb")
-    command = [sys.executable, str(script), "worker", "-l", "warn", "--without-web"]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    command = [python, str(path)]
+    if name == "bytewax":
+        command = [python, "-m", "bytewax.run", f"bench_{name}:flow"]
+        env["PYTHONPATH"] = str(folder)
+    started = time.time()
+    process = _spawn(command, env, folder / f"{name}.log")
     try:
-        deadline = time.monotonic() + 900
-        while not result.exists() or not result.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"naive Faust run failed; see {folder / 'naive_faust.log'}")
-            time.sleep(0.2)
-        return float(result.read_text())
+        while not result.exists():
+            run.peak_mb = max(run.peak_mb, rss_tree_mb(process.pid))
+            if process.poll() is not None:
+                run.error = f"exited {process.returncode}; see {folder / (name + '.log')}"
+                return run
+            if time.time() - started > timeout:
+                run.error = f"timed out after {timeout:.0f}s"
+                return run
+            time.sleep(0.05)
+        figures = json.loads(result.read_text())
+        run.finish(started, figures["n"], figures["first"], figures["last"])
+        return run
     finally:
-        process.terminate()
-        process.wait(30)
+        _stop(process)
 
 
-def _applied(url: str) -> float:
+def _metrics_count(url: str) -> float:
     with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
         text = response.read().decode()
     return sum(
@@ -125,70 +289,300 @@ def _applied(url: str) -> float:
     )
 
 
-def _claimflow(bootstrap: str, total: int, folder: Path) -> float:
-    port = free_port()
-    env = {
-        **os.environ,
-        "CLAIMFLOW_BOOTSTRAP": bootstrap,
-        "CLAIMFLOW_WEB_PORT": str(port),
-        "CLAIMFLOW_APP_ID": "bench-claimflow",
-        "CLAIMFLOW_SESSION_TIMEOUT": "6",
-        "CLAIMFLOW_IDLE_CLOCK_AFTER": "0",
-    }
-    log = (folder / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "claimflow.cli", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+class Worker:
+    """`claimflow worker` in its own process, its applied count read from /metrics."""
+
+    def __init__(self, bootstrap: str, folder: Path, label: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "CLAIMFLOW_BOOTSTRAP": bootstrap,
+            "CLAIMFLOW_WEB_PORT": str(self.port),
+            "CLAIMFLOW_APP_ID": f"bench-{label}-{time.time_ns()}",
+            "CLAIMFLOW_SESSION_TIMEOUT": "6",
+        }
+        self.started = time.time()
+        self.process = _spawn(
+            [sys.executable, "-m", "claimflow.cli", "worker"], env, folder / f"{label}.log"
+        )
+
+    def applied(self) -> float:
+        try:
+            return _metrics_count(self.url)
+        except OSError:
+            return 0.0
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def run_worker(bootstrap: str, total: int, folder: Path, timeout: float, label: str) -> Run:
+    run = Run("claimflow")
+    worker = Worker(bootstrap, folder, label)
+    first = 0.0
+    next_sample = 0.0
     try:
-        first = 0.0
         while True:
-            try:
-                n = _applied(url)
-            except OSError:
-                n = 0
-            now = time.perf_counter()
+            now = time.time()
+            if now >= next_sample:
+                run.peak_mb = max(run.peak_mb, rss_tree_mb(worker.process.pid))
+                next_sample = now + 0.5
+            n = worker.applied()
+            now = time.time()
             if n and not first:
                 first = now
             if n >= total:
-                return n / (now - first)
+                run.finish(worker.started, int(n), first, now)
+                return run
+            if worker.process.poll() is not None:
+                run.error = f"worker exited {worker.process.returncode}"
+                return run
+            if now - worker.started > timeout:
+                run.error = f"{n:,.0f} of {total:,} applied after {timeout:.0f}s"
+                if first:
+                    run.first_s = first - worker.started
+                return run
             time.sleep(0.1)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        worker.stop()
+
+
+def peer_python(cache: Path) -> str | None:
+    """The Python of the peers' own virtual environment, made on first use."""
+    venv = cache / "peers-venv"
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if not marker.exists() or marker.read_text() != " ".join(PEER_PINS):
+        print(f"installing {', '.join(PEER_PINS)} into {venv}...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *PEER_PINS],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode:
+            print(done.stderr.decode()[-2000:], file=sys.stderr)
+            return None
+        marker.write_text(" ".join(PEER_PINS))
+    return str(python)
+
+
+def fill(bootstrap: str, lines: list[bytes]) -> None:
+    ensure_topics(bootstrap, TOPICS.inputs(), 4)
+    producer = make_producer(bootstrap)
+    produce(lines, producer, TOPICS)
+    producer.flush()
+
+
+def scenario(folder: Path, name: str, days: int, claims: int, kind: str = "mixed") -> list[bytes]:
+    path = folder / f"{name}.jsonl"
+    sim = Simulator(load_config(), kind, days, date(2026, 11, 2), 1, claims)
+    write_scenario(sim, path)
+    return path.read_bytes().splitlines()
+
+
+def _median(values: list[float]) -> float:
+    good = [v for v in values if not math.isnan(v)]
+    return statistics.median(good) if good else float("nan")
+
+
+def main_table(args: argparse.Namespace, folder: Path) -> None:
+    lines = scenario(folder, "main", args.days, args.claims_per_day)
+    total = len(lines)
+    peers = args.peers.split(",")
+    python = sys.executable
+    extra = peer_python(Path(args.cache)) if {"quix", "bytewax"} & set(peers) else None
+    scripts: dict[str, tuple[str | None, str]] = {
+        "bare": (python, BARE),
+        "faust": (python, FAUST),
+        "quix": (extra, QUIX),
+        "bytewax": (extra, BYTEWAX),
+    }
+    labels = {
+        "bare": "bare aiokafka + orjson, per-team 1-min count (baseline)",
+        "faust": "naive Faust agent, same count",
+        "quix": "Quix Streams, count in `sdf.update`",
+        "bytewax": "Bytewax `count_window`",
+        "claimflow": "**claimflow worker** (full detection)",
+    }
+    runs: dict[str, list[Run]] = {p: [] for p in peers}
+    with EmbeddedBroker(log=folder / "broker.log") as broker:
+        started = time.time()
+        fill(broker.bootstrap, lines)
+        print(f"{total:,} events produced in {time.time() - started:.1f}s", flush=True)
+        for round_ in range(args.rounds):
+            for peer in peers:
+                if peer == "claimflow":
+                    run = run_worker(
+                        broker.bootstrap, total, folder, args.timeout, f"claimflow-{round_}"
+                    )
+                else:
+                    interpreter, script = scripts[peer]
+                    if interpreter is None:
+                        run = Run(peer)
+                        run.error = "peers' environment could not be installed"
+                    else:
+                        run = run_script(
+                            peer, interpreter, script, broker.bootstrap, total, folder, args.timeout
+                        )
+                runs[peer].append(run)
+                print(
+                    f"round {round_ + 1} {peer}: all applied after {run.total_s:.1f}s, "
+                    f"first after {run.first_s:.1f}s, {run.rate:,.0f} events/s {run.error}",
+                    flush=True,
+                )
+    base = _median([r.rate for r in runs.get("bare", [])])
+    print(
+        f"\n{total:,} mixed contract events, 4 partitions per topic, embedded broker, "
+        f"median of {args.rounds} round(s):\n"
+    )
+    print(
+        "| consumer | start to all applied | start to first applied | sustained rate "
+        "(first to last) | ratio to bare loop | peak RSS |"
+    )
+    print("|---|---|---|---|---|---|")
+    for peer in peers:
+        rs = runs[peer]
+        rate = _median([r.rate for r in rs])
+        errors = "; ".join(sorted({r.error for r in rs if r.error}))
+        print(
+            f"| {labels[peer]} | {_median([r.total_s for r in rs]):.1f} s | "
+            f"{_median([r.first_s for r in rs]):.1f} s | {rate:,.0f} events/s | "
+            f"{rate / base:.3f} | {max(r.peak_mb for r in rs):.0f} MB |"
+            + (f" {errors}" if errors else "")
+        )
+
+
+def catch_up(args: argparse.Namespace, folder: Path) -> None:
+    lines = scenario(folder, "backlog", args.catch_up_days, args.catch_up_claims)
+    total = len(lines)
+    with EmbeddedBroker(log=folder / "broker-backlog.log") as broker:
+        started = time.time()
+        fill(broker.bootstrap, lines)
+        print(f"backlog: {total:,} events produced in {time.time() - started:.0f}s", flush=True)
+        run = run_worker(broker.bootstrap, total, folder, args.catch_up_timeout, "catch-up")
+    print(
+        f"\nCatch-up of {args.catch_up_days} days at {args.catch_up_claims:,} claims a day "
+        f"({total:,} events):\n"
+    )
+    print("| start to all applied | start to first applied | rate | worker peak RSS |")
+    print("|---|---|---|---|")
+    print(
+        f"| {run.total_s:.0f} s | {run.first_s:.1f} s | {run.rate:,.0f} events/s | "
+        f"{run.peak_mb:.0f} MB |" + (f" {run.error}" if run.error else "")
+    )
+
+
+def latency(args: argparse.Namespace, folder: Path) -> None:
+    n = int(args.rate * args.latency_seconds)
+    lines = scenario(folder, "paced", 3, 2000, "normal")[:n]
+    routed: list[tuple[str, bytes | None, bytes]] = []
+    for line in lines:
+        where = route(line, TOPICS)
+        if isinstance(where, str):
+            continue
+        routed.append((where[0], where[1], line))
+    with EmbeddedBroker(log=folder / "broker-latency.log") as broker:
+        ensure_topics(broker.bootstrap, TOPICS.inputs(), 4)
+        producer = make_producer(broker.bootstrap)
+        worker = Worker(broker.bootstrap, folder, "latency")
+        try:
+            deadline = time.time() + args.timeout
+            while worker.applied() == 0 and not _metrics_up(worker):
+                if time.time() > deadline or worker.process.poll() is not None:
+                    print("latency: the worker did not come up", flush=True)
+                    return
+                time.sleep(0.2)
+            time.sleep(args.settle)  # let it join its group and go idle
+            produced: list[float] = []
+            seen_at: list[float] = []
+            start = time.time()
+            for k, (topic, key, value) in enumerate(routed):
+                wait = start + k / args.rate - time.time()
+                if wait > 0:
+                    _poll_until(worker, seen_at, wait)
+                producer.send(topic, key=key, value=value).get(timeout=10)
+                produced.append(time.time())
+            deadline = time.time() + 60
+            while len(seen_at) < len(produced) and time.time() < deadline:
+                _poll_until(worker, seen_at, 0.05)
+        finally:
+            worker.stop()
+            producer.close()
+    got = min(len(seen_at), len(produced))
+    delays = sorted(seen_at[k] - produced[k] for k in range(got))
+    print(
+        f"\nEnd-to-end latency at {args.rate:g} events/s for {args.latency_seconds:g}s "
+        f"(record produced -> counted in /metrics, polled every 50 ms):\n"
+    )
+    print("| records | seen | p50 | p99 | max |")
+    print("|---|---|---|---|---|")
+    if delays:
+        p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
+        print(
+            f"| {len(produced):,} | {got:,} | {statistics.median(delays):.2f} s | "
+            f"{p99:.2f} s | {delays[-1]:.2f} s |"
+        )
+    else:
+        print(f"| {len(produced):,} | 0 | - | - | - |")
+
+
+def _metrics_up(worker: Worker) -> bool:
+    try:
+        _metrics_count(worker.url)
+        return True
+    except OSError:
+        return False
+
+
+def _poll_until(worker: Worker, seen_at: list[float], seconds: float) -> None:
+    """Poll /metrics every 50 ms for `seconds`, noting when each count is first reached."""
+    until = time.time() + seconds
+    while True:
+        count = int(worker.applied())
+        now = time.time()
+        while len(seen_at) < count:
+            seen_at.append(now)
+        left = until - time.time()
+        if left <= 0:
+            return
+        time.sleep(min(0.05, left))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--claims-per-day", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--claims-per-day", type=int, default=1550)
+    parser.add_argument("--peers", default="bare,faust,quix,bytewax,claimflow")
+    parser.add_argument("--timeout", type=float, default=600, help="per consumer run, seconds")
+    parser.add_argument("--catch-up-days", type=int, default=90, help="0 to skip")
+    parser.add_argument("--catch-up-claims", type=int, default=2000)
+    parser.add_argument("--catch-up-timeout", type=float, default=900)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--latency-seconds", type=float, default=60, help="0 to skip")
+    parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument(
+        "--cache",
+        default=os.path.join(os.path.expanduser("~"), ".cache", "claimflow-bench"),
+        help="where the peers' virtual environment lives",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="claimflow-live-bench-"))
-    events = folder / "events.jsonl"
-    sim = Simulator(
-        load_config(), "hub-break", args.days, date(2026, 11, 2), 1, args.claims_per_day
-    )
-    total, _ = write_scenario(sim, events)
-    with EmbeddedBroker(log=folder / "broker.log") as broker:
-        ensure_topics(broker.bootstrap, TOPICS.inputs(), 4)
-        producer = make_producer(broker.bootstrap)
-        started = time.perf_counter()
-        produce(events.read_bytes().splitlines(), producer, TOPICS)
-        producer.flush()
-        print(
-            f"{total:,} events produced in {time.perf_counter() - started:.1f}s "
-            "(one record per request)",
-            flush=True,
-        )
-        bare = asyncio.run(_bare(broker.bootstrap, total))
-        print(f"bare aiokafka consumer: {bare:,.0f} events/s (baseline)", flush=True)
-        naive = _naive_faust(broker.bootstrap, total, folder)
-        print(f"naive Faust agent:      {naive:,.0f} events/s ({naive / bare:.2f}x)", flush=True)
-        live = _claimflow(broker.bootstrap, total, folder)
-        print(f"claimflow worker:       {live:,.0f} events/s ({live / bare:.2f}x)", flush=True)
+    print(f"logs in {folder}", flush=True)
+    steps: list[Callable[[argparse.Namespace, Path], None]] = []
+    if args.peers:
+        steps.append(main_table)
+    if args.latency_seconds > 0:
+        steps.append(latency)
+    if args.catch_up_days > 0:
+        steps.append(catch_up)
+    for step in steps:
+        try:
+            step(args, folder)
+        except Exception as exc:  # one broken step must not hide the others' figures
+            print(f"{step.__name__} failed: {exc!r}", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ from zoneinfo import ZoneInfo
 
 from claimflow.config import WEEKDAYS, Config, Weekday
 
+# The cache keeps the quarter hours of about the last day (two generations of `_GENERATION`
+# quarter hours each): claims reach the hub shortly before they are applied, so nearly every
+# look-up hits, and an older one is only computed again. Memory stays flat however long the
+# run; `_CACHE_LIMIT` is a last bound for input whose hub times jump about.
+_GENERATION = 48
 _CACHE_LIMIT = 50_000
 
 
@@ -44,8 +49,10 @@ class ClientAgreement:
 
 
 class DeadlineCalendar:
-    """Due instants for claims, per client. Cached per client and local day: the hot path of
-    the engine asks this once per arriving claim."""
+    """Due instants for claims, per client. Cached per client and quarter hour: the hot path
+    of the engine asks this once per arriving claim. The cache forgets quarter hours that
+    lie well behind the newest one asked for (see `_GENERATION`), so it does not grow with
+    the length of the run."""
 
     def __init__(self, config: Config) -> None:
         holidays = frozenset(config.holidays)
@@ -69,6 +76,8 @@ class DeadlineCalendar:
                 holidays=holidays,
             )
         self._cache: dict[tuple[str, int], tuple[float, float, float]] = {}
+        self._previous: dict[tuple[str, int], tuple[float, float, float]] = {}
+        self._rotate_at = -1  # the quarter hour from which on a new generation starts
 
     def agreement(self, client_id: str) -> ClientAgreement:
         return self.clients.get(client_id, self.default)
@@ -82,16 +91,29 @@ class DeadlineCalendar:
         # Cached per client and quarter hour (UTC): every time zone's offset is a whole
         # number of quarter hours, so a quarter hour never straddles a local midnight.
         received = hub_received.timestamp()
-        key = (client_id, int(received // 900))
+        quarter = int(received // 900)
+        key = (client_id, quarter)
         entry = self._cache.get(key)
         if entry is None:
-            agreement = self.agreement(client_id)
-            entry = self._day_entry(agreement, hub_received.astimezone(agreement.tz).date())
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = entry
+            entry = self._previous.get(key)
+            if entry is None:
+                agreement = self.agreement(client_id)
+                entry = self._day_entry(agreement, hub_received.astimezone(agreement.tz).date())
+            self._remember(key, quarter, entry)
         cutoff, due_same_day, due_next = entry
         return due_same_day if received <= cutoff else due_next
+
+    def _remember(
+        self, key: tuple[str, int], quarter: int, entry: tuple[float, float, float]
+    ) -> None:
+        if quarter >= self._rotate_at or len(self._cache) >= _CACHE_LIMIT:
+            self._previous, self._cache = self._cache, {}
+            self._rotate_at = quarter + _GENERATION
+        self._cache[key] = entry
+
+    def cached(self) -> int:
+        """How many (client, quarter hour) entries the cache holds now."""
+        return len(self._cache) + len(self._previous)
 
     @staticmethod
     def _day_entry(agreement: ClientAgreement, day: date) -> tuple[float, float, float]:

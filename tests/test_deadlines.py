@@ -164,3 +164,24 @@ def test_due_is_never_before_reaching_the_hub_and_is_monotonic(moment: datetime)
     later = received + timedelta(minutes=37)
     assert calendar.due_epoch("anyone", received) > received.timestamp()
     assert calendar.due_epoch("anyone", later) >= calendar.due_epoch("anyone", received)
+
+
+def test_cache_forgets_old_quarter_hours_and_answers_stay_the_same() -> None:
+    """A long run (120 days of claims, with stragglers received hours earlier): the cache
+    stays bounded by the recent quarter hours, and every answer, from the cache, from the
+    older generation or computed again after eviction, equals the brute-force reference."""
+    calendar = DeadlineCalendar(CONFIG)
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    largest = 0
+    for step in range(120 * 24 * 6):  # every 10 minutes
+        received = start + timedelta(minutes=10 * step)
+        asked = [received, received - timedelta(hours=3 + step % 20)]  # late ones too
+        for client in ("anyone", "victor", "weekend", "night"):
+            for moment in asked:
+                assert (
+                    calendar.due_epoch(client, moment) == _reference_due(client, moment).timestamp()
+                )
+        largest = max(largest, calendar.cached())
+    # Four clients, a couple of days of quarter hours at most: not 120 days' worth.
+    assert 0 < largest <= 4 * 4 * 24 * 3
+    assert calendar.cached() < 4 * 4 * 24 * 120 / 10

@@ -1,0 +1,121 @@
+"""Replay memory over a long run: is the engine's footprint flat once warmed up? A benchmark,
+not a test: run it by hand.
+
+    python benchmarks/replay_memory.py [--days 90] [--claims-per-day 2000] [--trace]
+
+Generates a scenario with `claimflow simulate` (in its own process, so the generator's memory
+does not count), then replays it here, line by line, and prints this process's resident set
+size each time event time crosses a checkpoint (by default day 30, 60 and 90). Everything the
+engine keeps is bounded by event time (windows, claim memory, dedupe horizon, the deadline
+cache), so after the first weeks of warm-up the figure should stay flat: the acceptance is
+day 90 within 10% of day 30. `--trace` also runs tracemalloc and prints the ten allocation
+sites that grew most between the first and the last checkpoint (slow: use it to find a leak,
+not for the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+from claimflow.config import load_config
+from claimflow.engine import Engine
+from claimflow.replay import ReplaySummary, replay
+
+DAY = 86400.0
+
+
+def rss_mb() -> float:
+    """This process's resident set size, from /proc (Linux)."""
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * 4096 / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--claims-per-day", type=int, default=2000)
+    parser.add_argument("--scenario", default="mixed")
+    parser.add_argument("--checkpoints", default="30,60,90", help="days, comma-separated")
+    parser.add_argument("--trace", action="store_true", help="tracemalloc growth sites")
+    args = parser.parse_args()
+    checkpoints = [int(d) for d in args.checkpoints.split(",")]
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.jsonl"
+        print(
+            f"generating {args.days} days of '{args.scenario}' at {args.claims_per_day:,} "
+            "claims a day (claimflow simulate)...",
+            flush=True,
+        )
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "claimflow.cli", "simulate", "--scenario", args.scenario),
+                *("--days", str(args.days), "--claims-per-day", str(args.claims_per_day)),
+                *("--out", str(path)),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        engine = Engine(load_config())
+        figures: dict[int, float] = {}
+        snapshots: dict[int, tracemalloc.Snapshot] = {}
+        pending = list(checkpoints)
+        if args.trace:
+            tracemalloc.start(8)
+
+        def lines() -> Iterator[bytes]:
+            with path.open("rb") as fh:  # streamed: the input file is never held whole
+                yield from fh
+
+        def on_progress(summary: ReplaySummary) -> None:
+            if engine.history_start == float("inf") or not pending:
+                return
+            day = (engine.watermark - engine.history_start) / DAY
+            if day >= pending[0]:
+                checkpoint = pending.pop(0)
+                gc.collect()
+                figures[checkpoint] = rss_mb()
+                if args.trace:
+                    snapshots[checkpoint] = tracemalloc.take_snapshot()
+                print(
+                    f"day {checkpoint:>3}: RSS {figures[checkpoint]:7.1f} MB "
+                    f"({summary.lines:,} lines)",
+                    flush=True,
+                )
+
+        summary = replay(
+            engine.config, lines(), lambda a: None, lambda n, r, raw: None, on_progress, engine
+        )
+        gc.collect()
+        end_day = (engine.watermark - engine.history_start) / DAY
+        for checkpoint in pending:  # the last one may fall on the final event
+            if end_day >= checkpoint - 1:
+                figures[checkpoint] = rss_mb()
+                if args.trace:
+                    snapshots[checkpoint] = tracemalloc.take_snapshot()
+                print(f"day {checkpoint:>3}: RSS {figures[checkpoint]:7.1f} MB (end of input)")
+        print(f"replayed {summary.lines:,} lines over {end_day:.1f} days of event time")
+
+    first, last = checkpoints[0], checkpoints[-1]
+    if first in figures and last in figures:
+        growth = figures[last] / figures[first] - 1
+        verdict = "flat (within 10%)" if abs(growth) <= 0.10 else "NOT flat"
+        print(f"day {last} vs day {first}: {growth:+.1%} RSS: {verdict}")
+    if args.trace and first in snapshots and last in snapshots:
+        print(f"allocation sites that grew most, day {first} to day {last}:")
+        for stat in snapshots[last].compare_to(snapshots[first], "traceback")[:10]:
+            print(f"  {stat.size_diff / 1e3:+9.1f} KB  {stat.count_diff:+8,} blocks")
+            for line in stat.traceback.format()[-6:]:
+                print("     ", line)
+
+
+if __name__ == "__main__":
+    main()
