@@ -86,10 +86,12 @@ _TRANSIT_CAP = 1800.0
 _TAIL_QUANTILE = 0.999
 
 
-def transit_tail(quantile: float = _TAIL_QUANTILE) -> float:
+def transit_tail(
+    quantile: float = _TAIL_QUANTILE, median: float = _TRANSIT_MEDIAN, sigma: float = _TRANSIT_SIGMA
+) -> float:
     """The healthy transit time that only `1 - quantile` of claims exceed (stragglers apart)."""
     z = NormalDist().inv_cdf(quantile)
-    return min(_TRANSIT_CAP, _TRANSIT_MEDIAN * math.exp(_TRANSIT_SIGMA * z))
+    return min(_TRANSIT_CAP, median * math.exp(sigma * z))
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,9 @@ class Realism:
     """Hubs that hold claims received 22:00-06:00 (local) and send them from 06:00."""
     holidays: tuple[date, ...] = ()
     """Public holidays besides the configuration's: weekend inflow, teams off."""
+    transit_median: float = _TRANSIT_MEDIAN
+    """Median healthy transit, hub to center (s); log-normal with `transit_sigma`."""
+    transit_sigma: float = _TRANSIT_SIGMA
     false_alarm_budget: float = 1.0
     """False alarms a year per route (hub links) or a quarter per scope (others) that the
     physical limits in the truth file assume a detector may spend."""
@@ -120,6 +125,8 @@ class Realism:
         low, high = self.straggler_delay
         if not 0 < low <= high:
             raise SimulationError("straggler delay range must be positive and ordered")
+        if self.transit_median <= 0 or self.transit_sigma < 0:
+            raise SimulationError("transit median must be positive and sigma not negative")
         if any(p <= 0 for p in self.batching.values()):
             raise SimulationError("batching periods must be positive")
 
@@ -414,6 +421,7 @@ class Simulator:
         center_i = {c: i for i, c in enumerate(self.centers)}
         team_i = {t: i for i, t in enumerate(self.teams)}
         low, high = (math.log(x) for x in real.straggler_delay)
+        mu, sigma = math.log(real.transit_median), real.transit_sigma
         batch_transit: dict[tuple[str, int], float] = {}
         drops = [f for f in self.faults if f.kind == "inflow_drop"]
         t = self.t0
@@ -429,9 +437,7 @@ class Simulator:
             hub = self.client_hub[client]
             center = self.config.hub_centers[hub][0]
             dispatched = t + rng.uniform(5, 90)
-            arrived: float | None = dispatched + min(
-                _TRANSIT_CAP, rng.lognormvariate(math.log(_TRANSIT_MEDIAN), _TRANSIT_SIGMA)
-            )
+            arrived: float | None = dispatched + min(_TRANSIT_CAP, rng.lognormvariate(mu, sigma))
             flags = 0
             if drops and any(
                 f.start <= t < f.end
@@ -455,10 +461,7 @@ class Simulator:
                 if (hub, k) not in batch_transit:
                     batch_transit.clear()  # only the newest file's transit is ever needed
                     draw = random.Random(f"{self.seed}:file:{hub}:{k}")
-                    batch_transit[(hub, k)] = min(
-                        _TRANSIT_CAP,
-                        draw.lognormvariate(math.log(_TRANSIT_MEDIAN), _TRANSIT_SIGMA),
-                    )
+                    batch_transit[(hub, k)] = min(_TRANSIT_CAP, draw.lognormvariate(mu, sigma))
                 arrived = dispatched + batch_transit[(hub, k)]
             if real.straggler_share and extra.random() < real.straggler_share:
                 arrived += math.exp(extra.uniform(low, high))
@@ -469,7 +472,7 @@ class Simulator:
             silent = self._active("hub_silent", dispatched, hub_id=hub, center_id=center)
             if silent is not None:  # the hub holds everything until it comes back
                 sent = silent.end + rng.uniform(0, 10 * MINUTE)
-                arrived = sent + rng.lognormvariate(math.log(90), 0.5)
+                arrived = sent + rng.lognormvariate(mu, sigma)
             broken = self._active("hub_link_break", dispatched, hub_id=hub, center_id=center)
             if broken is not None and rng.random() < broken.params["loss"]:
                 arrived = broken.end + rng.uniform(5 * MINUTE, 30 * MINUTE)  # re-sent
@@ -790,7 +793,11 @@ class Simulator:
         if fault.kind == "hub_link_break":
             hub = fault.labels["hub_id"]
             volume = self._per_year(self._route_claims(hub))
-            tail = transit_tail()
+            if hub in self.realism.batching:  # the evidence is files, not claims
+                volume = 365 * DAY / self.realism.batching[hub]
+            tail = transit_tail(
+                median=self.realism.transit_median, sigma=self.realism.transit_sigma
+            )
             # k overdue claims in a row happen by chance with probability (1-q)^k per claim:
             # k is the smallest count that keeps that below the budget at the route's volume.
             k = max(1, math.ceil(math.log(volume / budget) / -math.log(1 - _TAIL_QUANTILE)))
@@ -809,31 +816,34 @@ class Simulator:
                     if c.flags[i] & 1 and c.hub[i] == h and fault.start <= c.dispatched[i]
                 ]
             )
+            unit = "file" if hub in self.realism.batching else "claim"
             if len(lost) < k:
                 return fault.end, f"fewer than {k} lost claims: not knowable before the end"
             return lost[k - 1] + tail, (
-                f"dispatch of lost claim {k} (k from a budget of {budget:g}/route-year at "
+                f"dispatch of lost {unit} {k} (k from a budget of {budget:g}/route-year at "
                 f"{volume:,.0f} claims/year) + healthy transit q{_TAIL_QUANTILE} {tail:.0f} s"
             )
         if fault.kind in ("hub_silent", "team_capacity_loss"):
             if fault.kind == "hub_silent":
                 share = self._route_claims(fault.labels["hub_id"]) / len(self.claims)
                 volume, what = self._per_year(self._route_claims(fault.labels["hub_id"])), "route"
-                shift = _TRANSIT_MEDIAN  # arrivals lag the dispatches that stopped
+                shift = self.realism.transit_median  # arrivals lag the dispatches that stopped
             else:
                 team = fault.labels["team"]
                 k = self.teams.index(team)
                 mine = sum(1 for x in self.claims.team if x == k)
                 volume, what = self._per_year(mine), "team"
-                # completions missing per hour instead of arrivals: the staff lost, at the
-                # handling rate, against the team's claim rate
-                lost_rate = self.staff.get(team, 1) * (1 - fault.params["staff_share"])
-                share = lost_rate * (60 / _HANDLING_MINUTES) * 24 / self.claims_per_day
                 shift = 0.0
             threshold = -math.log(budget / volume)
             expected, t = 0.0, fault.start
             while expected < threshold and t < fault.end:
-                expected += self._hourly_rate(t) * share / 60
+                if fault.kind == "hub_silent":
+                    expected += self._hourly_rate(t) * share / 60
+                else:  # completions missing: the staff away, at the handling rate
+                    away = self.staff.get(fault.labels["team"], 1) * (
+                        1 - fault.params["staff_share"]
+                    )
+                    expected += away / _HANDLING_MINUTES
                 t += MINUTE
             return t + shift, (
                 f"expected {what} events in the gap reach -ln(budget/volume) = {threshold:.1f}"
