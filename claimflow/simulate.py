@@ -437,7 +437,7 @@ class Simulator:
             hub = self.client_hub[client]
             center = self.config.hub_centers[hub][0]
             dispatched = t + rng.uniform(5, 90)
-            arrived: float | None = dispatched + min(_TRANSIT_CAP, rng.lognormvariate(mu, sigma))
+            arrived = dispatched + min(_TRANSIT_CAP, rng.lognormvariate(mu, sigma))
             flags = 0
             if drops and any(
                 f.start <= t < f.end
@@ -683,6 +683,8 @@ class Simulator:
                 if survey["score"] <= 2 and answered < t_end:
                     self.negatives[c.client] = self.negatives.get(c.client, 0) + 1
                 emit(answered, survey)
+        if tick is not None and len(claims):
+            tick((len(claims) - 1) % 5000 + 1)
         for fault in self.faults:
             if fault.kind == "feedback_surge":
                 negative_only = bool(fault.params.get("negative_only"))
