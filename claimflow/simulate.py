@@ -556,11 +556,20 @@ class Simulator:
         speed = [1.0] * staff + [m.speed for m in self._moves_in.get(team, [])]
         servers = [(self.t0, s) for s in range(len(speed))]
         heapq.heapify(servers)
+        # Servers waiting for the next arrival all wait for the same one: they are kept as
+        # one group (`idle`, by person number) with one wake time, moved as a whole when the
+        # next arrival changes, instead of each being woken and re-queued at every arrival
+        # (which cost claims x staff). The order of events is the same as one heap's.
+        idle: list[int] = []
+        idle_at = math.inf
         queue: list[tuple[float, float, int]] = []
         arrived, due, completed = self.claims.arrived, self.claims.due, self.claims.completed
         i = 0
-        while servers:
-            free_at, server = heapq.heappop(servers)
+        while servers or idle:
+            if idle and (not servers or (idle_at, idle[0]) < servers[0]):
+                free_at, server = idle_at, heapq.heappop(idle)
+            else:
+                free_at, server = heapq.heappop(servers)
             t = self._next_working(team, calendar, free_at, server, staff)
             if t >= self.t_end:
                 continue
@@ -572,7 +581,8 @@ class Simulator:
                 i += 1
             if not queue:
                 if i < len(mine):
-                    heapq.heappush(servers, (arrived[mine[i]], server))
+                    idle_at = arrived[mine[i]]
+                    heapq.heappush(idle, server)
                 continue
             _, _, index = heapq.heappop(queue)
             finish = t + rng.expovariate(1 / (_HANDLING_MINUTES * MINUTE)) / speed[server]
