@@ -332,7 +332,7 @@ def main() -> None:
             rule_count += sum(len(e) for e in episodes.values())
             rule_seconds += sim.t_end - sim.t0 - 7 * 24 * HOUR - HOUR
             quiet_start += timedelta(days=args.quiet_days)
-    scopes = _scopes(config)
+    scopes = _scopes(config) if seconds else {}  # --quiet-runs 0: detection only
     false_alarms = {
         kind: {
             "alarms": counts.get(kind, 0),
@@ -345,13 +345,14 @@ def main() -> None:
         for kind, n in scopes.items()
     }
     hubs = len(config.hub_centers)
-    false_alarms["baseline rule (hub, offset 1w)"] = {
-        "alarms": rule_count,
-        "scopes": hubs,
-        "rate": rate_per(rule_count, hubs, rule_seconds, YEAR),
-        "unit": "route-year",
-        "rate_per_scope_quarter": rate_per(rule_count, hubs, rule_seconds, QUARTER),
-    }
+    if seconds:
+        false_alarms["baseline rule (hub, offset 1w)"] = {
+            "alarms": rule_count,
+            "scopes": hubs,
+            "rate": rate_per(rule_count, hubs, rule_seconds, YEAR),
+            "unit": "route-year",
+            "rate_per_scope_quarter": rate_per(rule_count, hubs, rule_seconds, QUARTER),
+        }
     result = {
         "seeds": args.seeds,
         "fault_free_days": args.quiet_runs * args.quiet_days,
