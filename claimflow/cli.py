@@ -67,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scenario",
         default="normal",
-        help="normal, hub-break, partial-hub-break, "
-        "hub-silent, team-capacity-loss, feedback-surge or mixed",
+        help="normal, hub-break, partial-hub-break, back-to-back-break, "
+        "hub-silent, team-capacity-loss, feedback-surge, inflow-drop or mixed",
     )
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--out", required=True, type=Path, help="events file (JSON lines)")
@@ -81,6 +81,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--claims-per-day", type=int, default=2000)
+    p.add_argument(
+        "--stragglers", type=float, default=0.001, help="share of claims delayed (default 0.001)"
+    )
+    p.add_argument(
+        "--duplicates", type=float, default=0.0, help="share of dispatches sent twice (default 0)"
+    )
+    p.add_argument(
+        "--batching-hub",
+        action="append",
+        default=[],
+        metavar="HUB[=MINUTES]",
+        help="a hub that dispatches one file every MINUTES (default 15); repeatable",
+    )
+    p.add_argument(
+        "--overnight-hold",
+        action="append",
+        default=[],
+        metavar="HUB",
+        help="a hub that holds claims from 22:00 and sends them at 06:00; repeatable",
+    )
+    p.add_argument(
+        "--holiday",
+        action="append",
+        default=[],
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="a public holiday besides the configuration's (weekend inflow); repeatable",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
     p.set_defaults(run=_simulate)
 
     p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) here")
@@ -312,7 +341,9 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from claimflow.simulate import SimulationError, Simulator, write_scenario
+    from tqdm import tqdm
+
+    from claimflow.simulate import Realism, SimulationError, Simulator, write_scenario
 
     if str(args.out) == "-":
         print(
@@ -322,19 +353,46 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
     config = load_config(args.config)
     try:
-        sim = Simulator(
-            config, args.scenario, args.days, args.start, args.seed, args.claims_per_day
+        batching = {}
+        for spec in args.batching_hub:
+            hub, _, minutes = spec.partition("=")
+            batching[hub] = float(minutes or 15) * 60
+        unknown = (set(batching) | set(args.overnight_hold)) - set(config.hub_centers)
+        if unknown:
+            raise SimulationError(f"unknown hub(s) {', '.join(sorted(unknown))}")
+        realism = Realism(
+            straggler_share=args.stragglers,
+            duplicate_share=args.duplicates,
+            batching=batching,
+            overnight_hold=tuple(args.overnight_hold),
+            holidays=tuple(args.holiday),
         )
-    except SimulationError as exc:
+        sim = Simulator(
+            config,
+            args.scenario,
+            args.days,
+            args.start,
+            args.seed,
+            args.claims_per_day,
+            realism=realism,
+        )
+    except (SimulationError, ValueError) as exc:
         print(f"claimflow simulate: {exc}", file=sys.stderr)
         return 2
     print(f"simulating {args.days} days of scenario {args.scenario!r}...", file=sys.stderr)
-    count, truth = write_scenario(
-        sim,
-        args.out,
-        lambda n: print(f"  {n:,} events written", file=sys.stderr),
-        lambda message: print(f"  {message}", file=sys.stderr, flush=True),
-    )
+    expected = round(args.claims_per_day * args.days * 0.8)  # weekends are quieter
+    with tqdm(
+        total=expected, unit="claim", file=sys.stderr, disable=args.no_progress, mininterval=1
+    ) as bar:
+        count, truth = write_scenario(
+            sim,
+            args.out,
+            None,
+            lambda message: bar.write(f"  {message}", file=sys.stderr),
+            bar.update,
+        )
+        bar.total = bar.n
+        bar.refresh()
     print(f"wrote {count:,} events to {args.out} and the ground truth to {truth}", file=sys.stderr)
     for fault in sim.truth()["faults"]:
         print(
