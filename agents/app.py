@@ -190,6 +190,12 @@ class _WorkerCollector(Collector):
             "with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
         )
+        yield CounterMetricFamily(
+            "claimflow_foreign_records_skipped",
+            "Records read back from claimflow's output topics that claimflow did not write "
+            "(no or a malformed sequence-number header): skipped, not fatal.",
+            value=self.detector.reader.foreign,
+        )
         roster = self.detector.roster
         if roster is not None:
             yield CounterMetricFamily(

@@ -8,11 +8,13 @@ regenerated alerts and dead letters are not published twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+log = logging.getLogger("claimflow.log_reader")
 SEQ_HEADER = "claimflow-seq"
 TAIL = 50  # records read back from the end of each output partition
 Record = tuple[int, bytes | None, list[tuple[str, bytes]]]
@@ -22,6 +24,9 @@ class LogReader:
     def __init__(self, bootstrap: list[str], auth: dict[str, Any]) -> None:
         self.bootstrap = bootstrap
         self.auth = auth
+        # Records read back from claimflow's output topics that it did not write (no or a
+        # malformed sequence-number header): skipped, never fatal (issue 14 item 7).
+        self.foreign = 0
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -63,6 +68,21 @@ class LogReader:
                 position = record.offset + 1
                 yield record.offset, record.value, list(record.headers)
 
+    @staticmethod
+    def _sequence_number(headers: list[tuple[str, bytes]]) -> int | None:
+        """The output number claimflow put on a record; None for anything else."""
+        for name, value in headers or ():
+            if name != SEQ_HEADER:
+                continue
+            try:
+                text = bytes(value).decode("ascii")
+            except (UnicodeDecodeError, TypeError):
+                return None
+            if not text.isdigit() or len(text) > 19:
+                return None
+            return int(text)
+        return None
+
     async def last_sequence_numbers(self, topic: str) -> dict[int, int]:
         """Per partition of `topic`, the output number of its last record (0 if none)."""
         consumer = self._consumer()
@@ -82,9 +102,17 @@ class LogReader:
                 # The last few records: one written by someone else must not hide ours.
                 start = max(0, ends[tp] - TAIL)
                 async for _, _, headers in self._read(consumer, tp, start, ends[tp]):
-                    seq = dict(headers).get(SEQ_HEADER)
-                    if seq is not None:
-                        result[tp.partition] = max(result[tp.partition], int(seq))
+                    number = self._sequence_number(headers)
+                    if number is None:
+                        self.foreign += 1
+                        log.warning(
+                            "%s/%d: a record without a valid %s header; not ours, skipped",
+                            tp.topic,
+                            tp.partition,
+                            SEQ_HEADER,
+                        )
+                        continue
+                    result[tp.partition] = max(result[tp.partition], number)
             return result
         finally:
             await consumer.stop()
