@@ -111,7 +111,9 @@ def create_app(
         counts = {name: app.consumer.topic_partitions(name) for name in input_types}
         return {name: n for name, n in counts.items() if n}
 
-    ingest = Ingest(app, input_types, sequenced, clock)
+    ingest = Ingest(
+        app, input_types, sequenced, clock, settings.max_event_bytes, settings.future_tolerance
+    )
     detector = Detector(
         config,
         input_types,

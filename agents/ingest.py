@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from claimflow.deadletter import MAX_ORIGINAL, Digest
 from claimflow.events import decode
-from claimflow.rejections import Rejection
+from claimflow.rejections import Reason, Rejection
 from claimflow.sequencer import Forwarded, Progress
 from claimflow.timeutil import Clock
 
@@ -22,8 +23,22 @@ log = logging.getLogger("claimflow.ingest")
 
 
 class Ingest:
-    def __init__(self, app: Any, input_types: dict[str, str], sequenced: Any, clock: Clock) -> None:
+    def __init__(
+        self,
+        app: Any,
+        input_types: dict[str, str],
+        sequenced: Any,
+        clock: Clock,
+        max_event_bytes: int = 256 * 1024,
+        future_tolerance: float = 600.0,
+    ) -> None:
         self.app = app
+        # Records over this size are refused (`too_large`) and only an excerpt is forwarded:
+        # the whole would not fit in a sequenced record (issue 14 item 5).
+        self.max_event_bytes = max_event_bytes
+        # An event dated further than this ahead of the wall clock that read it is refused
+        # (`future_timestamp`): one outlier must not move event time (issue 14 item 3).
+        self.future_tolerance = future_tolerance
         self.input_types = input_types  # topic -> event type
         self.sequenced = sequenced
         self.clock = clock
@@ -31,26 +46,47 @@ class Ingest:
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
 
     async def forward(self, topic: str, partition: int, offset: int, raw: bytes | None) -> None:
-        raw = raw if raw is not None else b""
-        event = decode(raw, self.input_types[topic])
-        if isinstance(event, Rejection):
-            record = Forwarded(
-                topic,
-                partition,
-                offset,
-                self.clock.now(),
-                raw,
-                reason=event.reason.value,
-                detail=event.detail,
-            )
-        else:
-            record = Forwarded(
-                topic, partition, offset, self.clock.now(), raw, time=event.time.timestamp()
-            )
+        record = self.judge(topic, partition, offset, raw if raw is not None else b"")
         value, headers = record.encode()
         key = f"{topic}/{partition}".encode()
         await self.sequenced.send(key=key, value=value, headers=headers, partition=0, force=True)
         self.forwarded_next[(topic, partition)] = offset + 1
+
+    def judge(self, topic: str, partition: int, offset: int, raw: bytes) -> Forwarded:
+        """What to forward for one input record: the record with its event time, or why not."""
+        wall = self.clock.now()
+        if len(raw) > self.max_event_bytes:
+            digest = Digest.of(raw)
+            return Forwarded(
+                topic,
+                partition,
+                offset,
+                wall,
+                raw[:MAX_ORIGINAL],
+                reason=Reason.TOO_LARGE.value,
+                detail=f"{len(raw)} bytes, over the {self.max_event_bytes}-byte limit "
+                "(CLAIMFLOW_MAX_EVENT_BYTES)",
+                size=digest.size,
+                sha256=digest.sha256,
+            )
+        event = decode(raw, self.input_types[topic])
+        if isinstance(event, Rejection):
+            return Forwarded(
+                topic, partition, offset, wall, raw, reason=event.reason.value, detail=event.detail
+            )
+        t = event.time.timestamp()
+        if t > wall + self.future_tolerance:
+            return Forwarded(
+                topic,
+                partition,
+                offset,
+                wall,
+                raw,
+                reason=Reason.FUTURE_TIMESTAMP.value,
+                detail=f"{t - wall:.0f}s ahead of the wall clock that read it, over the "
+                f"{self.future_tolerance:.0f}s allowed (CLAIMFLOW_FUTURE_TOLERANCE)",
+            )
+        return Forwarded(topic, partition, offset, wall, raw, time=t)
 
     async def report(self) -> None:
         """Send a progress report for the input partitions this worker owns now."""

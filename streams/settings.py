@@ -58,6 +58,8 @@ class WorkerSettings:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     topics: Topics = field(default_factory=Topics)
+    max_event_bytes: int = 256 * 1024  # larger input records are refused (`too_large`)
+    future_tolerance: float = 600.0  # seconds an event may be dated ahead of the wall clock
 
     @property
     def live(self) -> LiveSettings:
@@ -163,6 +165,13 @@ def _check(s: WorkerSettings) -> None:
     for name in ("partitions", "replication"):
         if getattr(s, name) < 1:
             raise SettingsError(f"CLAIMFLOW_{name.upper()}={getattr(s, name)}: must be at least 1")
+    if not 1024 <= s.max_event_bytes <= 900 * 1024:
+        raise SettingsError(
+            f"CLAIMFLOW_MAX_EVENT_BYTES={s.max_event_bytes}: between 1024 and 921600 (a "
+            "forwarded record must fit in the broker's 1 MB limit)"
+        )
+    if not 0 <= s.future_tolerance < float("inf"):
+        raise SettingsError(f"CLAIMFLOW_FUTURE_TOLERANCE={s.future_tolerance}: 0 or more seconds")
     if s.staffing_check_every <= 0:
         raise SettingsError(
             f"CLAIMFLOW_STAFFING_CHECK_EVERY={s.staffing_check_every}: must be above 0"
