@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from claimflow.agents import web
-from claimflow.agents.detect import Detector
+from claimflow.agents.detect import Detector, GapFiller
 from claimflow.agents.ingest import Ingest
 from claimflow.config import Config, load_config
 from claimflow.metrics import EngineCollector
@@ -127,6 +127,7 @@ def create_app(
         RosterFile(settings.staffing, config, settings.staffing_check_every, clock)
         if settings.staffing is not None
         else None,
+        GapFiller(reader, input_types, settings.max_event_bytes, settings.future_tolerance),
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
@@ -192,6 +193,15 @@ class _WorkerCollector(Collector):
             "with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
         )
+        gaps = CounterMetricFamily(
+            "claimflow_input_gap_records",
+            "Input records the sequenced topic skipped (an offset gap after a rebalance): "
+            "re-read from the input log (recovered) or no longer there (lost: alert).",
+            labels=["outcome"],
+        )
+        gaps.add_metric(["recovered"], self.detector.gaps.recovered)
+        gaps.add_metric(["lost"], self.detector.gaps.lost)
+        yield gaps
         yield CounterMetricFamily(
             "claimflow_foreign_records_skipped",
             "Records read back from claimflow's output topics that claimflow did not write "

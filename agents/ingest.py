@@ -54,39 +54,16 @@ class Ingest:
 
     def judge(self, topic: str, partition: int, offset: int, raw: bytes) -> Forwarded:
         """What to forward for one input record: the record with its event time, or why not."""
-        wall = self.clock.now()
-        if len(raw) > self.max_event_bytes:
-            digest = Digest.of(raw)
-            return Forwarded(
-                topic,
-                partition,
-                offset,
-                wall,
-                raw[:MAX_ORIGINAL],
-                reason=Reason.TOO_LARGE.value,
-                detail=f"{len(raw)} bytes, over the {self.max_event_bytes}-byte limit "
-                "(CLAIMFLOW_MAX_EVENT_BYTES)",
-                size=digest.size,
-                sha256=digest.sha256,
-            )
-        event = decode(raw, self.input_types[topic])
-        if isinstance(event, Rejection):
-            return Forwarded(
-                topic, partition, offset, wall, raw, reason=event.reason.value, detail=event.detail
-            )
-        t = event.time.timestamp()
-        if t > wall + self.future_tolerance:
-            return Forwarded(
-                topic,
-                partition,
-                offset,
-                wall,
-                raw,
-                reason=Reason.FUTURE_TIMESTAMP.value,
-                detail=f"{t - wall:.0f}s ahead of the wall clock that read it, over the "
-                f"{self.future_tolerance:.0f}s allowed (CLAIMFLOW_FUTURE_TOLERANCE)",
-            )
-        return Forwarded(topic, partition, offset, wall, raw, time=t)
+        return judge(
+            topic,
+            partition,
+            offset,
+            raw,
+            self.clock.now(),
+            self.input_types[topic],
+            self.max_event_bytes,
+            self.future_tolerance,
+        )
 
     async def report(self) -> None:
         """Send a progress report for the input partitions this worker owns now."""
@@ -119,3 +96,49 @@ class Ingest:
         }
         value, headers = Progress(self.clock.now(), partitions, tuple(sources)).encode()
         await self.sequenced.send(key=b"progress", value=value, headers=headers, partition=0)
+
+
+def judge(
+    topic: str,
+    partition: int,
+    offset: int,
+    raw: bytes,
+    wall: float,
+    event_type: str,
+    max_event_bytes: int,
+    future_tolerance: float,
+) -> Forwarded:
+    """One input record as ingest forwards it, read at wall time `wall`. Also used by the
+    detector for records it re-reads to fill an offset gap."""
+    if len(raw) > max_event_bytes:
+        digest = Digest.of(raw)
+        return Forwarded(
+            topic,
+            partition,
+            offset,
+            wall,
+            raw[:MAX_ORIGINAL],
+            reason=Reason.TOO_LARGE.value,
+            detail=f"{len(raw)} bytes, over the {max_event_bytes}-byte limit "
+            "(CLAIMFLOW_MAX_EVENT_BYTES)",
+            size=digest.size,
+            sha256=digest.sha256,
+        )
+    event = decode(raw, event_type)
+    if isinstance(event, Rejection):
+        return Forwarded(
+            topic, partition, offset, wall, raw, reason=event.reason.value, detail=event.detail
+        )
+    t = event.time.timestamp()
+    if t > wall + future_tolerance:
+        return Forwarded(
+            topic,
+            partition,
+            offset,
+            wall,
+            raw,
+            reason=Reason.FUTURE_TIMESTAMP.value,
+            detail=f"{t - wall:.0f}s ahead of the wall clock that read it, over the "
+            f"{future_tolerance:.0f}s allowed (CLAIMFLOW_FUTURE_TOLERANCE)",
+        )
+    return Forwarded(topic, partition, offset, wall, raw, time=t)

@@ -292,11 +292,25 @@ class LiveEngine:
         if offset < self.next_offset:
             return []
         self.next_offset = offset + 1
-        outputs: list[Output] = []
         if isinstance(envelope, EnvelopeError):
             rejection = Rejection(Reason.INVALID_VALUE, str(envelope))
             self.engine.refuse(rejection)
             return [self._dead_letter(b"", rejection, "?", -1, offset, None)]
+        return self._handle(envelope)
+
+    def recover(self, record: Forwarded) -> list[Output]:
+        """Apply an input record re-read from the input log because the sequenced topic
+        skipped it (an offset gap, seen at take-over): as if ingest had forwarded it."""
+        return self._handle(record)
+
+    def expected_offset(self, topic: str, partition: int) -> int | None:
+        """The next offset the merge expects from an input partition (None: no record of it
+        taken yet, so nothing to compare with)."""
+        state = self.merge.sources.get((topic, partition))
+        return None if state is None or state.next_offset == 0 else state.next_offset
+
+    def _handle(self, envelope: Envelope) -> list[Output]:
+        outputs: list[Output] = []
         if isinstance(envelope, Progress):
             self.merge.report(envelope)
         elif self.merge.offer(envelope) and envelope.reason is not None:

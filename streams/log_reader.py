@@ -51,6 +51,22 @@ class LogReader:
         finally:
             await consumer.stop()
 
+    async def read_gap(
+        self, topic: str, partition: int, start: int, stop: int
+    ) -> tuple[list[Record], int]:
+        """Records with start <= offset < stop, and the first offset the log still holds
+        (records below it went with retention, not lost by claimflow)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            earliest = (await consumer.beginning_offsets([tp]))[tp]
+            records = [r async for r in self._read(consumer, tp, start, stop)]
+            return records, earliest
+        finally:
+            await consumer.stop()
+
     @staticmethod
     async def _read(
         consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int
