@@ -33,6 +33,7 @@ from claimflow.agents.ingest import Ingest
 from claimflow.config import Config, load_config
 from claimflow.metrics import EngineCollector
 from claimflow.staffing import RosterFile
+from claimflow.streams.declare import ensure_topics
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.settings import WorkerSettings
 from claimflow.timeutil import Clock, SystemClock
@@ -131,6 +132,13 @@ def create_app(
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
+    async def recreate_topics() -> None:
+        created = await ensure_topics(settings, kafka_auth(settings))
+        if created:
+            log.warning("recreated topics: %s", ", ".join(created))
+
+    detector.recreate_topics = recreate_topics
+
     @app.agent(inputs, name="ingest")
     async def ingest_agent(stream: Any) -> None:
         async for event in stream.events():
@@ -192,6 +200,12 @@ class _WorkerCollector(Collector):
             "Sequenced records the engine failed on and snapshot writes that failed (logged "
             "with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
+        )
+        yield CounterMetricFamily(
+            "claimflow_broker_resets",
+            "Times the sequenced log was found to end below what was already applied (the "
+            "broker came back empty): topics recreated, positions reset, state kept.",
+            value=self.detector.log_resets,
         )
         gaps = CounterMetricFamily(
             "claimflow_input_gap_records",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kafka.partitioner.default import murmur2
@@ -120,6 +120,9 @@ class Detector:
         gaps: GapFiller | None = None,
     ) -> None:
         self.gaps = gaps or GapFiller(reader, input_types, 256 * 1024, 600.0)
+        self.recreate_topics: Callable[[], Awaitable[object]] | None = None
+        self.log_resets = 0  # times the sequenced log was found shorter than what was applied
+        self._repeating = False
         self.input_partitions = input_partitions
         self.roster = roster  # staffing advice in SlaAtRisk alerts and on the wall page
         self.config = config
@@ -153,6 +156,12 @@ class Detector:
         # The roster as the file is now (a restored snapshot may hold an older one, or one
         # from before CLAIMFLOW_STAFFING was unset).
         live.engine.roster = self.roster.current() if self.roster is not None else None
+        if offset < live.next_offset:
+            if not self._repeating:  # once per run of repeats: after a restart they are many
+                self._repeating = True
+                await self._check_log_reset(live, offset)
+        else:
+            self._repeating = False
         if offset > live.next_offset:
             log.warning(
                 "reading sequenced offsets %d..%d from the log", live.next_offset, offset - 1
@@ -164,6 +173,28 @@ class Detector:
         await self._apply(live, offset, value, headers)
         if time.monotonic() - self.last_snapshot >= self.snapshot_every:
             self.snapshot()
+
+    async def _check_log_reset(self, live: LiveEngine, offset: int) -> None:
+        """A sequenced offset below what was applied is a repeat (after a restart), unless the
+        log itself now ends below it: then the broker lost it (came back empty)."""
+        end = await self.reader.end_offset(self.sequenced_topic, 0)
+        if end >= live.next_offset:
+            return
+        self.log_resets += 1
+        log.warning(
+            "the broker came back empty: %s ends at offset %d, below the %d already applied; "
+            "recreating topics and taking every offset from here as new (detector state kept)",
+            self.sequenced_topic,
+            end,
+            live.next_offset,
+        )
+        live.log_reset(offset)
+        self._repeating = False
+        if self.recreate_topics is not None:
+            try:
+                await self.recreate_topics()
+            except Exception:  # logged; the worker goes on with what the broker has
+                log.exception("recreating topics after the broker reset failed")
 
     def snapshot(self) -> None:
         """Write the state to the table; call only while handling a sequenced record."""

@@ -309,6 +309,15 @@ class LiveEngine:
         state = self.merge.sources.get((topic, partition))
         return None if state is None or state.next_offset == 0 else state.next_offset
 
+    def log_reset(self, offset: int) -> None:
+        """The broker came back empty: its sequenced and input logs start again from 0. Take
+        the sequenced record at `offset` next and every input offset as new; the engine state
+        (counts, open claims, baselines) carries on."""
+        self.next_offset = offset
+        for state in self.merge.sources.values():
+            state.next_offset = 0
+            state.caught_up_wall = -_NEVER
+
     def _handle(self, envelope: Envelope) -> list[Output]:
         outputs: list[Output] = []
         if isinstance(envelope, Progress):

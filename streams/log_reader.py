@@ -67,6 +67,16 @@ class LogReader:
         finally:
             await consumer.stop()
 
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next record written to the partition will get (0: empty or gone)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, partition)
+            return int((await consumer.end_offsets([tp]))[tp])
+        finally:
+            await consumer.stop()
+
     @staticmethod
     async def _read(
         consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int
