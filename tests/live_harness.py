@@ -42,6 +42,9 @@ WORKER_ONLY = (
     "claimflow_worker_errors",
     "claimflow_merge_",
     "claimflow_snapshot_bytes",
+    "claimflow_broker_resets",
+    "claimflow_foreign_records_skipped",
+    "claimflow_input_gap_records",
 )
 
 
