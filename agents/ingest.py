@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
+
 from claimflow.deadletter import MAX_ORIGINAL, Digest
 from claimflow.events import decode
 from claimflow.rejections import Reason, Rejection
@@ -82,7 +84,10 @@ class Ingest:
             end = ends.get(tp)
             nxt = self.forwarded_next.get((tp.topic, tp.partition))
             if nxt is None:
-                nxt = await app.consumer.position(tp)
+                try:
+                    nxt = await app.consumer.position(tp)
+                except IllegalStateError:  # revoked since assigned_actives(): a rebalance
+                    continue
             if end is None or nxt is None:
                 sources.append((tp.topic, tp.partition, nxt or 0, False))
                 continue
