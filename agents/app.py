@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from claimflow.agents import web
 from claimflow.agents.detect import Detector, GapFiller
 from claimflow.agents.ingest import Ingest
-from claimflow.config import Config, load_config
+from claimflow.config import Config, ConfigFile, load_config
 from claimflow.metrics import EngineCollector
 from claimflow.staffing import RosterFile
 from claimflow.streams.declare import ensure_topics
@@ -64,8 +64,13 @@ def kafka_auth(settings: WorkerSettings) -> dict[str, Any]:
 def create_app(
     settings: WorkerSettings, config: Config | None = None, clock: Clock | None = None
 ) -> faust.App:
-    config = config or load_config(settings.config)
     clock = clock or SystemClock()
+    config_file = (
+        ConfigFile(settings.config, settings.config_check_every, clock)
+        if settings.config is not None
+        else None
+    )
+    config = config or (config_file.config if config_file is not None else load_config(None))
     topics = settings.topics
     credentials = _credentials(settings)
     app = faust.App(
@@ -75,6 +80,14 @@ def create_app(
         store=settings.store,
         datadir=str(settings.data_dir),
         web_enabled=True,
+        # Faust's own views are off: /table/ served the detector state (claim ids,
+        # comments), /router/ the workers' addresses, / statistics and the graph. The
+        # table router that forwards a view to the worker holding the state still works.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         web_bind=settings.web_bind or settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -128,7 +141,9 @@ def create_app(
         RosterFile(settings.staffing, config, settings.staffing_check_every, clock)
         if settings.staffing is not None
         else None,
-        GapFiller(reader, input_types, settings.max_event_bytes, settings.future_tolerance),
+        snapshot_key=_encoded(settings.secret("snapshot_key")),
+        config_file=config_file,
+        gaps=GapFiller(reader, input_types, settings.max_event_bytes, settings.future_tolerance),
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
@@ -168,8 +183,20 @@ def create_app(
     registry = CollectorRegistry()
     registry.register(EngineCollector(owned_engines))
     registry.register(_WorkerCollector(ingest, detector, owned_engines))
-    web.register(app, detector, registry, table)
+    web.register(
+        app,
+        detector,
+        registry,
+        table,
+        token=settings.secret("view_token"),
+        bind=settings.web_bind or settings.web_host,
+        port=settings.web_port,
+    )
     return app
+
+
+def _encoded(secret: str | None) -> bytes | None:
+    return secret.encode() if secret is not None else None
 
 
 class _WorkerCollector(Collector):
@@ -229,6 +256,23 @@ class _WorkerCollector(Collector):
                 "Times the staffing roster file changed but did not load (the last good "
                 "roster stays in use; the worker log says why).",
                 value=roster.errors,
+            )
+        refused = CounterMetricFamily(
+            "claimflow_snapshot_refused",
+            "Detector-state snapshots refused on take-over (the state was rebuilt from the "
+            "sequenced log instead), by reason: format, missing, damaged, integrity, "
+            "unsigned, content.",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self.detector.snapshots_refused.items()):
+            refused.add_metric([reason], n)
+        yield refused
+        if self.detector.config_file is not None:
+            yield CounterMetricFamily(
+                "claimflow_config_reload_errors",
+                "Times the agreements file changed but did not load (the last good "
+                "agreements stay in use; the worker log says why).",
+                value=self.detector.config_file.errors,
             )
         live = self.detector.live
         if not running or live is None:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kafka.partitioner.default import murmur2
 
-from claimflow import snapshots
+from claimflow import snapshots, state_codec
 from claimflow.agents.ingest import judge
-from claimflow.config import Config
+from claimflow.config import Config, ConfigFile
 from claimflow.sequencer import (
     EnvelopeError,
     Forwarded,
@@ -117,12 +118,17 @@ class Detector:
         snapshot_every: float,
         input_partitions: Callable[[], dict[str, int]],
         roster: RosterFile | None = None,
+        snapshot_key: bytes | None = None,
+        config_file: ConfigFile | None = None,
         gaps: GapFiller | None = None,
     ) -> None:
         self.gaps = gaps or GapFiller(reader, input_types, 256 * 1024, 600.0)
         self.recreate_topics: Callable[[], Awaitable[object]] | None = None
         self.log_resets = 0  # times the sequenced log was found shorter than what was applied
         self._repeating = False
+        self.config_file = config_file  # the agreements file, reloaded when it changes
+        self.snapshot_key = snapshot_key  # signs snapshots (HMAC-SHA256); None: a digest
+        self.snapshots_refused: Counter[str] = Counter()  # reason -> snapshots not restored
         self.input_partitions = input_partitions
         self.roster = roster  # staffing advice in SlaAtRisk alerts and on the wall page
         self.config = config
@@ -149,6 +155,13 @@ class Detector:
         self.live = None
 
     async def take(self, offset: int, value: bytes | None, headers: Any) -> None:
+        if self.config_file is not None and self.config_file.current() is not self.config:
+            # New agreements: the state is rebuilt with them from the sequenced log, as
+            # after a restart with the new file (the snapshot's configuration differs).
+            self.config = self.config_file.current()
+            if self.roster is not None:
+                self.roster.config = self.config
+            self.live = None
         if self.live is None:
             await self._take_over(offset)
         live = self.live
@@ -203,7 +216,10 @@ class Detector:
         self.last_snapshot = time.monotonic()
         try:
             info = snapshots.save(
-                self.table, self.live, f"sequenced offset {self.live.next_offset}"
+                self.table,
+                self.live,
+                f"sequenced offset {self.live.next_offset}",
+                key=self.snapshot_key,
             )
         except Exception:  # the state stays in memory; the next snapshot may succeed
             self.errors += 1
@@ -250,14 +266,22 @@ class Detector:
         started = time.monotonic()
         live: LiveEngine | None = None
         try:
-            loaded = snapshots.load(self.table)
+            loaded = snapshots.load(self.table, self.snapshot_key)
         except snapshots.SnapshotError as exc:
+            self.snapshots_refused[exc.reason] += 1
             log.error("%s: rebuilding the detector state from the sequenced log", exc)
             loaded = None
         if loaded is not None:
             state, info = loaded
-            if not isinstance(state, LiveEngine):
-                log.error("snapshot holds %s: rebuilding from the sequenced log", type(state))
+            fresh = LiveEngine(self.config, self.input_types, self.live_settings)
+            problem = (
+                f"it holds {type(state).__qualname__}"
+                if not isinstance(state, LiveEngine)
+                else state_codec.shape_difference(state, fresh)
+            )
+            if problem is not None:
+                self.snapshots_refused["content"] += 1
+                log.error("snapshot refused (%s): rebuilding from the sequenced log", problem)
             elif state.engine.config != self.config:
                 log.warning(
                     "configuration changed since the snapshot: rebuilding the detector "

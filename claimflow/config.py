@@ -7,6 +7,8 @@ errors too: a misspelt threshold silently falling back to its default is worse t
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import date, time
 from functools import cached_property
 from importlib import resources
@@ -25,7 +27,11 @@ from pydantic import (
     model_validator,
 )
 
-from claimflow.timeutil import parse_duration
+from claimflow.timeutil import Clock, SystemClock, parse_duration
+
+log = logging.getLogger("claimflow.config")
+MAX_FILE_BYTES = 16 * 1024 * 1024  # a configuration file larger than this is refused
+MAX_DEPTH = 40  # YAML nested deeper than this is refused (no configuration needs more)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -171,21 +177,33 @@ class InflowDropSettings(_Strict):
 
 
 class HubLinkSettings(_Strict):
-    transit_timeout: Duration = 1800.0
-    """Used until enough transits have been seen on a route to learn its normal transit time."""
-    min_transit_timeout: Duration = 600.0
-    max_transit_timeout: Duration = 7200.0
-    transit_factor: float = Field(default=3.0, ge=1)
-    transit_quantile: float = Field(default=0.99, gt=0.5, lt=1)
-    min_transit_samples: int = Field(default=50, ge=1)
-    lookback: Duration = 3600.0
-    min_missing: int = Field(default=5, ge=1)
-    min_missing_share: float = Field(default=0.2, gt=0, le=1)
-    resolve_window: Duration = 900.0
-    resolve_share: float = Field(default=0.05, ge=0, lt=1)
-    min_silence: Duration = 600.0
-    silence_p_value: Probability = 1e-4
-    dispersion: float = Field(default=2.0, ge=1)
+    """HubLinkBreak: a sequential test on per-claim evidence (docs/detectors.md)."""
+
+    false_alarms_per_year: float = Field(default=1.0, gt=0)
+    """The false-alarm budget per route; the test's thresholds follow from it."""
+    min_claims_per_year: float = Field(default=10_000.0, ge=1)
+    """The route volume assumed until its own is measured (a floor: more is cautious)."""
+    lost_shares: list[float] = Field(default_factory=lambda: [0.5, 0.85, 1.0], min_length=1)
+    """Shares of lost claims the test looks for (1.0: total break)."""
+    min_samples: int = Field(default=100, ge=1)
+    """Healthy transits a route must have shown before missing claims are judged: the
+    first arrivals over-represent fast transits (the slow ones are still on the way)."""
+    missing_survival: Probability = 0.01
+    """A claim in transit counts as missing (views, episode figures) once fewer than this
+    share of healthy claims take as long; not used by the decision itself."""
+    write_off_after: Duration = 86400.0
+    """A claim not arrived this long after its dispatch is written off (counted)."""
+    max_samples: int = Field(default=200_000, ge=100)
+    """Healthy transit samples a route's curve keeps at full weight; older ones count half."""
+    dispersion: float = Field(default=1.5, ge=1)
+    """Silence: how many times more arrival counts vary than a Poisson process."""
+
+    @field_validator("lost_shares")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0 < q <= 1 for q in value):
+            raise ValueError("every lost share must be above 0 and at most 1")
+        return value
 
 
 class SlaAtRiskSettings(_Strict):
@@ -302,6 +320,8 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe(exc, source)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
 
 
 def describe(exc: ValidationError, source: str, docs: str = "docs/configuration.md") -> str:
@@ -320,16 +340,34 @@ def describe(exc: ValidationError, source: str, docs: str = "docs/configuration.
 
 
 def read_yaml(path: str | Path) -> Any:
-    """A YAML file's data; unreadable or invalid YAML is a ConfigError naming the place."""
+    """A YAML file's data. Anything wrong with the file (unreadable, too large, not UTF-8
+    text, not YAML, nested too deeply) is a ConfigError naming the file and the place."""
     source = str(path)
     try:
-        text = Path(path).read_text("utf-8")
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{source}: line {line}: not UTF-8 text (byte {exc.start}: "
+            f"{raw[exc.start : exc.start + 1]!r}); save the file as UTF-8"
+        ) from None
     return _parse_yaml(text, source)
 
 
 def _parse_yaml(text: str, source: str) -> Any:
+    if "\x00" in text:
+        raise ConfigError(
+            f"{source}: line {text[: text.index(chr(0))].count(chr(10)) + 1}: "
+            "a NUL character: this is a binary file, not YAML"
+        )
+    _check_depth(text, source)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -337,6 +375,26 @@ def _parse_yaml(text: str, source: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{source}: {where}not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before the parser recurses into it: YAML's
+    composer (and later the validation) would otherwise exhaust Python's stack."""
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+                    raise ConfigError(f"{source}: {where}nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # safe_load reports it, with its place
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -346,3 +404,64 @@ def load_config(path: str | Path | None = None) -> Config:
         source = "claimflow/data/claimflow.yaml"
         return parse_config(_parse_yaml(text, source), source)
     return parse_config(read_yaml(path), str(path))
+
+
+class ConfigFile:
+    """The agreements file as the live worker sees it: reloaded when it changes on disk.
+
+    Checked at most every `check_every` seconds of the worker's clock. A changed file that
+    loads replaces the configuration (`current()` returns the new object; the worker then
+    rebuilds its state with it). One that does not keeps the last good configuration in use:
+    the error is logged once per version of the file and counted in `errors` (the metric
+    `claimflow_config_reload_errors_total`), so a typo never stops the detectors.
+    """
+
+    def __init__(self, path: Path, check_every: float = 10.0, clock: Clock | None = None) -> None:
+        self.path = path
+        self.check_every = check_every
+        self.clock = clock or SystemClock()
+        self.config = load_config(path)  # a bad file at start-up is a start-up error
+        self.stamp = self._stamp()
+        self.checked = self.clock.now()
+        self.errors = 0
+        self.reloads = 0
+
+    def _stamp(self) -> tuple[int, int]:
+        st = os.stat(self.path)
+        return st.st_mtime_ns, st.st_size
+
+    def current(self) -> Config:
+        now = self.clock.now()
+        if now - self.checked < self.check_every:
+            return self.config
+        self.checked = now
+        try:
+            stamp = self._stamp()
+        except OSError as exc:
+            if self.stamp != (0, 0):
+                self.errors += 1
+                log.error("agreements %s: %s; keeping the last good agreements", self.path, exc)
+                self.stamp = (0, 0)
+            return self.config
+        if stamp == self.stamp:
+            return self.config
+        self.stamp = stamp
+        try:
+            config = load_config(self.path)
+        except ConfigError as exc:
+            self.errors += 1
+            log.error(
+                "agreements %s did not load; keeping the last good agreements:\n%s",
+                self.path,
+                exc,
+            )
+            return self.config
+        except Exception:  # a bug in validation must not stop the worker either
+            self.errors += 1
+            log.exception("agreements %s did not load; keeping the last good ones", self.path)
+            return self.config
+        if config != self.config:
+            self.reloads += 1
+            log.warning("agreements %s changed: applying them", self.path)
+            self.config = config
+        return self.config

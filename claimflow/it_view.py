@@ -28,19 +28,20 @@ def transit_page(
     if offset < 0:
         raise ValueError(f"offset must not be negative, got {offset}")
     route = (hub_id, center_id)
-    state = engine.links.routes.get(route)
-    if state is None:
+    if route not in engine.links.routes:
         raise RouteNotFoundError(f"no route {hub_id} -> {center_id}")
     now = engine.watermark
+    view = engine.links.read(route, now)
     claims = engine.links.in_transit(route)
     page = claims[offset : offset + limit]
+    missing_after = view.missing_after
     return {
         "hub_id": hub_id,
         "center_id": center_id,
         "as_of": iso(now) if now != float("-inf") else None,
         "in_transit": len(claims),
-        "missing": len(state.missing),
-        "transit_timeout_seconds": round(state.timeout),
+        "missing": view.missing,
+        "missing_after_seconds": round(missing_after) if missing_after is not None else None,
         "offset": offset,
         "limit": limit,
         "next_offset": offset + limit if offset + limit < len(claims) else None,
@@ -50,7 +51,7 @@ def transit_page(
                 "client_id": record.client_id,
                 "dispatched_at": iso(record.dispatched_at),
                 "age_seconds": round(max(0.0, now - record.dispatched_at)),
-                "missing": claim_id in state.missing,
+                "missing": engine.links.is_missing(record, now),
             }
             for claim_id, record in page
         ],
@@ -58,11 +59,13 @@ def transit_page(
 
 
 def break_episodes(engine: Engine) -> list[dict[str, Any]]:
-    """HubLinkBreak episodes, newest first, with start, detection, end and missing counts."""
+    """HubLinkBreak episodes, newest first: start, detection, end, and (while open) the
+    current figures, missing claims per client included."""
     out = []
     for episode in reversed(engine.links.episodes):
         hub, center = episode.route
-        state = engine.links.routes[episode.route]
+        is_open = episode.end is None
+        now = engine.links.read(episode.route, engine.watermark) if is_open else None
         out.append(
             {
                 "hub_id": hub,
@@ -70,9 +73,11 @@ def break_episodes(engine: Engine) -> list[dict[str, Any]]:
                 "since": iso(episode.since),
                 "detected_at": iso(episode.detected),
                 "ended_at": iso(episode.end) if episode.end is not None else None,
-                "open": episode.end is None,
+                "open": is_open,
                 "max_missing_claims": episode.max_missing,
-                "missing_claims_now": len(state.missing) if episode.end is None else None,
+                "missing_claims_now": now.missing if now is not None else None,
+                "missing_by_client": now.missing_by_client if now is not None else None,
+                "written_off": episode.written_off,
                 "evidence": list(episode.evidence),
             }
         )
@@ -82,17 +87,21 @@ def break_episodes(engine: Engine) -> list[dict[str, Any]]:
 def routes_overview(engine: Engine) -> list[dict[str, Any]]:
     """Every hub -> center route: claims in transit and missing, link status, last arrival."""
     out = []
-    for route, state in sorted(engine.links.routes.items()):
+    now = engine.watermark
+    for route in sorted(engine.links.routes):
+        view = engine.links.read(route, now)
         hub, center = route
         out.append(
             {
                 "hub_id": hub,
                 "center_id": center,
-                "link_up": engine.links.status(route) == 0,
-                "in_transit": state.in_transit,
-                "missing": len(state.missing),
-                "last_arrival": iso(state.last_arrival) if state.last_arrival is not None else None,
-                "transit_timeout_seconds": round(state.timeout),
+                "link_up": view.link_up,
+                "in_transit": view.in_transit,
+                "missing": view.missing,
+                "last_arrival": iso(view.last_arrival) if view.last_arrival is not None else None,
+                "missing_after_seconds": (
+                    round(view.missing_after) if view.missing_after is not None else None
+                ),
             }
         )
     return out

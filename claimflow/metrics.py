@@ -7,7 +7,13 @@ combined per label set: counts add up, `hub_link_up` and the event time take the
 and timestamps the maximum, so the sums across workers equal a single worker's figures.
 
 Labels are bounded: team, client, hub, center, reason, SLA or deadline class, alert name,
-score, reference day. Never a claim id, never a survey comment.
+score, reference day. Never a claim id, never a survey comment. Team, client, hub and
+center values are those of the configuration: anything else (a survey from a client the
+configuration does not list, an alert scoped to one) is exported as `other`, so the number
+of series is bounded by the configuration whatever the input holds; such surveys are
+counted in `claimflow_unknown_scope_total{kind="client"}`. (Events of unknown teams and
+hubs are refused at ingest, `claimflow_rejected_events_total{reason="unknown_team"}`...,
+so they never reach a label.)
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from claimflow.timeutil import DAY
 Labels = tuple[str, ...]
 # Every label an alert's scope can have; one that does not apply to an alert is left empty.
 ALERT_SCOPE = ("alert", "team", "client_id", "hub_id", "center_id")
+OTHER = "other"  # the label value of every team, client, hub or center not configured
 
 
 @dataclass
@@ -70,6 +77,13 @@ def _families() -> dict[str, _Family]:
             "claimflow_arrivals", "Claims arrived at the center, by team.", ("team",), counter=True
         ),
         _Family("claimflow_completions", "Claims completed, by team.", ("team",), counter=True),
+        _Family(
+            "claimflow_completions_without_arrival",
+            "Completions of claims the engine never saw arrive (a lost or never-sent arrival); "
+            "counted in claimflow_completions_total but left out of the team's pace.",
+            ("team",),
+            counter=True,
+        ),
         _Family(
             "claimflow_team_inflow_claims",
             "Claims arrived in the trailing inflow window (detectors.inflow_drop.window).",
@@ -171,7 +185,8 @@ def _families() -> dict[str, _Family]:
         ),
         _Family(
             "claimflow_transit_timeout_seconds",
-            "The route's learned transit timeout.",
+            "Age at which a claim in transit counts as missing (1% of healthy claims take "
+            "longer; learned per route).",
             ("hub_id", "center_id"),
             combine=max,
         ),
@@ -179,6 +194,14 @@ def _families() -> dict[str, _Family]:
             "claimflow_survey_responses",
             "Survey answers by client and score (1 worst).",
             ("client_id", "score"),
+            counter=True,
+        ),
+        _Family(
+            "claimflow_unknown_scope",
+            "Events accepted for a scope the configuration does not list, by kind: survey "
+            f"responses of unknown clients (kind=client, exported under client_id=`{OTHER}`). "
+            "Unknown teams and hubs are refused at ingest (claimflow_rejected_events_total).",
+            ("kind",),
             counter=True,
         ),
         _Family("claimflow_alerts_open", "Open alert episodes, by alert.", ("alert",)),
@@ -213,7 +236,25 @@ class EngineCollector(Collector):
             yield family.metric()
 
 
+class _Known:
+    """The configured values of each scope label; anything else becomes OTHER."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.values = {
+            "team": frozenset(engine.teams),
+            "client_id": frozenset(c.id for c in engine.config.clients),
+            "hub_id": frozenset(engine.hub_centers),
+            "center_id": frozenset(c for cs in engine.hub_centers.values() for c in cs),
+        }
+
+    def bound(self, label: str, value: str) -> str:
+        known = self.values.get(label)
+        return value if known is None or not value or value in known else OTHER
+
+
 def _sample(engine: Engine, f: dict[str, _Family]) -> None:
+    known = _Known(engine)
+    f["claimflow_unknown_scope"].add(("client",), 0)
     for kind, n in engine.accepted.items():
         f["claimflow_events"].add((kind,), n)
     for reason, n in engine.rejected.items():
@@ -221,7 +262,7 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
     for name in ALERT_NAMES:
         f["claimflow_alerts_open"].add((name,), sum(1 for (a, _) in engine.book.open if a == name))
     for (name, _), alert in sorted(engine.book.open.items()):
-        scope = (name, *(alert.labels.get(label, "") for label in ALERT_SCOPE[1:]))
+        scope = (name, *(known.bound(lbl, alert.labels.get(lbl, "")) for lbl in ALERT_SCOPE[1:]))
         f["claimflow_alert_active"].add(scope, 1)
         f["claimflow_alert_since_timestamp_seconds"].add(scope, _since(alert))
     if engine.watermark == float("-inf"):
@@ -232,7 +273,10 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
     _backlog(engine, now, f)
     _links(engine, now, f)
     for (client, score), n in engine.feedback.scores.items():
-        f["claimflow_survey_responses"].add((client, str(score)), n)
+        shown = known.bound("client_id", client)
+        if shown != client:
+            f["claimflow_unknown_scope"].add(("client",), n)
+        f["claimflow_survey_responses"].add((shown, str(score)), n)
 
 
 def _since(alert: Alert) -> float:
@@ -253,6 +297,9 @@ def _inflow(engine: Engine, now: float, f: dict[str, _Family]) -> None:
     for team in sorted(engine.teams):
         f["claimflow_arrivals"].add((team,), inflow.arrived_total.get(team, 0))
         f["claimflow_completions"].add((team,), engine.backlog.completed_total.get(team, 0))
+        f["claimflow_completions_without_arrival"].add(
+            (team,), engine.backlog.completions_without_arrival.get(team, 0)
+        )
         key = ("team", team)
         f["claimflow_team_inflow_claims"].add((team,), inflow.counts.window_sum(key, start, end))
         if offsets is None:
@@ -295,26 +342,22 @@ def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
             f["claimflow_team_throughput_claims_per_hour"].add((team,), pace)
 
 
-QUANTILES = (0.5, 0.9, 0.99)
-
-
 def _links(engine: Engine, now: float, f: dict[str, _Family]) -> None:
     links = engine.links
     end = now // engine.window * engine.window
     start = end - engine.inflow.s.window
-    for route, state in sorted(links.routes.items()):
+    for route in sorted(links.routes):
+        view = links.read(route, now)
         f["claimflow_hub_dispatched_claims"].add(
             route, links.dispatched.window_sum(route, start, end)
         )
         f["claimflow_hub_arrived_claims"].add(route, links.arrivals.window_sum(route, start, end))
-        if state.transit_times:
-            times = sorted(state.transit_times)
-            for q in QUANTILES:
-                value = times[min(len(times) - 1, int(q * len(times)))]
-                f["claimflow_transit_time_seconds"].add((*route, str(round(q * 100))), value)
-        f["claimflow_claims_in_transit"].add(route, state.in_transit)
-        f["claimflow_claims_missing"].add(route, len(state.missing))
-        f["claimflow_hub_link_up"].add(route, 1 - engine.links.status(route))
-        f["claimflow_transit_timeout_seconds"].add(route, state.timeout)
-        if state.last_arrival is not None:
-            f["claimflow_hub_last_arrival_timestamp_seconds"].add(route, state.last_arrival)
+        for share, value in view.transit_quantiles.items():
+            f["claimflow_transit_time_seconds"].add((*route, str(round(share * 100))), value)
+        f["claimflow_claims_in_transit"].add(route, view.in_transit)
+        f["claimflow_claims_missing"].add(route, view.missing)
+        f["claimflow_hub_link_up"].add(route, int(view.link_up))
+        if view.missing_after is not None:
+            f["claimflow_transit_timeout_seconds"].add(route, view.missing_after)
+        if view.last_arrival is not None:
+            f["claimflow_hub_last_arrival_timestamp_seconds"].add(route, view.last_arrival)

@@ -190,6 +190,10 @@ class RosterFile:
             self.errors += 1
             log.error("roster %s did not load; keeping the last good roster:\n%s", self.path, exc)
             return self.roster
+        except Exception:  # a bug in validation must not stop the detector agent either
+            self.errors += 1
+            log.exception("roster %s did not load; keeping the last good roster", self.path)
+            return self.roster
         self.reloads += 1
         log.info("roster %s reloaded: %d employees", self.path, len(self.roster.employees))
         return self.roster

@@ -43,6 +43,20 @@ def check_broker(settings: WorkerSettings, timeout: float = 10.0) -> None:
     )
 
 
+def views_note(settings: WorkerSettings) -> str:
+    """Who may see the claim-level views, said at start (docs/operations.md, Security)."""
+    from claimflow.agents.web import is_loopback
+
+    if settings.secret("view_token") is not None:
+        return "wall and IT views: with the view token (CLAIMFLOW_VIEW_TOKEN)"
+    if is_loopback(settings.listen_host):
+        return "wall and IT views: this machine only (loopback bind, no view token)"
+    return (
+        f"wall and IT views: refused (listening on {settings.listen_host} without "
+        "CLAIMFLOW_VIEW_TOKEN); /metrics and health answer"
+    )
+
+
 def run_worker(settings: WorkerSettings) -> int:
     from faust.worker import Worker
 
@@ -59,6 +73,7 @@ def run_worker(settings: WorkerSettings) -> int:
     if created:
         print(f"created topics: {', '.join(created)}", file=sys.stderr)
     app = create_app(settings, config)
+    print(views_note(settings), file=sys.stderr, flush=True)
     print(
         f"claimflow worker {settings.app_id}: Kafka {settings.bootstrap}, "
         f"metrics {settings.web_url}/metrics, IT views {settings.web_url}/it/routes",

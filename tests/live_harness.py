@@ -45,6 +45,8 @@ WORKER_ONLY = (
     "claimflow_broker_resets",
     "claimflow_foreign_records_skipped",
     "claimflow_input_gap_records",
+    "claimflow_snapshot_refused",
+    "claimflow_config_reload_errors",
 )
 
 

@@ -31,9 +31,9 @@ def test_a_fault_free_fortnight_raises_no_alert(scenario, seed: int) -> None:  #
 @pytest.mark.parametrize(
     ("name", "max_delay"),
     [
-        ("hub-break", 45 * MINUTE),  # overnight, ~14 claims/h on the route
-        ("partial-hub-break", 35 * MINUTE),  # half the claims lost, daytime
-        ("hub-silent", 75 * MINUTE),  # a ~20 claims/h hub stops sending anything
+        ("hub-break", 15 * MINUTE),  # overnight, ~14 claims/h: three lost claims
+        ("partial-hub-break", 15 * MINUTE),  # half the claims lost, daytime
+        ("hub-silent", 60 * MINUTE),  # a ~20 claims/h hub stops sending anything
         ("team-capacity-loss", 4 * HOUR),
         # 30 extra negative answers spread over 6 h from a client with ~200 answers a day:
         # 2 to 4.5 h across seeds (benchmarks/detection_delays.py).
@@ -60,7 +60,9 @@ def test_hub_break_tells_it_where_when_and_how_many(scenario) -> None:  # type: 
     assert fired.labels == {"hub_id": "hub-1", "center_id": "center-1"}
     since = _epoch(fired.details["since"])
     assert 0 <= since - _epoch(fault["start"]) <= 5 * MINUTE
-    assert fired.details["missing_claims"] >= 5
+    # Seen after a few lost claims; the open alert keeps the count current (see IT view).
+    assert fired.details["missing_claims"] >= 1
+    assert fired.details["evidence_log_likelihood_ratio"] >= fired.details["threshold"]
     assert "missing_claims" in fired.details["evidence"]
     resolved = next(a for a in run.alerts if a.alert == "HubLinkBreak" and a.state == "resolved")
     assert _epoch(fault["end"]) <= resolved.at <= _epoch(fault["end"]) + HOUR
@@ -75,7 +77,8 @@ def test_silent_hub_is_caught_by_silence_not_missing_claims(scenario) -> None:  
     (fired,) = run.firing("HubLinkBreak")
     assert fired.labels == {"hub_id": "hub-2", "center_id": "center-1"}
     assert fired.details["evidence"] == ["silence"]
-    assert fired.details["expected_arrivals_in_silence"] >= 18
+    # Improbable under the budget: expected / dispersion reached the threshold h.
+    assert fired.details["expected_arrivals_in_silence"] >= 1.5 * 12
 
 
 def test_sla_risk_is_raised_hours_before_the_deadline(scenario) -> None:  # type: ignore[no-untyped-def]

@@ -76,7 +76,8 @@ def test_metrics_tell_the_state_during_a_break_and_a_capacity_loss(
     assert _value(samples, "claimflow_hub_link_up", hub_id="hub-1", center_id="center-1") == 0
     assert _value(samples, "claimflow_hub_link_up", hub_id="hub-2", center_id="center-1") == 1
     missing = _value(samples, "claimflow_claims_missing", hub_id="hub-1", center_id="center-1")
-    assert missing == len(engine.links.routes[("hub-1", "center-1")].missing) > 0
+    view = engine.links.read(("hub-1", "center-1"), engine.watermark)
+    assert missing == view.missing == sum(view.missing_by_client.values()) > 0
     open_claims = sum(v for (name, _), v in samples.items() if name == "claimflow_backlog_claims")
     assert open_claims == sum(engine.backlog.open_count(t) for t in engine.teams)
     assert _value(samples, "claimflow_alerts_open", alert="HubLinkBreak") == 1

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,31 @@ def test_worker_with_a_bad_variable_stops_before_starting() -> None:
     done = _worker(env={**os.environ, "CLAIMFLOW_STORE": "s3://bucket"})
     assert done.returncode == 2
     assert "CLAIMFLOW_STORE='s3://bucket': use memory:// or rocksdb://" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "this machine only"),
+        ({"CLAIMFLOW_WEB_BIND": "0.0.0.0"}, "refused (listening on 0.0.0.0"),
+        (
+            {"CLAIMFLOW_WEB_BIND": "0.0.0.0", "CLAIMFLOW_VIEW_TOKEN": "t" * 20},
+            "with the view token",
+        ),
+    ],
+)
+def test_the_worker_says_who_may_see_the_views(env: dict[str, str], expected: str) -> None:
+    from claimflow.worker import views_note
+
+    assert expected in views_note(from_env(env))
+
+
+def test_secrets_may_come_from_files(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("from-a-file-0123456789\n")
+    settings = from_env({"CLAIMFLOW_VIEW_TOKEN_FILE": str(token)})
+    assert settings.secret("view_token") == "from-a-file-0123456789"
+    with pytest.raises(SettingsError, match="CLAIMFLOW_VIEW_TOKEN_FILE=/nonexistent: no such file"):
+        from_env({"CLAIMFLOW_VIEW_TOKEN_FILE": "/nonexistent"})
+    with pytest.raises(SettingsError, match="both set"):
+        from_env({"CLAIMFLOW_VIEW_TOKEN_FILE": str(token), "CLAIMFLOW_VIEW_TOKEN": "x" * 20})

@@ -85,6 +85,24 @@ class AlertBook:
         self.pending.append(alert)
         return alert
 
+    def update(
+        self, name: AlertName, labels: dict[str, str], summary: str, details: dict[str, Any]
+    ) -> None:
+        """Keep an open episode's figures current, for the views that read `open` (the wall,
+        the IT views). Nothing is emitted: an episode is published once when it fires and
+        once when it resolves, so the alert topic never repeats itself."""
+        key = (name, labels_key(labels))
+        alert = self.open.get(key)
+        if alert is not None:
+            self.open[key] = Alert(
+                alert.alert,
+                alert.state,
+                alert.at,
+                alert.labels,
+                summary,
+                {**alert.details, **details},
+            )
+
     def calm(self, name: AlertName, labels: dict[str, str]) -> None:
         """Neither the firing nor the end condition holds: restart any hold or wait."""
         key = (name, labels_key(labels))

@@ -83,7 +83,8 @@ class Backlog:
         self._rotate_at: float | None = None
         self.ignored_arrivals = 0
         self.ignored_completions = 0
-        self.completions_without_arrival = 0
+        # team -> completions of claims never seen arriving: counted, not in the pace
+        self.completions_without_arrival: dict[str, int] = {}
         self._at_risk: set[tuple[str, float]] = set()  # open SlaAtRisk episodes (team, due)
         self._open_team: dict[str, str] = {}  # open claim -> its team, for O(1) look-ups
         self.completed_total: dict[str, int] = {}  # team -> completions ever (a counter)
@@ -121,7 +122,8 @@ class Backlog:
             if claim_id in self._done or claim_id in self._done_before:
                 self.ignored_completions += 1
                 return False
-            self.completions_without_arrival += 1
+            missing = self.completions_without_arrival
+            missing[team] = missing.get(team, 0) + 1
         else:
             left = queue.due_counts[claim.due] - 1
             if left:
@@ -136,7 +138,7 @@ class Backlog:
             self._rotate_at = t + self.memory
         self._done[claim_id] = team
         self.completed_total[team] = self.completed_total.get(team, 0) + 1
-        if count:
+        if count and claim is not None:  # no arrival seen: no queue it shortened, no pace
             self.completions.add(team, t)
         return True
 

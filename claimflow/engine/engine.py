@@ -324,8 +324,6 @@ class Engine:
 
     def _evaluate(self, now: float) -> None:
         self.links.evaluate(now, self.history_start)
-        if now % HOUR == 0:
-            self.links.learn_timeouts()
         if now % self.window == 0:
             self.inflow.evaluate(now, self.history_start)
             self.backlog.account_busy(now, self.window)
@@ -336,7 +334,6 @@ class Engine:
             for counts in (
                 self.inflow.counts,
                 self.links.dispatched,
-                self.links.missing_counts,
                 self.links.arrivals,
                 self.backlog.completions,
                 self.backlog.busy,

@@ -1,20 +1,42 @@
 """Hub-to-center links: claims in transit, claims that never arrived, and silent routes.
 
-A route is a (hub, center) pair. Two kinds of evidence open a `HubLinkBreak` episode:
+A route is a (hub, center) pair. `HubLinkBreak` is a sequential test on per-claim evidence,
+with a threshold that comes from a false-alarm budget, not from tuned timeouts.
 
-* Missing claims. A dispatched claim that has not arrived `transit_timeout` after its
-  dispatch is missing. The timeout is learned per route: `transit_factor` times the
-  `transit_quantile` of recent transit times, clamped to [min, max]. The route is broken
-  when, among claims dispatched in the `resolve_window` or in the `lookback` before the
-  timeout edge, at least `min_missing` and at least `min_missing_share` of them are
-  missing. This catches total and partial breaks as long as the hub reports its dispatches.
-* Silence. When nothing has arrived on a route for a while, the seasonal baseline of the
-  route's arrivals says how many were expected in that gap; if seeing none has probability
-  exp(-expected / dispersion) below `silence_p_value` (and the gap is at least `min_silence`),
-  the route is broken. This catches a hub that stopped sending altogether.
+Missing claims. Each route learns its healthy transit-time distribution as a survival curve
+S(age) (claimflow/engine/transit.py). Under "the link is healthy" a claim dispatched `age`
+ago is still in transit with probability S(age); under "the route loses a share q of its
+claims" with probability q + (1 - q) S(age). So every claim in transit carries the
+likelihood ratio q / S(age) + 1 - q (about 1 while it is young, large once it is
+improbably old), and every claim that arrived carries 1 - q. The detector takes, in
+dispatch order, the CUSUM of those log-ratios: the most suspicious run of recent
+dispatches, ending at the newest. For q = 1 (a total break) a single arrival after a
+claim clears it; for q < 1 (partial breaks: 15% delivered is q = 0.85) arrivals only weigh
+against. A few values of q are judged (`lost_shares`).
 
-The episode resolves when the recent dispatches arrive again (missing share below
-`resolve_share` over `resolve_window`, or no claim missing at all) and the route is not silent.
+The budget. The product of the per-claim ratios is a likelihood-ratio martingale under
+health, so from any one starting claim it reaches e^h with probability at most e^-h
+(Ville's inequality). The CUSUM starts anew at every claim, so over a year it has about
+V (the route's claims per year) chances: h = log(V * tests / budget) keeps false alarms at
+`false_alarms_per_year` per route, where `tests` counts the values of q and the silence test
+(half the budget each). V is measured on the route (never less than `min_claims_per_year`).
+With 0.1% stragglers, S bottoms out near 1e-3, so each improbably old claim weighs about
+log(1000) = 6.9 and two or three lost claims on a busy route are enough: about a minute.
+
+Silence. A hub that stops sending altogether reports no dispatches either. The seasonal
+baseline of the route's arrivals says how many were expected since the last one; seeing
+none has probability exp(-expected / dispersion), judged against the same budget
+(h = log(2 V / budget)). So silence is seen in minutes on a busy route and later at night,
+with no fixed floor. On a holiday or before the baseline has history, silence is not judged.
+
+Episodes. `since` is the dispatch time of the first claim of the suspicious run (or the
+last arrival, for silence). While an episode is open, its figures (missing now, per
+client) are kept current in the open alert and in `read`. It resolves only when claims
+arrive again and no claim dispatched since `since` is still missing: they arrived, or were
+written off `write_off_after` their dispatch (the resolution says how many). Arrivals of
+claims dispatched during an episode, or arriving while one is open, never teach the curve:
+the flood of stuck claims after a fix would otherwise make hours look normal, and a second
+break would go unseen.
 """
 
 from __future__ import annotations
@@ -29,10 +51,13 @@ import msgspec
 from claimflow.config import HubLinkSettings
 from claimflow.engine.alerts import AlertBook, AlertName, Labels, labels_key
 from claimflow.engine.baseline import SeasonalBaseline
+from claimflow.engine.transit import TransitCurve, bin_of
 from claimflow.engine.windows import BucketCounts
-from claimflow.timeutil import format_duration, iso
+from claimflow.timeutil import DAY, iso
 
 Route = tuple[str, str]  # (hub_id, center_id)
+YEAR = 365 * DAY
+QUANTILES = (0.5, 0.9, 0.99)
 
 
 class Transit(msgspec.Struct, gc=False):
@@ -41,6 +66,7 @@ class Transit(msgspec.Struct, gc=False):
     route: Route
     dispatched_at: float
     client_id: str
+    seq: int = 0  # the route's dispatch counter: claims between two in transit have arrived
 
 
 @dataclass(slots=True)
@@ -48,29 +74,60 @@ class BreakEpisode:
     """One HubLinkBreak episode, as IT traces it."""
 
     route: Route
-    since: float  # dispatch time of the first missing claim, or the last arrival (silence)
+    since: float  # dispatch time of the first lost claim, or the last arrival (silence)
     detected: float  # event time the alert fired
     end: float | None  # event time it resolved; None while open
     max_missing: int  # most claims missing at once during the episode
     evidence: list[str]
+    missing_now: int = 0
+    missing_by_client: dict[str, int] = field(default_factory=dict)
+    written_off: int = 0
+
+
+@dataclass(slots=True)
+class RouteView:
+    """What the views (metrics, IT, wall) read about one route, current as of `now`."""
+
+    route: Route
+    link_up: bool
+    in_transit: int
+    missing: int
+    missing_by_client: dict[str, int]
+    missing_after: float | None  # age at which a claim counts as missing (None: not learned)
+    last_arrival: float | None
+    since: float | None
+    transit_quantiles: dict[float, float]  # share -> seconds (upper bin edge)
+    healthy_samples: int
 
 
 @dataclass(slots=True)
 class RouteState:
     route: Route
-    timeout: float
-    pending: deque[tuple[float, str]] = field(default_factory=deque)
-    missing: dict[str, float] = field(default_factory=dict)
-    transit_times: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
-    in_transit: int = 0
+    curve: TransitCurve
+    # Claims in transit in dispatch order (the engine applies dispatches in event time).
+    pending: dict[str, Transit] = field(default_factory=dict)
+    next_seq: int = 0
+    dispatched_total: int = 0
+    first_dispatch: float | None = None
     last_arrival: float | None = None
-    since: float | None = None
+    episode: BreakEpisode | None = None
+    # Recent episodes' (since, end): claims dispatched inside one never teach the curve.
+    unhealthy: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=8))
     labels: dict[str, str] = field(default_factory=dict)
     alert_key: tuple[AlertName, Labels] = ("HubLinkBreak", ())
 
     def __post_init__(self) -> None:
         self.labels = {"hub_id": self.route[0], "center_id": self.route[1]}
         self.alert_key = ("HubLinkBreak", labels_key(self.labels))
+
+
+@dataclass(slots=True)
+class Evidence:
+    score: float  # log-likelihood ratio of the most suspicious run
+    threshold: float
+    lost_share: float
+    first: Transit | None  # the run's first claim
+    claims: int  # claims in transit in the run
 
 
 class HubLinks:
@@ -95,20 +152,23 @@ class HubLinks:
         for hub, centers in hub_centers.items():
             for center in centers:
                 self._route((hub, center))
-        span = settings.lookback + settings.max_transit_timeout + 2 * window
-        self.dispatched = BucketCounts(window, span)
-        self.missing_counts = BucketCounts(window, span)
+        self.dispatched = BucketCounts(window, DAY + 2 * window)
         self.arrivals = BucketCounts(window, baseline.retention + window)
-        self.abandoned = 0
+        self.abandoned = 0  # claims written off, in all
         # Break episodes for IT, newest last: open ones have end None. Bounded.
         self.episodes: deque[BreakEpisode] = deque(maxlen=200)
         # Silence expectations only change when a bucket edge is crossed: keep the last one.
         self._silence_cache: dict[Route, tuple[float, float, float | None]] = {}
+        # (lost share, log(1 - share)) per hypothesis; -inf for a total break.
+        self._hypotheses = [
+            (q, math.log1p(-q) if q < 1 else -math.inf) for q in sorted(settings.lost_shares)
+        ]
 
     def _route(self, route: Route) -> RouteState:
         state = self.routes.get(route)
         if state is None:
-            state = self.routes[route] = RouteState(route, self.s.transit_timeout)
+            curve = TransitCurve(self.s.max_samples)
+            state = self.routes[route] = RouteState(route, curve)
             self._ordered = [self.routes[r] for r in sorted(self.routes)]
         return state
 
@@ -118,19 +178,22 @@ class HubLinks:
         if claim_id in self.transit:
             return  # dispatched again before arriving: the first dispatch is what counts
         state = self.routes.get(route) or self._route(route)
-        self.transit[claim_id] = Transit(route, t, client_id)
-        state.pending.append((t, claim_id))
-        state.in_transit += 1
+        record = Transit(route, t, client_id, state.next_seq)
+        state.next_seq += 1
+        self.transit[claim_id] = record
+        state.pending[claim_id] = record
+        state.dispatched_total += 1
+        if state.first_dispatch is None:
+            state.first_dispatch = t
         self.dispatched.add(route, t)
 
     def on_arrival(self, claim_id: str, hub_id: str, t: float, count: bool = True) -> None:
         record = self.transit.pop(claim_id, None)
         if record is not None:
             state = self.routes[record.route]
-            state.in_transit -= 1
-            state.transit_times.append(max(0.0, t - record.dispatched_at))
-            if state.missing.pop(claim_id, None) is not None:
-                self.missing_counts.add(record.route, record.dispatched_at, -1)
+            del state.pending[claim_id]
+            if state.episode is None and self._healthy(state, record.dispatched_at):
+                state.curve.learn(max(0.0, t - record.dispatched_at))
         else:
             centers = self.hub_centers.get(hub_id, ())
             if len(centers) != 1:
@@ -145,170 +208,243 @@ class HubLinks:
         """A claim completed without its arrival seen: it is not in transit any more."""
         record = self.transit.pop(claim_id, None)
         if record is not None:
-            state = self.routes[record.route]
-            state.in_transit -= 1
-            if state.missing.pop(claim_id, None) is not None:
-                self.missing_counts.add(record.route, record.dispatched_at, -1)
+            del self.routes[record.route].pending[claim_id]
+
+    @staticmethod
+    def _healthy(state: RouteState, dispatched_at: float) -> bool:
+        return not any(since <= dispatched_at <= end for since, end in state.unhealthy)
 
     # --- evaluation --------------------------------------------------------------------
 
-    def learn_timeouts(self) -> None:
-        for state in self.routes.values():
-            samples = state.transit_times
-            if len(samples) < self.s.min_transit_samples:
-                continue
-            ordered = sorted(samples)
-            q = ordered[min(len(ordered) - 1, int(self.s.transit_quantile * len(ordered)))]
-            state.timeout = min(
-                self.s.max_transit_timeout,
-                max(self.s.min_transit_timeout, q * self.s.transit_factor),
-            )
-
     def evaluate(self, now: float, history_start: float) -> None:
         for state in self._ordered:
-            self._classify_missing(state, now)
-            self._judge(state, now, history_start)
-
-    def _classify_missing(self, state: RouteState, now: float) -> None:
-        edge = now - state.timeout
-        pending = state.pending
-        while pending and pending[0][0] <= edge:
-            dispatched_at, claim_id = pending.popleft()
-            record = self.transit.get(claim_id)
-            if record is not None and record.dispatched_at == dispatched_at:
-                state.missing[claim_id] = dispatched_at
-                self.missing_counts.add(state.route, dispatched_at, 1)
-        # Claims missing for longer than the claim memory are given up on (and counted).
-        horizon = now - self.memory
-        while state.missing:
-            claim_id, dispatched_at = next(iter(state.missing.items()))
-            if dispatched_at >= horizon:
-                break
-            del state.missing[claim_id]
-            self.transit.pop(claim_id, None)
-            state.in_transit -= 1
-            self.abandoned += 1
-
-    def _judge(self, state: RouteState, now: float, history_start: float) -> None:
-        s = self.s
-        quiet = state.last_arrival is None or now - state.last_arrival < s.min_silence
-        is_open = state.alert_key in self.book.open
-        if quiet and len(state.missing) < s.min_missing and not is_open:
-            return  # neither kind of evidence can be there: skip the sums
-        edge = now - state.timeout
-        # A fresh break shows first in the most recent dispatches, a slow partial one over
-        # the whole lookback: judge both spans.
-        broken_by_missing = False
-        dispatched = missing = 0.0
-        for span in (s.resolve_window, s.lookback):
-            d = self.dispatched.window_sum(state.route, edge - span, edge)
-            m = self.missing_counts.window_sum(state.route, edge - span, edge)
-            if m >= s.min_missing and m >= s.min_missing_share * d:
-                broken_by_missing, dispatched, missing = True, d, m
-                break
-            dispatched, missing = d, m
-        silent_for, expected = self._silence(state, now, history_start)
-        broken_by_silence = expected is not None and expected / s.dispersion >= -math.log(
-            s.silence_p_value
-        )
-        details: dict[str, Any] = {
-            "since": None,
-            "missing_claims": len(state.missing),
-            "dispatched_judged": int(dispatched),
-            "missing_judged": int(missing),
-            "transit_timeout_seconds": round(state.timeout),
-            "silent_for_seconds": round(silent_for) if silent_for is not None else None,
-            "expected_arrivals_in_silence": round(expected, 1) if expected is not None else None,
-            "evidence": [
-                name
-                for name, hit in (
-                    ("missing_claims", broken_by_missing),
-                    ("silence", broken_by_silence),
-                )
-                if hit
-            ],
-        }
-        hub, center = state.route
-        if not is_open:
-            if not (broken_by_missing or broken_by_silence):
-                return
-            starts = []
-            if broken_by_missing:
-                starts.append(self._first_missing_since(state, edge - s.lookback))
-            if broken_by_silence and state.last_arrival is not None:
-                starts.append(state.last_arrival)
-            state.since = min(starts)
-            details["since"] = iso(state.since)
-            if broken_by_missing:
-                summary = (
-                    f"{hub} → {center}: {len(state.missing)} claims dispatched since "
-                    f"{iso(state.since)} have not arrived ({int(missing)} of {int(dispatched)} "
-                    f"dispatched before the {format_duration(state.timeout)} transit timeout)"
-                )
+            self._write_off(state, now)
+            if state.episode is None:
+                self._judge_healthy(state, now, history_start)
             else:
-                gap = format_duration(silent_for or 0)
-                summary = (
-                    f"{hub} → {center}: nothing has arrived for {gap}; "
-                    f"about {expected:.0f} claims were expected in that time"
-                )
-            self.book.fire("HubLinkBreak", state.labels, now, summary, details)
-            self.episodes.append(
-                BreakEpisode(
-                    state.route, state.since, now, None, len(state.missing), details["evidence"]
-                )
-            )
+                self._judge_open(state, now, history_start)
+
+    def _threshold(self, state: RouteState, now: float, tests: int) -> float:
+        """h = log(V * tests / budget): the route's claims per year V (measured, at least
+        `min_claims_per_year`), the number of tests sharing the budget."""
+        per_year = self.s.min_claims_per_year
+        if state.first_dispatch is not None:
+            span = max(now - state.first_dispatch, DAY)
+            per_year = max(per_year, state.dispatched_total / span * YEAR)
+        return math.log(per_year * tests / self.s.false_alarms_per_year)
+
+    def evidence(self, state: RouteState, now: float) -> Evidence:
+        """The CUSUM of per-claim log-likelihood ratios over the route's recent dispatches,
+        for the most suspicious lost share; the threshold the budget sets for it."""
+        tests = len(self._hypotheses) + 1  # + the silence test
+        h = self._threshold(state, now, tests)
+        best = Evidence(0.0, h, 1.0, None, 0)
+        pending = state.pending
+        if not pending or state.curve.total < self.s.min_samples:
+            return best
+        table = state.curve.survival_table()
+        floor = state.curve.floor
+        log = math.log
+        n = len(pending)
+        for q, log_arrived in self._hypotheses:
+            keep = 1.0 - q
+            top = log(q / floor + keep)  # the most one claim can weigh
+            total = 0.0
+            prev = state.next_seq
+            for i, record in enumerate(reversed(pending.values())):
+                arrived = prev - record.seq - 1  # claims dispatched in between that arrived
+                if arrived:
+                    if q >= 1.0:
+                        break
+                    total += arrived * log_arrived
+                prev = record.seq
+                survival = table[bin_of(now - record.dispatched_at)]
+                total += log(q / survival + keep)
+                if total > best.score:
+                    best = Evidence(total, h, q, record, i + 1)
+                if total + (n - i - 1) * top <= best.score:
+                    break  # even if every older claim weighed the most, no better run
+        return best
+
+    def _judge_healthy(self, state: RouteState, now: float, history_start: float) -> None:
+        found = self.evidence(state, now)
+        by_missing = found.first is not None and found.score >= found.threshold
+        silent_for, expected, silence_threshold = self._silence(state, now, history_start)
+        by_silence = expected is not None and expected / self.s.dispersion >= silence_threshold
+        if not (by_missing or by_silence):
             return
-        for episode in reversed(self.episodes):
-            if episode.route == state.route and episode.end is None:
-                episode.max_missing = max(episode.max_missing, len(state.missing))
-                break
-        recent_dispatched = self.dispatched.window_sum(state.route, edge - s.resolve_window, edge)
-        recent_missing = self.missing_counts.window_sum(state.route, edge - s.resolve_window, edge)
-        flowing = not state.missing or (
-            recent_dispatched >= 3 and recent_missing <= s.resolve_share * recent_dispatched
+        starts = []
+        if by_missing and found.first is not None:
+            starts.append(found.first.dispatched_at)
+        if by_silence and state.last_arrival is not None:
+            starts.append(state.last_arrival)
+        since = min(starts)
+        evidence = [
+            name for name, hit in (("missing_claims", by_missing), ("silence", by_silence)) if hit
+        ]
+        episode = BreakEpisode(state.route, since, now, None, 0, evidence)
+        state.episode = episode
+        self._count_missing(state, episode, now)
+        episode.max_missing = episode.missing_now
+        details = self._details(state, episode, now)
+        details["evidence_log_likelihood_ratio"] = round(found.score, 2)
+        details["threshold"] = round(found.threshold, 2)
+        details["lost_share"] = found.lost_share
+        details["silent_for_seconds"] = round(silent_for) if silent_for is not None else None
+        details["expected_arrivals_in_silence"] = (
+            round(expected, 1) if expected is not None else None
         )
-        if flowing and not broken_by_missing and not broken_by_silence:
-            details["since"] = iso(state.since) if state.since is not None else None
-            summary = f"{hub} → {center}: claims are arriving again"
+        self.book.fire("HubLinkBreak", state.labels, now, self._summary(state, episode), details)
+        self.episodes.append(episode)
+
+    def _judge_open(self, state: RouteState, now: float, history_start: float) -> None:
+        episode = state.episode
+        assert episode is not None
+        self._count_missing(state, episode, now)
+        episode.max_missing = max(episode.max_missing, episode.missing_now)
+        arriving = state.last_arrival is not None and state.last_arrival > episode.detected
+        _, expected, silence_threshold = self._silence(state, now, history_start)
+        silent = expected is not None and expected / self.s.dispersion >= silence_threshold
+        lost_since = self._missing_since(state, episode.since, now)
+        details = self._details(state, episode, now)
+        if arriving and not silent and lost_since == 0:
+            summary = f"{state.route[0]} → {state.route[1]}: claims are arriving again"
+            if episode.written_off:
+                summary += f"; {episode.written_off} claims never arrived and were written off"
             self.book.resolve("HubLinkBreak", state.labels, now, summary, details)
-            state.since = None
-            for episode in reversed(self.episodes):
-                if episode.route == state.route and episode.end is None:
-                    episode.end = now
-                    break
+            episode.end = now
+            state.unhealthy.append((episode.since, now))
+            state.episode = None
+            return
+        self.book.update("HubLinkBreak", state.labels, self._summary(state, episode), details)
+
+    def _missing_after(self, state: RouteState) -> float:
+        """Age past which a claim counts as missing: where S falls to `missing_survival`, or
+        on a young route, past every healthy transit seen so far (inf before the first)."""
+        curve = state.curve
+        if curve.total < 1:
+            return math.inf
+        return curve.age_at_survival(max(self.s.missing_survival, curve.floor))
+
+    def _missing_by_client(self, state: RouteState, now: float) -> dict[str, int]:
+        edge = now - self._missing_after(state)
+        by_client: dict[str, int] = {}
+        for record in state.pending.values():
+            if record.dispatched_at > edge:
+                break
+            by_client[record.client_id] = by_client.get(record.client_id, 0) + 1
+        return dict(sorted(by_client.items()))
+
+    def _count_missing(self, state: RouteState, episode: BreakEpisode, now: float) -> None:
+        episode.missing_by_client = self._missing_by_client(state, now)
+        episode.missing_now = sum(episode.missing_by_client.values())
+
+    def is_missing(self, record: Transit, now: float) -> bool:
+        """The claim is older than its route's `missing_after` (the views' definition)."""
+        edge = now - self._missing_after(self.routes[record.route])
+        return record.dispatched_at <= edge
+
+    def _missing_since(self, state: RouteState, since: float, now: float) -> int:
+        edge = now - self._missing_after(state)
+        return sum(1 for r in state.pending.values() if since <= r.dispatched_at <= edge)
+
+    def _write_off(self, state: RouteState, now: float) -> None:
+        """Claims not arrived `write_off_after` their dispatch are given up on (counted)."""
+        horizon = now - min(self.s.write_off_after, self.memory)
+        pending = state.pending
+        while pending:
+            claim_id, record = next(iter(pending.items()))
+            if record.dispatched_at >= horizon:
+                break
+            del pending[claim_id]
+            self.transit.pop(claim_id, None)
+            self.abandoned += 1
+            if state.episode is not None:
+                state.episode.written_off += 1
+
+    def _details(self, state: RouteState, episode: BreakEpisode, now: float) -> dict[str, Any]:
+        missing_after = self._missing_after(state)
+        return {
+            "since": iso(episode.since),
+            "missing_claims": episode.missing_now,
+            "missing_by_client": dict(episode.missing_by_client),
+            "max_missing_claims": episode.max_missing,
+            "written_off": episode.written_off,
+            "write_off_after_seconds": round(self.s.write_off_after),
+            "in_transit": len(state.pending),
+            "missing_after_seconds": round(missing_after) if missing_after < math.inf else None,
+            "evidence": list(episode.evidence),
+        }
+
+    def _summary(self, state: RouteState, episode: BreakEpisode) -> str:
+        hub, center = state.route
+        if "missing_claims" in episode.evidence or episode.missing_now:
+            return (
+                f"{hub} → {center}: {episode.missing_now} claims dispatched since "
+                f"{iso(episode.since)} have not arrived"
+            )
+        return f"{hub} → {center}: nothing has arrived since {iso(episode.since)}"
 
     def _silence(
         self, state: RouteState, now: float, history_start: float
-    ) -> tuple[float | None, float | None]:
+    ) -> tuple[float | None, float | None, float]:
+        """How long nothing has arrived, how many arrivals the baseline expected in that
+        time (prorated within the window buckets it covers), and the budget's threshold."""
+        threshold = self._threshold(state, now, 2)
         if state.last_arrival is None:
-            return None, None
+            return None, None, threshold
         silent_for = now - state.last_arrival
-        if silent_for < self.s.min_silence:
-            return silent_for, None
-        start = (state.last_arrival // self.window + 1) * self.window
-        if now - start < self.window:
-            return silent_for, None
-        end = now // self.window * self.window
+        if silent_for <= 0:
+            return silent_for, None, threshold
+        start = state.last_arrival // self.window * self.window
+        end = -(-now // self.window) * self.window
         cached = self._silence_cache.get(state.route)
         if cached is not None and cached[0] == start and cached[1] == end:
-            return silent_for, cached[2]
-        expectation = self.baseline.expect(self.arrivals, state.route, start, end, history_start)
-        expected = expectation.expected if expectation else None
-        self._silence_cache[state.route] = (start, end, expected)
-        return silent_for, expected
+            covering = cached[2]
+        else:
+            expectation = self.baseline.expect(
+                self.arrivals, state.route, start, end, history_start
+            )
+            covering = expectation.expected if expectation else None
+            self._silence_cache[state.route] = (start, end, covering)
+        if covering is None:
+            return silent_for, None, threshold
+        return silent_for, covering * silent_for / (end - start), threshold
 
-    def _first_missing_since(self, state: RouteState, start: float) -> float:
-        for dispatched_at in state.missing.values():
-            if dispatched_at >= start:
-                return dispatched_at
-        return start
+    # --- reading -----------------------------------------------------------------------
 
     def in_transit(self, route: Route) -> list[tuple[str, Transit]]:
         """Claims dispatched on the route and not arrived, oldest dispatch first."""
-        claims = [(cid, rec) for cid, rec in self.transit.items() if rec.route == route]
-        claims.sort(key=lambda item: item[1].dispatched_at)
-        return claims
+        state = self.routes.get(route)
+        return list(state.pending.items()) if state is not None else []
+
+    def missing_after(self, route: Route) -> float | None:
+        age = self._missing_after(self.routes[route])
+        return age if age < math.inf else None
+
+    def read(self, route: Route, now: float) -> RouteView:
+        """The route's current figures, for metrics, the IT views and the wall page."""
+        state = self.routes[route]
+        missing = self._missing_by_client(state, now)
+        curve = state.curve
+        quantiles = {}
+        for share in QUANTILES:
+            value = curve.quantile(share)
+            if value is not None:
+                quantiles[share] = value
+        return RouteView(
+            route=route,
+            link_up=state.episode is None,
+            in_transit=len(state.pending),
+            missing=sum(missing.values()),
+            missing_by_client=missing,
+            missing_after=self.missing_after(route),
+            last_arrival=state.last_arrival,
+            since=state.episode.since if state.episode is not None else None,
+            transit_quantiles=quantiles,
+            healthy_samples=round(curve.total),
+        )
 
     def status(self, route: Route) -> int:
         """1 while the route is in a break episode, else 0."""
-        return int(self.book.is_open("HubLinkBreak", self.routes[route].labels))
+        return int(self.routes[route].episode is not None)

@@ -1,0 +1,91 @@
+"""The snapshot codec (claimflow/state_codec.py): what it writes comes back equal, shared
+objects stay shared, and what it cannot write is named with its place in the state."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections import Counter, deque
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from claimflow import state_codec
+from claimflow.config import Config
+from claimflow.engine import Engine
+from claimflow.engine.alerts import AlertBook
+from claimflow.engine.backlog import OpenClaim
+from claimflow.rejections import Reason
+
+whole = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # msgpack's range
+plain = st.none() | st.booleans() | whole | st.floats(allow_nan=False) | st.text()
+keys = whole | st.text() | st.tuples(st.text(), whole)
+values = st.recursive(
+    plain,
+    lambda inner: (
+        st.lists(inner)
+        | st.dictionaries(keys, inner)
+        | st.tuples(inner, inner)
+        | st.builds(deque, st.lists(inner))
+        | st.frozensets(whole | st.text())
+    ),
+    max_leaves=30,
+)
+
+
+@given(values)
+def test_every_supported_value_comes_back_equal(value: Any) -> None:
+    assert state_codec.decode(state_codec.encode(value)) == value
+
+
+def test_the_closed_set_of_special_values_round_trips() -> None:
+    shared = [1, 2]
+    state = {
+        "a": shared,
+        "b": shared,
+        "counter": Counter({"x": 3}),
+        "deque": deque([1, 2], maxlen=5),
+        "when": datetime(2026, 11, 2, 9, 30, tzinfo=ZoneInfo("Europe/London")),
+        "utc": datetime(2026, 11, 2, tzinfo=UTC),
+        "day": date(2026, 11, 2),
+        "at": time(12, 0),
+        "zone": ZoneInfo("America/New_York"),
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "reason": Reason.LATE,
+        "claim": OpenClaim(1.0, 2.0),
+        "count": itertools.count(7),
+        "getter": operator.attrgetter("due"),
+        "class": OpenClaim,
+    }
+    back = state_codec.decode(state_codec.encode(state))
+    assert back["a"] is back["b"] == [1, 2]
+    assert back["counter"] == Counter({"x": 3}) and isinstance(back["counter"], Counter)
+    assert back["deque"].maxlen == 5 and list(back["deque"]) == [1, 2]
+    assert back["when"] == state["when"] and back["when"].tzinfo == ZoneInfo("Europe/London")
+    assert back["utc"] == state["utc"]
+    assert (back["day"], back["at"], back["zone"]) == (state["day"], state["at"], state["zone"])
+    assert back["nan"] != back["nan"] and back["inf"] == float("-inf")
+    assert back["reason"] is Reason.LATE and back["claim"] == OpenClaim(1.0, 2.0)
+    assert next(back["count"]) == 7 and back["getter"](OpenClaim(3.0, 4.0)) == 3.0
+    assert back["class"] is OpenClaim
+
+
+def test_an_engine_round_trips_with_its_bound_handlers(config: Config) -> None:
+    engine = Engine(config)
+    back = state_codec.decode(state_codec.encode(engine))
+    assert back.backlog.advisor.__self__ is back and back.backlog.book is back.book
+    assert all(h[2].__self__ is back for h in back._handlers.values())
+
+
+def test_what_cannot_be_written_is_named_with_its_place() -> None:
+    book = AlertBook()
+    book.extra = {"a": [1, lambda: 0]}  # type: ignore[attr-defined]
+    with pytest.raises(state_codec.StateCodecError, match=r"state\.extra\.a\[1\]: builtins:"):
+        state_codec.encode(book)
+    with pytest.raises(state_codec.StateCodecError, match="64 bits"):
+        state_codec.encode({"big": 2**70})
