@@ -28,11 +28,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from claimflow.agents import web
-from claimflow.agents.detect import Detector
+from claimflow.agents.detect import Detector, GapFiller
 from claimflow.agents.ingest import Ingest
 from claimflow.config import Config, ConfigFile, load_config
 from claimflow.metrics import EngineCollector, register_service_metrics
 from claimflow.staffing import RosterFile
+from claimflow.streams.declare import ensure_topics
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.settings import WorkerSettings
 from claimflow.timeutil import Clock, SystemClock
@@ -124,7 +125,9 @@ def create_app(
         counts = {name: app.consumer.topic_partitions(name) for name in input_types}
         return {name: n for name, n in counts.items() if n}
 
-    ingest = Ingest(app, input_types, sequenced, clock)
+    ingest = Ingest(
+        app, input_types, sequenced, clock, settings.max_event_bytes, settings.future_tolerance
+    )
     detector = Detector(
         config,
         input_types,
@@ -140,8 +143,16 @@ def create_app(
         else None,
         snapshot_key=_encoded(settings.secret("snapshot_key")),
         config_file=config_file,
+        gaps=GapFiller(reader, input_types, settings.max_event_bytes, settings.future_tolerance),
     )
     sequenced_tp = TP(topics.sequenced, 0)
+
+    async def recreate_topics() -> None:
+        created = await ensure_topics(settings, kafka_auth(settings))
+        if created:
+            log.warning("recreated topics: %s", ", ".join(created))
+
+    detector.recreate_topics = recreate_topics
 
     @app.agent(inputs, name="ingest")
     async def ingest_agent(stream: Any) -> None:
@@ -217,6 +228,27 @@ class _WorkerCollector(Collector):
             "Sequenced records the engine failed on and snapshot writes that failed (logged "
             "with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
+        )
+        yield CounterMetricFamily(
+            "claimflow_broker_resets",
+            "Times the sequenced log was found to end below what was already applied (the "
+            "broker came back empty): topics recreated, positions reset, state kept.",
+            value=self.detector.log_resets,
+        )
+        gaps = CounterMetricFamily(
+            "claimflow_input_gap_records",
+            "Input records the sequenced topic skipped (an offset gap after a rebalance): "
+            "re-read from the input log (recovered) or no longer there (lost: alert).",
+            labels=["outcome"],
+        )
+        gaps.add_metric(["recovered"], self.detector.gaps.recovered)
+        gaps.add_metric(["lost"], self.detector.gaps.lost)
+        yield gaps
+        yield CounterMetricFamily(
+            "claimflow_foreign_records_skipped",
+            "Records read back from claimflow's output topics that claimflow did not write "
+            "(no or a malformed sequence-number header): skipped, not fatal.",
+            value=self.detector.reader.foreign,
         )
         roster = self.detector.roster
         if roster is not None:

@@ -14,15 +14,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kafka.partitioner.default import murmur2
 
 from claimflow import snapshots, state_codec
+from claimflow.agents.ingest import judge
 from claimflow.config import Config, ConfigFile
 from claimflow.sequencer import (
     EnvelopeError,
+    Forwarded,
     LiveEngine,
     LiveSettings,
     Output,
@@ -33,6 +35,74 @@ from claimflow.staffing import RosterFile
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 
 log = logging.getLogger("claimflow.detect")
+
+
+class GapFiller:
+    """Input records the sequenced topic skipped, re-read from the input log.
+
+    Ingest forwards every offset of a partition in order; after a rebalance Faust's consumer
+    has been seen to resume past offsets that nobody forwarded (issue 14 item 4). The merge
+    knows the next offset it expects from each input partition, so a forwarded record beyond
+    it shows the gap: the missing range is read from the input topic and applied first, as
+    ingest would have forwarded it (stamped with the wall time of the record that showed the
+    gap, so a rebuild from the same logs gives the same result). Offsets the log no longer
+    holds are counted as lost and logged as an error; `ClaimflowInputRecordsLost` alerts.
+    """
+
+    def __init__(
+        self,
+        reader: LogReader,
+        input_types: dict[str, str],
+        max_event_bytes: int,
+        future_tolerance: float,
+    ) -> None:
+        self.reader = reader
+        self.input_types = input_types
+        self.max_event_bytes = max_event_bytes
+        self.future_tolerance = future_tolerance
+        self.recovered = 0
+        self.lost = 0
+
+    async def fill(self, live: LiveEngine, record: Forwarded) -> list[Output]:
+        expected = live.expected_offset(record.topic, record.partition)
+        if expected is None or record.offset <= expected:
+            return []
+        topic, partition = record.topic, record.partition
+        found, _ = await self.reader.read_gap(topic, partition, expected, record.offset)
+        outputs: list[Output] = []
+        for offset, value, _headers in found:
+            judged = judge(
+                topic,
+                partition,
+                offset,
+                value if value is not None else b"",
+                record.wall,
+                self.input_types.get(topic, ""),
+                self.max_event_bytes,
+                self.future_tolerance,
+            )
+            outputs.extend(live.recover(judged))
+        missing = record.offset - expected - len(found)
+        self.recovered += len(found)
+        self.lost += missing
+        log.warning(
+            "%s/%d: offsets %d..%d were not forwarded; %d re-read from the input log",
+            topic,
+            partition,
+            expected,
+            record.offset - 1,
+            len(found),
+        )
+        if missing:
+            log.error(
+                "%s/%d: %d input records LOST (offsets %d..%d no longer in the log)",
+                topic,
+                partition,
+                missing,
+                expected,
+                record.offset - 1,
+            )
+        return outputs
 
 
 class Detector:
@@ -50,7 +120,12 @@ class Detector:
         roster: RosterFile | None = None,
         snapshot_key: bytes | None = None,
         config_file: ConfigFile | None = None,
+        gaps: GapFiller | None = None,
     ) -> None:
+        self.gaps = gaps or GapFiller(reader, input_types, 256 * 1024, 600.0)
+        self.recreate_topics: Callable[[], Awaitable[object]] | None = None
+        self.log_resets = 0  # times the sequenced log was found shorter than what was applied
+        self._repeating = False
         self.config_file = config_file  # the agreements file, reloaded when it changes
         self.snapshot_key = snapshot_key  # signs snapshots (HMAC-SHA256); None: a digest
         self.snapshots_refused: Counter[str] = Counter()  # reason -> snapshots not restored
@@ -94,6 +169,12 @@ class Detector:
         # The roster as the file is now (a restored snapshot may hold an older one, or one
         # from before CLAIMFLOW_STAFFING was unset).
         live.engine.roster = self.roster.current() if self.roster is not None else None
+        if offset < live.next_offset:
+            if not self._repeating:  # once per run of repeats: after a restart they are many
+                self._repeating = True
+                await self._check_log_reset(live, offset)
+        else:
+            self._repeating = False
         if offset > live.next_offset:
             log.warning(
                 "reading sequenced offsets %d..%d from the log", live.next_offset, offset - 1
@@ -105,6 +186,28 @@ class Detector:
         await self._apply(live, offset, value, headers)
         if time.monotonic() - self.last_snapshot >= self.snapshot_every:
             self.snapshot()
+
+    async def _check_log_reset(self, live: LiveEngine, offset: int) -> None:
+        """A sequenced offset below what was applied is a repeat (after a restart), unless the
+        log itself now ends below it: then the broker lost it (came back empty)."""
+        end = await self.reader.end_offset(self.sequenced_topic, 0)
+        if end >= live.next_offset:
+            return
+        self.log_resets += 1
+        log.warning(
+            "the broker came back empty: %s ends at offset %d, below the %d already applied; "
+            "recreating topics and taking every offset from here as new (detector state kept)",
+            self.sequenced_topic,
+            end,
+            live.next_offset,
+        )
+        live.log_reset(offset)
+        self._repeating = False
+        if self.recreate_topics is not None:
+            try:
+                await self.recreate_topics()
+            except Exception:  # logged; the worker goes on with what the broker has
+                log.exception("recreating topics after the broker reset failed")
 
     def snapshot(self) -> None:
         """Write the state to the table; call only while handling a sequenced record."""
@@ -131,6 +234,9 @@ class Detector:
             envelope: Any = decode_envelope(value, headers or [])
         except EnvelopeError as exc:
             envelope = exc
+        if isinstance(envelope, Forwarded) and offset >= live.next_offset:
+            for output in await self.gaps.fill(live, envelope):
+                await self._publish(output)
         try:
             outputs = live.take(offset, envelope)
         except Exception:  # a bug must not stop detection for everyone: log, count, go on

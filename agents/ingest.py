@@ -13,8 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
+
+from claimflow.deadletter import MAX_ORIGINAL, Digest
 from claimflow.events import decode
-from claimflow.rejections import Rejection
+from claimflow.rejections import Reason, Rejection
 from claimflow.sequencer import Forwarded, Progress
 from claimflow.timeutil import Clock
 
@@ -22,8 +25,22 @@ log = logging.getLogger("claimflow.ingest")
 
 
 class Ingest:
-    def __init__(self, app: Any, input_types: dict[str, str], sequenced: Any, clock: Clock) -> None:
+    def __init__(
+        self,
+        app: Any,
+        input_types: dict[str, str],
+        sequenced: Any,
+        clock: Clock,
+        max_event_bytes: int = 256 * 1024,
+        future_tolerance: float = 600.0,
+    ) -> None:
         self.app = app
+        # Records over this size are refused (`too_large`) and only an excerpt is forwarded:
+        # the whole would not fit in a sequenced record (issue 14 item 5).
+        self.max_event_bytes = max_event_bytes
+        # An event dated further than this ahead of the wall clock that read it is refused
+        # (`future_timestamp`): one outlier must not move event time (issue 14 item 3).
+        self.future_tolerance = future_tolerance
         self.input_types = input_types  # topic -> event type
         self.sequenced = sequenced
         self.clock = clock
@@ -31,26 +48,24 @@ class Ingest:
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
 
     async def forward(self, topic: str, partition: int, offset: int, raw: bytes | None) -> None:
-        raw = raw if raw is not None else b""
-        event = decode(raw, self.input_types[topic])
-        if isinstance(event, Rejection):
-            record = Forwarded(
-                topic,
-                partition,
-                offset,
-                self.clock.now(),
-                raw,
-                reason=event.reason.value,
-                detail=event.detail,
-            )
-        else:
-            record = Forwarded(
-                topic, partition, offset, self.clock.now(), raw, time=event.time.timestamp()
-            )
+        record = self.judge(topic, partition, offset, raw if raw is not None else b"")
         value, headers = record.encode()
         key = f"{topic}/{partition}".encode()
         await self.sequenced.send(key=key, value=value, headers=headers, partition=0, force=True)
         self.forwarded_next[(topic, partition)] = offset + 1
+
+    def judge(self, topic: str, partition: int, offset: int, raw: bytes) -> Forwarded:
+        """What to forward for one input record: the record with its event time, or why not."""
+        return judge(
+            topic,
+            partition,
+            offset,
+            raw,
+            self.clock.now(),
+            self.input_types[topic],
+            self.max_event_bytes,
+            self.future_tolerance,
+        )
 
     async def report(self) -> None:
         """Send a progress report for the input partitions this worker owns now."""
@@ -69,7 +84,10 @@ class Ingest:
             end = ends.get(tp)
             nxt = self.forwarded_next.get((tp.topic, tp.partition))
             if nxt is None:
-                nxt = await app.consumer.position(tp)
+                try:
+                    nxt = await app.consumer.position(tp)
+                except IllegalStateError:  # revoked since assigned_actives(): a rebalance
+                    continue
             if end is None or nxt is None:
                 sources.append((tp.topic, tp.partition, nxt or 0, False))
                 continue
@@ -83,3 +101,49 @@ class Ingest:
         }
         value, headers = Progress(self.clock.now(), partitions, tuple(sources)).encode()
         await self.sequenced.send(key=b"progress", value=value, headers=headers, partition=0)
+
+
+def judge(
+    topic: str,
+    partition: int,
+    offset: int,
+    raw: bytes,
+    wall: float,
+    event_type: str,
+    max_event_bytes: int,
+    future_tolerance: float,
+) -> Forwarded:
+    """One input record as ingest forwards it, read at wall time `wall`. Also used by the
+    detector for records it re-reads to fill an offset gap."""
+    if len(raw) > max_event_bytes:
+        digest = Digest.of(raw)
+        return Forwarded(
+            topic,
+            partition,
+            offset,
+            wall,
+            raw[:MAX_ORIGINAL],
+            reason=Reason.TOO_LARGE.value,
+            detail=f"{len(raw)} bytes, over the {max_event_bytes}-byte limit "
+            "(CLAIMFLOW_MAX_EVENT_BYTES)",
+            size=digest.size,
+            sha256=digest.sha256,
+        )
+    event = decode(raw, event_type)
+    if isinstance(event, Rejection):
+        return Forwarded(
+            topic, partition, offset, wall, raw, reason=event.reason.value, detail=event.detail
+        )
+    t = event.time.timestamp()
+    if t > wall + future_tolerance:
+        return Forwarded(
+            topic,
+            partition,
+            offset,
+            wall,
+            raw,
+            reason=Reason.FUTURE_TIMESTAMP.value,
+            detail=f"{t - wall:.0f}s ahead of the wall clock that read it, over the "
+            f"{future_tolerance:.0f}s allowed (CLAIMFLOW_FUTURE_TOLERANCE)",
+        )
+    return Forwarded(topic, partition, offset, wall, raw, time=t)

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     DUPLICATE = "duplicate"
     LATE = "late"
     FUTURE_TIMESTAMP = "future_timestamp"
+    TOO_LARGE = "too_large"
 
 
 @dataclass(frozen=True, slots=True)

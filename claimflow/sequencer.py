@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from claimflow.config import Config
-from claimflow.deadletter import dead_letter, dead_letter_json
+from claimflow.deadletter import Digest, dead_letter, dead_letter_json
 from claimflow.engine import Engine
 from claimflow.engine.alerts import Alert
 from claimflow.events import decode
@@ -64,6 +64,10 @@ class Forwarded:
     time: float | None = None
     reason: str | None = None
     detail: str | None = None
+    # Set when `raw` is only an excerpt (ingest refused the record as too large): the size and
+    # SHA-256 of the original, for the dead letter.
+    size: int | None = None
+    sha256: str | None = None
 
     def encode(self) -> tuple[bytes, list[Header]]:
         """The record's original bytes stay the value; everything else goes in headers."""
@@ -79,6 +83,9 @@ class Forwarded:
         if self.reason is not None:
             headers.append(("cf-reason", self.reason.encode()))
             headers.append(("cf-detail", (self.detail or "").encode()))
+        if self.sha256 is not None:
+            headers.append(("cf-size", str(self.size).encode()))
+            headers.append(("cf-sha256", self.sha256.encode()))
         return self.raw, headers
 
 
@@ -111,6 +118,8 @@ def decode_envelope(value: bytes | None, headers: list[Header] | dict[str, bytes
             time = h.get("cf-time")
             reason = h.get("cf-reason")
             detail = h.get("cf-detail")
+            size = h.get("cf-size")
+            sha256 = h.get("cf-sha256")
             return Forwarded(
                 topic=h["cf-topic"].decode(),
                 partition=int(h["cf-partition"]),
@@ -120,6 +129,8 @@ def decode_envelope(value: bytes | None, headers: list[Header] | dict[str, bytes
                 time=float(time) if time is not None else None,
                 reason=reason.decode() if reason is not None else None,
                 detail=detail.decode() if detail is not None else None,
+                size=int(size) if size is not None else None,
+                sha256=sha256.decode("ascii") if sha256 is not None else None,
             )
         if kind == b"progress":
             data = json.loads(value or b"")
@@ -281,11 +292,34 @@ class LiveEngine:
         if offset < self.next_offset:
             return []
         self.next_offset = offset + 1
-        outputs: list[Output] = []
         if isinstance(envelope, EnvelopeError):
             rejection = Rejection(Reason.INVALID_VALUE, str(envelope))
             self.engine.refuse(rejection)
             return [self._dead_letter(b"", rejection, "?", -1, offset, None)]
+        return self._handle(envelope)
+
+    def recover(self, record: Forwarded) -> list[Output]:
+        """Apply an input record re-read from the input log because the sequenced topic
+        skipped it (an offset gap, seen at take-over): as if ingest had forwarded it."""
+        return self._handle(record)
+
+    def expected_offset(self, topic: str, partition: int) -> int | None:
+        """The next offset the merge expects from an input partition (None: no record of it
+        taken yet, so nothing to compare with)."""
+        state = self.merge.sources.get((topic, partition))
+        return None if state is None or state.next_offset == 0 else state.next_offset
+
+    def log_reset(self, offset: int) -> None:
+        """The broker came back empty: its sequenced and input logs start again from 0. Take
+        the sequenced record at `offset` next and every input offset as new; the engine state
+        (counts, open claims, baselines) carries on."""
+        self.next_offset = offset
+        for state in self.merge.sources.values():
+            state.next_offset = 0
+            state.caught_up_wall = -_NEVER
+
+    def _handle(self, envelope: Envelope) -> list[Output]:
+        outputs: list[Output] = []
         if isinstance(envelope, Progress):
             self.merge.report(envelope)
         elif self.merge.offer(envelope) and envelope.reason is not None:
@@ -317,8 +351,15 @@ class LiveEngine:
         return Output("alert", self.output_seq, key, alert.to_json().encode())
 
     def _dead_letter_for(self, record: Forwarded, rejection: Rejection) -> Output:
+        digest = Digest(record.size or 0, record.sha256) if record.sha256 is not None else None
         return self._dead_letter(
-            record.raw, rejection, record.topic, record.partition, record.offset, record.wall
+            record.raw,
+            rejection,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.wall,
+            digest,
         )
 
     def _dead_letter(
@@ -329,9 +370,10 @@ class LiveEngine:
         partition: int,
         offset: int,
         wall: float | None,
+        digest: Digest | None = None,
     ) -> Output:
         self.output_seq += 1
-        record = dead_letter(raw, rejection, topic, partition, offset, wall)
+        record = dead_letter(raw, rejection, topic, partition, offset, wall, digest)
         return Output("deadletter", self.output_seq, topic.encode(), dead_letter_json(record))
 
 

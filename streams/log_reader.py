@@ -8,11 +8,13 @@ regenerated alerts and dead letters are not published twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+log = logging.getLogger("claimflow.log_reader")
 SEQ_HEADER = "claimflow-seq"
 TAIL = 50  # records read back from the end of each output partition
 Record = tuple[int, bytes | None, list[tuple[str, bytes]]]
@@ -22,6 +24,9 @@ class LogReader:
     def __init__(self, bootstrap: list[str], auth: dict[str, Any]) -> None:
         self.bootstrap = bootstrap
         self.auth = auth
+        # Records read back from claimflow's output topics that it did not write (no or a
+        # malformed sequence-number header): skipped, never fatal (issue 14 item 7).
+        self.foreign = 0
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -46,6 +51,32 @@ class LogReader:
         finally:
             await consumer.stop()
 
+    async def read_gap(
+        self, topic: str, partition: int, start: int, stop: int
+    ) -> tuple[list[Record], int]:
+        """Records with start <= offset < stop, and the first offset the log still holds
+        (records below it went with retention, not lost by claimflow)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            earliest = (await consumer.beginning_offsets([tp]))[tp]
+            records = [r async for r in self._read(consumer, tp, start, stop)]
+            return records, earliest
+        finally:
+            await consumer.stop()
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next record written to the partition will get (0: empty or gone)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, partition)
+            return int((await consumer.end_offsets([tp]))[tp])
+        finally:
+            await consumer.stop()
+
     @staticmethod
     async def _read(
         consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int
@@ -62,6 +93,21 @@ class LogReader:
                     return
                 position = record.offset + 1
                 yield record.offset, record.value, list(record.headers)
+
+    @staticmethod
+    def _sequence_number(headers: list[tuple[str, bytes]]) -> int | None:
+        """The output number claimflow put on a record; None for anything else."""
+        for name, value in headers or ():
+            if name != SEQ_HEADER:
+                continue
+            try:
+                text = bytes(value).decode("ascii")
+            except (UnicodeDecodeError, TypeError):
+                return None
+            if not text.isdigit() or len(text) > 19:
+                return None
+            return int(text)
+        return None
 
     async def last_sequence_numbers(self, topic: str) -> dict[int, int]:
         """Per partition of `topic`, the output number of its last record (0 if none)."""
@@ -82,9 +128,17 @@ class LogReader:
                 # The last few records: one written by someone else must not hide ours.
                 start = max(0, ends[tp] - TAIL)
                 async for _, _, headers in self._read(consumer, tp, start, ends[tp]):
-                    seq = dict(headers).get(SEQ_HEADER)
-                    if seq is not None:
-                        result[tp.partition] = max(result[tp.partition], int(seq))
+                    number = self._sequence_number(headers)
+                    if number is None:
+                        self.foreign += 1
+                        log.warning(
+                            "%s/%d: a record without a valid %s header; not ours, skipped",
+                            tp.topic,
+                            tp.partition,
+                            SEQ_HEADER,
+                        )
+                        continue
+                    result[tp.partition] = max(result[tp.partition], number)
             return result
         finally:
             await consumer.stop()

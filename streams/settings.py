@@ -139,6 +139,11 @@ class WorkerSettings(BaseSettings):
     topic_alerts: TopicName = Topics.alerts
     topic_deadletter: TopicName = Topics.deadletter
     topic_sequenced: TopicName = Topics.sequenced
+    # Input records larger than this are refused (`too_large`); a forwarded record must fit
+    # in the broker's 1 MB limit.
+    max_event_bytes: Annotated[int, _whole_at_least(1024, 900 * 1024)] = 256 * 1024
+    # Seconds an event may be dated ahead of the wall clock that read it (`future_timestamp`).
+    future_tolerance: Annotated[float, _at_least(0.0)] = 600.0
 
     @classmethod
     def settings_customise_sources(

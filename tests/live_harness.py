@@ -6,6 +6,7 @@ starts them, read through their web port and the topics they write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,9 @@ WORKER_ONLY = (
     "claimflow_worker_errors",
     "claimflow_merge_",
     "claimflow_snapshot_bytes",
+    "claimflow_broker_resets",
+    "claimflow_foreign_records_skipped",
+    "claimflow_input_gap_records",
     "claimflow_snapshot_refused",
     "claimflow_config_reload_errors",
 )
@@ -203,3 +207,86 @@ def read_topic(bootstrap: str, topic: str) -> list[Any]:
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+@dataclass
+class TakeoverRun:
+    """One two-worker run where the worker running the detectors is SIGKILLed mid-flow."""
+
+    expected: int  # events the reference run accepted
+    applied: int  # events the survivor's engine accepted in the end
+    recovered: int  # input records the survivor re-read to fill offset gaps
+    lost: int  # input records the survivor counted as lost
+    seconds: float  # from the kill to every event applied (or the timeout)
+
+    @property
+    def missing(self) -> int:
+        return self.expected - self.applied
+
+
+def takeover_run(
+    bootstrap: str,
+    folder: Path,
+    config: Config,
+    lines: list[bytes],
+    produce_lines: Callable[[str, list[bytes]], None],
+    timeout: float = 240,
+) -> TakeoverRun:
+    """Two workers share the input partitions; while events flow, SIGKILL the one that owns
+    the sequenced partition; wait for the survivor to take over and apply everything."""
+    import threading
+
+    engine, _ = reference(config, lines)
+    expected = int(sum(engine.accepted.values()))
+    workers = [Worker(bootstrap, folder, "first").start(), Worker(bootstrap, folder, "second")]
+    workers[1].start()
+
+    def applied(series: Series) -> int:
+        return int(sum(v for k, v in series.items() if k[0] == "claimflow_events_total"))
+
+    def owner() -> Worker | None:
+        for w in workers:
+            if w.metrics().get(("claimflow_detector_active", ()), 0) == 1:
+                return w
+        return None
+
+    producing = threading.Thread(target=produce_lines, args=(bootstrap, lines))
+    producing.start()
+    try:
+        victim = wait_until(
+            lambda: (w := owner()) is not None and applied(w.metrics()) >= expected * 0.3 and w,
+            180,
+            "the detector worker to apply 30% of the events",
+        )
+        victim.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        survivor = workers[1] if victim is workers[0] else workers[0]
+        series: Series = {}
+
+        def done() -> bool:
+            nonlocal series
+            try:
+                series = survivor.metrics()
+            except (OSError, ValueError):
+                return False
+            return applied(series) >= expected
+
+        with contextlib.suppress(AssertionError):  # reported as missing
+            wait_until(done, timeout, "the survivor to apply every event")
+        gap = {
+            dict(labels).get("outcome"): v
+            for (name, labels), v in series.items()
+            if name == "claimflow_input_gap_records_total"
+        }
+        return TakeoverRun(
+            expected,
+            applied(series),
+            int(gap.get("recovered", 0)),
+            int(gap.get("lost", 0)),
+            time.monotonic() - killed,
+        )
+    finally:
+        producing.join()
+        for w in workers:
+            if w.process is not None and w.process.poll() is None:
+                w.stop()

@@ -3,6 +3,7 @@ the live worker's logic without Kafka (claimflow/sequencer.py, claimflow/snapsho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import zlib
@@ -14,8 +15,9 @@ import pytest
 
 from claimflow import snapshots
 from claimflow.config import Config
+from claimflow.deadletter import MAX_ORIGINAL, Digest, dead_letter, dead_letter_json, original_bytes
 from claimflow.events import decode
-from claimflow.rejections import Rejection
+from claimflow.rejections import Reason, Rejection
 from claimflow.sequencer import (
     EnvelopeError,
     Forwarded,
@@ -45,6 +47,45 @@ def test_envelopes_round_trip_through_bytes_and_headers() -> None:
         assert decode_envelope(*envelope.encode()) == envelope
     with pytest.raises(EnvelopeError):
         decode_envelope(b"x", [])
+
+
+def test_a_too_large_record_travels_as_an_excerpt_and_its_dead_letter_says_so(
+    config: Config,
+) -> None:
+    original = b"{" + b"z" * 700_000
+    digest = Digest.of(original)
+    refused = Forwarded(
+        "claims.arrived",
+        0,
+        0,
+        1.0,
+        original[:MAX_ORIGINAL],
+        reason="too_large",
+        detail="over the limit",
+        size=digest.size,
+        sha256=digest.sha256,
+    )
+    assert decode_envelope(*refused.encode()) == refused
+    live = LiveEngine(config, INPUTS, LiveSettings(idle_clock_after=0))
+    (letter,) = [o for o in live.take(0, refused) if o.kind == "deadletter"]
+    record = json.loads(letter.value)
+    assert len(letter.value) < 1024 * 1024
+    assert record["reason"] == "too_large"
+    assert record["original_truncated"] is True
+    assert record["original_size"] == len(original)
+    assert record["original_sha256"] == hashlib.sha256(original).hexdigest()
+    assert original.startswith(original_bytes(record))
+    assert live.engine.rejected == {"too_large": 1}
+
+
+def test_a_dead_letter_of_a_large_original_is_bounded_and_small_ones_are_whole() -> None:
+    rejection = Rejection(Reason.MALFORMED_JSON, "bad")
+    control = b"\x01" * 600_000  # JSON escapes each as six bytes: unbounded, 3.6 MB of text
+    record = dead_letter(control, rejection, "t", 0, 1)
+    assert len(dead_letter_json(record)) < 1024 * 1024
+    assert record["original_sha256"] == hashlib.sha256(control).hexdigest()
+    small = dead_letter(b"{", rejection, "t", 0, 1)
+    assert "original_truncated" not in small and original_bytes(small) == b"{"
 
 
 def test_merge_holds_a_record_until_every_partition_has_passed_it() -> None:
