@@ -384,12 +384,16 @@ def _simulate(args: argparse.Namespace) -> int:
     with tqdm(
         total=expected, unit="claim", file=sys.stderr, disable=args.no_progress, mininterval=1
     ) as bar:
+
+        def tick(claims: int) -> None:
+            bar.update(claims)
+
         count, truth = write_scenario(
             sim,
             args.out,
             None,
             lambda message: bar.write(f"  {message}", file=sys.stderr),
-            bar.update,
+            tick,
         )
         bar.total = bar.n
         bar.refresh()
