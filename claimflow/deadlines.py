@@ -93,6 +93,21 @@ class DeadlineCalendar:
         cutoff, due_same_day, due_next = entry
         return due_same_day if received <= cutoff else due_next
 
+    def due_at(self, client_id: str, received: float) -> tuple[float, bool]:
+        """The due instant of a claim that reached the hub at epoch `received`, and whether it
+        is entitled to same-day service (reached the hub by the cutoff on a business day)."""
+        key = (client_id, int(received // 900))
+        entry = self._cache.get(key)
+        if entry is None:
+            agreement = self.agreement(client_id)
+            day = datetime.fromtimestamp(received, agreement.tz).date()
+            entry = self._day_entry(agreement, day)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = entry
+        cutoff, due_same_day, due_next = entry
+        return (due_same_day, True) if received <= cutoff else (due_next, False)
+
     @staticmethod
     def _day_entry(agreement: ClientAgreement, day: date) -> tuple[float, float, float]:
         due_next = agreement.at(agreement.next_business_day(day), agreement.due).timestamp()

@@ -41,6 +41,7 @@ class Transit(msgspec.Struct, gc=False):
     route: Route
     dispatched_at: float
     client_id: str
+    hub_received_at: float = 0.0  # when the claim reached the hub: its deadline follows
 
 
 @dataclass(slots=True)
@@ -114,11 +115,13 @@ class HubLinks:
 
     # --- facts -------------------------------------------------------------------------
 
-    def on_dispatch(self, claim_id: str, route: Route, t: float, client_id: str) -> None:
+    def on_dispatch(
+        self, claim_id: str, route: Route, t: float, client_id: str, hub_received_at: float = 0.0
+    ) -> None:
         if claim_id in self.transit:
             return  # dispatched again before arriving: the first dispatch is what counts
         state = self.routes.get(route) or self._route(route)
-        self.transit[claim_id] = Transit(route, t, client_id)
+        self.transit[claim_id] = Transit(route, t, client_id, hub_received_at)
         state.pending.append((t, claim_id))
         state.in_transit += 1
         self.dispatched.add(route, t)
