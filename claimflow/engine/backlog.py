@@ -94,6 +94,8 @@ class Backlog:
         # Claims dispatched and not arrived, as expected demand: team -> due -> claims
         # (fractional: split by the client's routing). Set by engine.impact every window.
         self.stuck: dict[str, dict[float, float]] = {}
+        self.behind_break: set[str] = set()  # teams expecting claims from a broken route
+        self.trusted: set[str] = set()  # teams whose last projection may open an episode
 
     # --- facts -------------------------------------------------------------------------
 
@@ -189,10 +191,14 @@ class Backlog:
         queue = self.teams[team]
         pace, fresh = self.pace(team, now)
         demand = self.demand(team)
-        if self.stuck.get(team):
+        if team in self.behind_break:
             # Idle for want of claims, not of people: the last trusted pace is the best
             # estimate of what the team will do when the stuck claims land.
             fresh = fresh or pace is not None
+        if fresh:
+            self.trusted.add(team)
+        else:
+            self.trusted.discard(team)
         ahead = 0.0  # claims due before the deadline being looked at, overdue ones included
         projected: dict[float, tuple[int, int, float, float]] = {}
         for due in sorted(demand):

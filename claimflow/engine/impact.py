@@ -243,6 +243,7 @@ class Impact:
         delayed: dict[str, int] = {}
         routes: dict[tuple[str, str], dict[str, RouteImpact]] = {r: {} for r in sorted(broken)}
         shares_of: dict[str, dict[str, float]] = {}
+        behind: set[str] = set()
         for claim_id, rec in links.transit.items():
             client = self.fold(rec.client_id)
             due, same_day = self.deadlines.due_at(rec.client_id, rec.hub_received_at)
@@ -258,6 +259,7 @@ class Impact:
             if due_today:
                 stuck_same_day[client] = stuck_same_day.get(client, 0) + 1
             if rec.route in broken:
+                behind.update(shares)
                 delayed[client] = delayed.get(client, 0) + 1
                 impact = routes[rec.route].get(client)
                 if impact is None:
@@ -270,6 +272,7 @@ class Impact:
                         if impact.earliest_due is None or due < impact.earliest_due:
                             impact.earliest_due = due
         self.backlog.stuck = stuck
+        self.backlog.behind_break = behind
         self.routes = routes
         self._stuck_client = stuck_client
         self._stuck_same_day = stuck_same_day
@@ -337,7 +340,8 @@ class Impact:
                 if finish is not None:
                     done = day.projected_done
                     day.projected_done = finish if done is None else max(done, finish)
-                if projection is not None and projection.misses and total:
+                trusted = team in backlog.trusted  # as SlaAtRisk: a pace fit to open on
+                if projection is not None and projection.misses and total and trusted:
                     risk[client] = risk.get(client, 0.0) + projection.misses * n / total
         for client, value in risk.items():
             days[client].at_risk = min(days[client].open, round(value))
