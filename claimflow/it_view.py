@@ -73,6 +73,10 @@ def break_episodes(engine: Engine) -> list[dict[str, Any]]:
                 "open": episode.end is None,
                 "max_missing_claims": episode.max_missing,
                 "missing_claims_now": len(state.missing) if episode.end is None else None,
+                # In the client's terms (engine/impact.py), current while the break is open.
+                "impact": engine.impact.route_figures(episode.route)
+                if episode.end is None
+                else None,
                 "evidence": list(episode.evidence),
             }
         )

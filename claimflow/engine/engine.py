@@ -307,11 +307,9 @@ class Engine:
         self._next_expiry = t + HOUR
 
     def _apply_arrival(self, event: ClaimArrived, t: float, count: bool) -> None:
-        due = self.deadlines.due_epoch(event.client_id, event.hub_received_at)
+        due, same_day = self.deadlines.due_at(event.client_id, event.hub_received_at.timestamp())
         if self.backlog.on_arrival(event.claim_id, event.team, due, t):
-            self.impact.on_arrival(
-                event.claim_id, event.client_id, event.team, event.hub_received_at.timestamp()
-            )
+            self.impact.on_arrival(event.claim_id, event.client_id, event.team, due, same_day)
         self.links.on_arrival(event.claim_id, event.hub_id, t, count)
         if count:
             self.inflow.on_arrival(event.team, event.hub_id, event.client_id, t)

@@ -5,7 +5,8 @@ in no team's queue, yet it is due under the client's agreement from the moment i
 the hub. Left out, the SLA projection looks fine all through a break and the risk appears
 only when the flood lands. So, once per evaluation window (never per event):
 
-* Each stuck claim becomes expected demand for the teams that will receive it, split by the
+* Each claim stuck behind a broken route (a claim in normal transit lands within minutes and
+  is left out, which keeps this cheap) becomes expected demand for the teams that will receive it, split by the
   client's recent routing (the share of each team among the client's last arrivals; the
   dispatch does not say the claim type), at its due instant under the client's agreement
   (`DeadlineCalendar.due_at` from `hub_received_at`). `Backlog` projects on that demand.
@@ -193,6 +194,8 @@ class Impact:
         self.routing = Routing()
         # Same-day claims in a team's queue: claim -> (client folded, team, due).
         self.same_day_open: dict[str, tuple[str, str, float]] = {}
+        self._open_counts: dict[tuple[str, str, float], int] = {}  # the same, counted
+        self._day_of: dict[float, Any] = {}  # due instant -> the center's local day
         self.routes: dict[tuple[str, str], dict[str, RouteImpact]] = {}
         self.client_days: dict[str, ClientDay] = {c: ClientDay() for c in self.client_labels}
         self.scenarios: dict[str, dict[str, Any]] = {}  # team -> what-if per return time
@@ -212,16 +215,23 @@ class Impact:
 
     # --- facts (cheap: called per arrival and completion) ----------------------------------
 
-    def on_arrival(self, claim_id: str, client: str, team: str, received: float) -> None:
+    def on_arrival(self, claim_id: str, client: str, team: str, due: float, same_day: bool) -> None:
         folded = client if client in self._known else OTHER
         self.routing.on_arrival(folded, team)
-        due, same_day = self.deadlines.due_at(client, received)
         if same_day:
-            self.same_day_open[claim_id] = (folded, team, due)
+            key = (folded, team, due)
+            self.same_day_open[claim_id] = key
+            self._open_counts[key] = self._open_counts.get(key, 0) + 1
 
     def on_completion(self, claim_id: str) -> None:
         if self.same_day_open:
-            self.same_day_open.pop(claim_id, None)
+            key = self.same_day_open.pop(claim_id, None)
+            if key is not None and key in self._open_counts:
+                left = self._open_counts[key] - 1
+                if left > 0:
+                    self._open_counts[key] = left
+                else:
+                    del self._open_counts[key]
 
     # --- per evaluation window ------------------------------------------------------------
 
@@ -229,7 +239,12 @@ class Impact:
         return datetime.fromtimestamp(now, self.zone).date()
 
     def _is_today(self, due: float, today: Any) -> bool:
-        return datetime.fromtimestamp(due - 1e-6, self.zone).date() == today
+        day = self._day_of.get(due)
+        if day is None:
+            if len(self._day_of) > 10_000:
+                self._day_of.clear()
+            day = self._day_of[due] = datetime.fromtimestamp(due - 1e-6, self.zone).date()
+        return bool(day == today)
 
     def stuck_demand(self, now: float) -> None:
         """Stuck claims as expected demand per team and deadline (into `backlog.stuck`), and
@@ -244,7 +259,11 @@ class Impact:
         routes: dict[tuple[str, str], dict[str, RouteImpact]] = {r: {} for r in sorted(broken)}
         shares_of: dict[str, dict[str, float]] = {}
         behind: set[str] = set()
-        for claim_id, rec in links.transit.items():
+        # Only claims behind a broken route: elsewhere a claim in transit lands in minutes,
+        # and walking every transit each window would cost the replay its speed.
+        for claim_id, rec in links.transit.items() if broken else ():
+            if rec.route not in broken:
+                continue
             client = self.fold(rec.client_id)
             due, same_day = self.deadlines.due_at(rec.client_id, rec.hub_received_at)
             shares = shares_of.get(client)
@@ -258,19 +277,18 @@ class Impact:
             due_today = same_day and self._is_today(due, today)
             if due_today:
                 stuck_same_day[client] = stuck_same_day.get(client, 0) + 1
-            if rec.route in broken:
-                behind.update(shares)
-                delayed[client] = delayed.get(client, 0) + 1
-                impact = routes[rec.route].get(client)
-                if impact is None:
-                    impact = routes[rec.route][client] = RouteImpact()
-                impact.in_transit += 1
-                if claim_id in links.routes[rec.route].missing:
-                    impact.missing += 1
-                    if due_today:
-                        impact.same_day_today += 1
-                        if impact.earliest_due is None or due < impact.earliest_due:
-                            impact.earliest_due = due
+            behind.update(shares)
+            delayed[client] = delayed.get(client, 0) + 1
+            impact = routes[rec.route].get(client)
+            if impact is None:
+                impact = routes[rec.route][client] = RouteImpact()
+            impact.in_transit += 1
+            if claim_id in links.routes[rec.route].missing:
+                impact.missing += 1
+                if due_today:
+                    impact.same_day_today += 1
+                    if impact.earliest_due is None or due < impact.earliest_due:
+                        impact.earliest_due = due
         self.backlog.stuck = stuck
         self.backlog.behind_break = behind
         self.routes = routes
@@ -309,15 +327,15 @@ class Impact:
         backlog = self.backlog
         demand: dict[tuple[str, float], dict[str, float]] = {}
         days = {c: ClientDay() for c in self.client_labels}
-        for claim_id, (client, team, due) in list(self.same_day_open.items()):
+        for (client, team, due), n in list(self._open_counts.items()):
             if due < now - 7 * 86400:
-                del self.same_day_open[claim_id]  # never completed: do not keep it for ever
+                del self._open_counts[(client, team, due)]  # never completed: let it go
                 continue
             if not self._is_today(due, today):
                 continue
-            days[client].open += 1
+            days[client].open += n
             by = demand.setdefault((team, due), {})
-            by[client] = by.get(client, 0.0) + 1
+            by[client] = by.get(client, 0.0) + n
         for key, per in self._stuck_client.items():
             if not self._is_today(key[1], today):
                 continue
