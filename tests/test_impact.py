@@ -13,6 +13,7 @@ the real engine.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -247,3 +248,39 @@ def test_same_day_counts_per_client_equal_the_truth_from_the_events() -> None:
     for client, n in truth_stuck.items():
         assert abs(got_stuck[client] - n) <= 3, (client, got_stuck, truth_stuck)
     assert figures["earliest_due"] is not None
+
+
+def test_client_same_day_at_risk_and_the_client_metrics() -> None:
+    """A team at 30% of its staff: the client whose claims it works is told (the alert by
+    client_id), and the client metrics carry the same figures as /api/clients."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from claimflow.metrics import EngineCollector
+
+    config = load_config()
+    sim = Simulator(config, "team-capacity-loss", DAYS, START, seed=2, claims_per_day=2000)
+    events = [e for _, e in sim.events()]
+    fault = sim.faults[0]
+    team = fault.labels["team"]
+    engine, alerts = _replay(config, events, stop=fault.start + 4 * 3600)
+    fired = [a for a in alerts if a.alert == "ClientSameDayAtRisk" and a.state == "firing"]
+    assert fired
+    for a in fired:  # clients some of whose claims the short-staffed team works
+        assert engine.impact.routing.shares(a.labels["client_id"]).get(team, 0) > 0, a
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(lambda: [engine]))
+    text = generate_latest(registry).decode()
+    for row in engine.impact.clients_view():
+        client = row["client_id"]
+        for state, key in (("open", "same_day_open"), ("stuck", "same_day_stuck")):
+            line = f'claimflow_client_same_day_claims{{client_id="{client}",state="{state}"}}'
+            assert f"{line} {float(row[key])}" in text, (line, row)
+    for a in fired:
+        if engine.book.opened("ClientSameDayAtRisk", a.labels) is not None:
+            assert (
+                f'alert="ClientSameDayAtRisk",center_id="",client_id="{a.labels["client_id"]}"'
+                in text
+            )
+    # Labels bounded by the configuration: the configured clients and `other`, no more.
+    seen = set(re.findall(r'claimflow_client_same_day_claims\{client_id="([^"]+)"', text))
+    assert seen == {c.id for c in config.clients} | {"other"}

@@ -6,9 +6,10 @@ the hub. Left out, the SLA projection looks fine all through a break and the ris
 only when the flood lands. So, once per evaluation window (never per event):
 
 * Each claim stuck behind a broken route (a claim in normal transit lands within minutes and
-  is left out, which keeps this cheap) becomes expected demand for the teams that will receive it, split by the
-  client's recent routing (the share of each team among the client's last arrivals; the
-  dispatch does not say the claim type), at its due instant under the client's agreement
+  is left out, which keeps this cheap) becomes expected demand for the teams that will
+  receive it, split by the client's recent routing (the share of each team among the
+  client's last arrivals; the dispatch does not say the claim type), at its due instant
+  under the client's agreement
   (`DeadlineCalendar.due_at` from `hub_received_at`). `Backlog` projects on that demand.
 * While a route is broken, the projection is repeated for several return times (now, +1 h,
   +2 h) with the stuck claims workable only from the return, and the latest return after
@@ -105,10 +106,13 @@ def finish_time(calendar: WorkingCalendar, start: float, work: float) -> float |
     """The instant `work` working seconds after `start` (None beyond two weeks)."""
     if work <= 0:
         return start
-    for begin, end in calendar.spans(start, start + 14 * 86400):
-        if end - begin >= work:
-            return begin + work
-        work -= end - begin
+    day = start
+    for _ in range(14):  # a day at a time: the work is nearly always done today
+        for begin, end in calendar.spans(day, day + 86400):
+            if end - begin >= work:
+                return begin + work
+            work -= end - begin
+        day += 86400
     return None
 
 
@@ -340,19 +344,19 @@ class Impact:
             if not self._is_today(key[1], today):
                 continue
             by = demand.setdefault(key, {})
-            for client, n in per.items():
-                by[client] = by.get(client, 0.0) + n
-        for client, n in self._stuck_same_day.items():
-            days[client].stuck += n
-            days[client].open += n
-        for client, n in self._delayed.items():
-            days[client].delayed = n
+            for client, share in per.items():
+                by[client] = by.get(client, 0.0) + share
+        for client, stuck in self._stuck_same_day.items():
+            days[client].stuck += stuck
+            days[client].open += stuck
+        for client, delayed in self._delayed.items():
+            days[client].delayed = delayed
         risk: dict[str, float] = {}
         for (team, due), per in sorted(demand.items()):
             projection = backlog.projections.get(team, {}).get(due)
             total = sum(per.values())
             finish = self._finish(team, due, now)
-            for client, n in per.items():
+            for client, expected in per.items():
                 day = days[client]
                 day.deadline = due if day.deadline is None else min(day.deadline, due)
                 if finish is not None:
@@ -360,7 +364,7 @@ class Impact:
                     day.projected_done = finish if done is None else max(done, finish)
                 trusted = team in backlog.trusted  # as SlaAtRisk: a pace fit to open on
                 if projection is not None and projection.misses and total and trusted:
-                    risk[client] = risk.get(client, 0.0) + projection.misses * n / total
+                    risk[client] = risk.get(client, 0.0) + projection.misses * expected / total
         for client, value in risk.items():
             days[client].at_risk = min(days[client].open, round(value))
         self.client_days = days
@@ -425,11 +429,17 @@ class Impact:
 
             args = (team, deadline, present, late, share)
             backs = [now, now + HOUR, now + 2 * HOUR]
+            # Misses only grow with a later return: bisect on a RETURN_STEP grid.
             latest: float | None = None
-            t = now
-            while t < deadline and self._scenario(now, t, *args).misses == 0:
-                latest = t
-                t += RETURN_STEP
+            if self._scenario(now, now, *args).misses == 0:
+                low, high = 0, max(0, math.ceil((deadline - now) / RETURN_STEP))
+                while low < high:  # the last step whose return still makes it
+                    mid = (low + high + 1) // 2
+                    if self._scenario(now, now + mid * RETURN_STEP, *args).misses == 0:
+                        low = mid
+                    else:
+                        high = mid - 1
+                latest = now + low * RETURN_STEP
             out = {
                 "deadline": iso(deadline),
                 "due": round(present + late),
