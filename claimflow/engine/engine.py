@@ -52,6 +52,7 @@ from claimflow.workhours import WorkingCalendar
 
 _NEVER = float("inf")
 RECENT_COMPLAINTS = 20
+CLIENT_EVERY = 900.0  # seconds of event time between client-view evaluations (impact.py)
 
 
 class Complaint(NamedTuple):
@@ -351,9 +352,12 @@ class Engine:
             self.backlog.account_busy(now, self.window)
             self.impact.stuck_demand(now)  # stuck claims are demand (engine/impact.py)
             self.backlog.evaluate(now)
-            if self.roster is not None:
-                self.impact.heads = {t: float(self.roster.headcount(t)) for t in self.teams}
-            self.impact.after_projection(now)
+            # The client view and what-if per return time: every CLIENT_EVERY of event time
+            # (their cost is per evaluation, not per event; a quarter hour is fresh enough).
+            if now % CLIENT_EVERY == 0:
+                if self.roster is not None:
+                    self.impact.heads = {t: float(self.roster.headcount(t)) for t in self.teams}
+                self.impact.after_projection(now)
             self.feedback.evaluate(now, self.history_start)
         if now >= self._next_expiry:
             self._next_expiry = now + HOUR
