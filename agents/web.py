@@ -39,7 +39,7 @@ from claimflow.it_view import (
     routes_overview,
     transit_page,
 )
-from claimflow.wall import wall_view
+from claimflow.wall import clients_view, wall_view
 
 LOADING = {"error": "the detector state is loading on this worker; retry in a few seconds"}
 PUBLIC_ROUTES = ("/metrics", "/healthz", "/readyz")
@@ -215,6 +215,14 @@ def register(
             if detector.live is None:
                 return self.json(LOADING, status=503)
             return self.json(wall_view(detector.live.engine))
+
+    @app.page("/api/clients")
+    class ClientsData(View):
+        @route  # type: ignore[untyped-decorator]
+        async def get(self, request: Request) -> Response:
+            if detector.live is None:
+                return self.json(LOADING, status=503)
+            return self.json(clients_view(detector.live.engine))
 
     @app.page("/it/routes")
     class Routes(View):

@@ -103,6 +103,22 @@ class DeadlineCalendar:
         cutoff, due_same_day, due_next = entry
         return due_same_day if received <= cutoff else due_next
 
+    def due_at(self, client_id: str, received: float) -> tuple[float, bool]:
+        """The due instant of a claim that reached the hub at epoch `received`, and whether it
+        is entitled to same-day service (reached the hub by the cutoff on a business day)."""
+        quarter = int(received // 900)
+        key = (client_id, quarter)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._previous.get(key)
+            if entry is None:
+                agreement = self.agreement(client_id)
+                day = datetime.fromtimestamp(received, agreement.tz).date()
+                entry = self._day_entry(agreement, day)
+            self._remember(key, quarter, entry)
+        cutoff, due_same_day, due_next = entry
+        return (due_same_day, True) if received <= cutoff else (due_next, False)
+
     def _remember(
         self, key: tuple[str, int], quarter: int, entry: tuple[float, float, float]
     ) -> None:

@@ -2,9 +2,13 @@
 
 Starts the embedded broker and a worker on 127.0.0.1, backfills nine days of a generated
 service center (so the detectors have learned their baselines), then plays the tenth day
-faster than real time: a data-hub link breaks at 11:00 and one team works at 30% of its
-staff from 08:00. The wall page, the metrics and the IT views are served by the worker.
-Ctrl-C stops everything it started.
+faster than real time. The story of issue 13: the link from hub-1 breaks at 01:00 and only
+about 15% of its claims get through until 10:00; at the 09:00 morning meeting the wall shows
+where, since when, how many claims are missing, how many of them are same-day claims per
+client, and (with motor at 30% of its staff from 08:00) whom to move. When the link comes
+back the flood lands on the teams that expected it, and the hand-back and next-day
+suggestions appear as the teams clear it. The wall page, the metrics and the IT views are
+served by the worker. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -28,10 +32,37 @@ from zoneinfo import ZoneInfo
 from claimflow.broker import EmbeddedBroker, free_port, port_taken
 from claimflow.config import load_config
 from claimflow.produce import make_producer, produce
-from claimflow.simulate import Simulator
+from claimflow.simulate import Fault, Simulator
 from claimflow.streams.topics import Topics
 
 DAYS = 10
+
+
+BREAK_HOURS = (1.0, 10.0)  # the night break, local time of the played day
+DELIVERED = 0.15  # share of hub-1's claims that still get through during it
+
+
+class DemoSimulator(Simulator):
+    """The bundled simulator's demo day with the night break of the story instead of its
+    midday one (the team losing staff stays: it is who needs the help)."""
+
+    def _faults(self) -> list[Fault]:
+        faults = [f for f in super()._faults() if f.kind != "hub_link_break"]
+        day = self._weekday_on_or_before(self.days - 1)
+        hub = self.hubs[0]
+        center = self.config.hub_centers[hub][0]
+        faults.append(
+            Fault(
+                "hub_link_break",
+                self._local(day, BREAK_HOURS[0]),
+                self._local(day, BREAK_HOURS[1]),
+                {"hub_id": hub, "center_id": center},
+                "HubLinkBreak",
+                ["InflowDrop", "SlaAtRisk", "NegativeFeedbackSurge"],
+                {"loss": 1 - DELIVERED},
+            )
+        )
+        return sorted(faults, key=lambda f: f.start)
 
 
 class DemoError(RuntimeError):
@@ -67,7 +98,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
         print(message, file=out, flush=True)
 
     say(f"generating {DAYS} days of claims ({options.claims_per_day:,} a day)...")
-    sim = Simulator(config, "demo", DAYS, options.start, options.seed, options.claims_per_day)
+    sim = DemoSimulator(config, "demo", DAYS, options.start, options.seed, options.claims_per_day)
     events = sim.events()
     played_day = options.start.toordinal() + DAYS - 1
     day_start = datetime.combine(date.fromordinal(played_day), clock_time(), zone).timestamp()

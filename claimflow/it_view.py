@@ -78,6 +78,8 @@ def break_episodes(engine: Engine) -> list[dict[str, Any]]:
                 "missing_claims_now": now.missing if now is not None else None,
                 "missing_by_client": now.missing_by_client if now is not None else None,
                 "written_off": episode.written_off,
+                # In the client's terms (engine/impact.py), current while the break is open.
+                "impact": engine.impact.route_figures(episode.route) if is_open else None,
                 "evidence": list(episode.evidence),
             }
         )

@@ -221,6 +221,31 @@ def _families() -> dict[str, _Family]:
             ALERT_SCOPE,
             combine=min,
         ),
+        # What a break means for the clients (claimflow/engine/impact.py).
+        _Family(
+            "claimflow_client_delayed_claims",
+            "Claims of the client dispatched on the route and not arrived (in transit or "
+            "missing) while the route has an open HubLinkBreak; 0 otherwise.",
+            ("client_id", "hub_id", "center_id"),
+        ),
+        _Family(
+            "claimflow_client_same_day_claims",
+            "The client's same-day claims due today: open (not done, stuck ones included), "
+            "stuck (not arrived yet), at_risk (projected to miss today's deadline).",
+            ("client_id", "state"),
+        ),
+        _Family(
+            "claimflow_client_same_day_projected_done_timestamp_seconds",
+            "When the client's same-day claims due today are projected to be done at the "
+            "current pace (absent while there are none or no pace is known).",
+            ("client_id",),
+            combine=max,
+        ),
+        _Family(
+            "claimflow_break_same_day_claims",
+            "Claims missing on a broken route that are entitled to same-day service today.",
+            ("hub_id", "center_id", "client_id"),
+        ),
     ]
     return {f.name: f for f in families}
 
@@ -275,6 +300,7 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
     _inflow(engine, now, f)
     _backlog(engine, now, f)
     _links(engine, now, f)
+    _clients(engine, f)
     for (client, score), n in engine.feedback.scores.items():
         shown = known.bound("client_id", client)
         if shown != client:
@@ -389,3 +415,27 @@ def register_service_metrics(registry: CollectorRegistry, app_id: str) -> None:
             "app_id": app_id,
         }
     )
+
+
+def _clients(engine: Engine, f: dict[str, _Family]) -> None:
+    """Per client (configured ones, the rest as `other`): break impact and same-day claims,
+    as of the engine's last evaluation window."""
+    impact = engine.impact
+    for client in impact.client_labels:
+        day = impact.client_days.get(client)
+        for state, n in (
+            ("open", day.open if day else 0),
+            ("stuck", day.stuck if day else 0),
+            ("at_risk", day.at_risk if day else 0),
+        ):
+            f["claimflow_client_same_day_claims"].add((client, state), n)
+        if day is not None and day.projected_done is not None:
+            f["claimflow_client_same_day_projected_done_timestamp_seconds"].add(
+                (client,), day.projected_done
+            )
+        for route in sorted(engine.links.routes):
+            hit = impact.routes.get(route, {}).get(client)
+            f["claimflow_client_delayed_claims"].add((client, *route), hit.in_transit if hit else 0)
+            f["claimflow_break_same_day_claims"].add(
+                (*route, client), hit.same_day_today if hit else 0
+            )

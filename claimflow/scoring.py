@@ -82,6 +82,12 @@ def score(
                 return True
             if alert.alert in fault["allow"]:
                 return True
+            # The client's view of an SLA risk: explained wherever the team's risk is.
+            if alert.alert == "ClientSameDayAtRisk" and "SlaAtRisk" in (
+                fault["expect"],
+                *fault["allow"],
+            ):
+                return True
         return False
 
     return Score(detections, [a for a in firing if not explained(a)])

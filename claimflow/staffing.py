@@ -407,10 +407,13 @@ class Floor:
 
     def deadlines(self, team: str) -> list[float]:
         end = self.now + self.horizon
-        return sorted(d for d in self.backlog.teams[team].due_counts if self.now < d <= end)
+        return sorted(d for d in self.backlog.demand(team) if self.now < d <= end)
 
     def due_by(self, team: str, deadline: float) -> int:
-        return sum(c for d, c in self.backlog.teams[team].due_counts.items() if d <= deadline)
+        """Claims due by `deadline`: the team's queue and the stuck claims it will receive
+        (claims dispatched, not arrived: engine/impact.py)."""
+        demand = self.backlog.demand(team)
+        return round(sum(c for d, c in demand.items() if d <= deadline))
 
     def shortfall(self, team: str, deadline: float) -> float:
         """Claims due by `deadline` (earlier ones included) the team will not finish by then
@@ -584,7 +587,7 @@ def _next_day(floor: Floor) -> list[NextDay]:
         if not floor.clears(team, []):
             continue
         due_today = floor.due_by(team, shift[1])
-        open_claims = sum(floor.backlog.teams[team].due_counts.values())
+        open_claims = round(sum(floor.backlog.demand(team).values()))  # the real queue
         capacity = pace * calendar.working_seconds(floor.now, shift[1]) / HOUR - due_today
         later = open_claims - due_today
         if min(capacity, later) >= NEXT_DAY_MIN:

@@ -8,12 +8,15 @@ from typing import Any, Literal
 
 from claimflow.timeutil import iso
 
-AlertName = Literal["InflowDrop", "HubLinkBreak", "SlaAtRisk", "NegativeFeedbackSurge"]
+AlertName = Literal[
+    "InflowDrop", "HubLinkBreak", "SlaAtRisk", "NegativeFeedbackSurge", "ClientSameDayAtRisk"
+]
 ALERT_NAMES: tuple[AlertName, ...] = (
     "InflowDrop",
     "HubLinkBreak",
     "SlaAtRisk",
     "NegativeFeedbackSurge",
+    "ClientSameDayAtRisk",
 )
 Labels = tuple[tuple[str, str], ...]
 

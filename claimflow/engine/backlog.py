@@ -92,6 +92,11 @@ class Backlog:
         self.projections: dict[str, dict[float, Projection]] = {t: {} for t in self.teams}
         self.advisor: Advisor | None = None
         self._changed: list[tuple[Alert, str, float]] = []  # episodes opened/ended this tick
+        # Claims dispatched and not arrived, as expected demand: team -> due -> claims
+        # (fractional: split by the client's routing). Set by engine.impact every window.
+        self.stuck: dict[str, dict[float, float]] = {}
+        self.behind_break: set[str] = set()  # teams expecting claims from a broken route
+        self.trusted: set[str] = set()  # teams whose last projection may open an episode
 
     # --- facts -------------------------------------------------------------------------
 
@@ -142,6 +147,18 @@ class Backlog:
             self.completions.add(team, t)
         return True
 
+    def demand(self, team: str) -> dict[float, float]:
+        """Claims due per deadline that the team will have to work: its queue, and the stuck
+        claims expected to reach it (engine/impact.py)."""
+        queue = self.teams[team].due_counts
+        stuck = self.stuck.get(team)
+        if not stuck:
+            return queue  # type: ignore[return-value]
+        out: dict[float, float] = dict(queue)
+        for due, n in stuck.items():
+            out[due] = out.get(due, 0) + n
+        return out
+
     # --- evaluation --------------------------------------------------------------------
 
     def account_busy(self, now: float, span: float) -> None:
@@ -175,24 +192,33 @@ class Backlog:
     def _evaluate_team(self, team: str, now: float) -> None:
         queue = self.teams[team]
         pace, fresh = self.pace(team, now)
-        ahead = 0  # claims due before the deadline being looked at, overdue ones included
+        demand = self.demand(team)
+        if team in self.behind_break:
+            # Idle for want of claims, not of people: the last trusted pace is the best
+            # estimate of what the team will do when the stuck claims land.
+            fresh = fresh or pace is not None
+        if fresh:
+            self.trusted.add(team)
+        else:
+            self.trusted.discard(team)
+        ahead = 0.0  # claims due before the deadline being looked at, overdue ones included
         projected: dict[float, tuple[int, int, float, float]] = {}
-        for due in sorted(queue.due_counts):
-            count = queue.due_counts[due]
+        for due in sorted(demand):
+            count = round(ahead + demand[due]) - round(ahead)
             if due > now and due - now <= self.s.horizon and pace is not None:
                 working = queue.calendar.working_seconds(now, due)
                 capacity = pace * working
-                misses = min(count, max(0, math.ceil(ahead + count - capacity - 1e-9)))
+                misses = min(count, max(0, math.ceil(round(ahead) + count - capacity - 1e-9)))
                 projected[due] = (count, misses, capacity, working)
-            ahead += count
+            ahead += demand[due]
         self.projections[team] = {}
         ahead = 0
-        for due in sorted(queue.due_counts):
+        for due in sorted(demand):
             if due in projected:
                 count, misses, _, working = projected[due]
                 needed = (ahead + count) / (working / HOUR) if working > 0 else None
                 self.projections[team][due] = Projection(count, misses, needed)
-            ahead += queue.due_counts[due]
+            ahead = round(ahead + demand[due])
         # Episodes whose deadline passed: resolve, saying how many missed.
         for due in sorted(d for (t, d) in self._at_risk if t == team and d <= now):
             self._at_risk.discard((team, due))
@@ -207,9 +233,9 @@ class Backlog:
             if ended is not None:
                 self._changed.append((ended, team, due))
         ahead = 0
-        for due in sorted(queue.due_counts):
+        for due in sorted(demand):
             if due not in projected:
-                ahead += queue.due_counts[due]
+                ahead = round(ahead + demand[due])
                 continue
             count, misses, capacity, working = projected[due]
             labels = {"team": team, "deadline": iso(due)}

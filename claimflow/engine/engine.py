@@ -35,6 +35,7 @@ from claimflow.engine.baseline import SeasonalBaseline
 from claimflow.engine.dedupe import SeenIds
 from claimflow.engine.feedback import Feedback
 from claimflow.engine.hublink import HubLinks
+from claimflow.engine.impact import Impact
 from claimflow.engine.inflow import Inflow
 from claimflow.events import (
     EVENT_CLASSES,
@@ -51,6 +52,7 @@ from claimflow.workhours import WorkingCalendar
 
 _NEVER = float("inf")
 RECENT_COMPLAINTS = 20
+CLIENT_EVERY = 900.0  # seconds of event time between client-view evaluations (impact.py)
 
 
 class Complaint(NamedTuple):
@@ -123,6 +125,15 @@ class Engine:
             detectors.sla_at_risk, self.window, settings.claim_memory, calendars, self.book
         )
         self.backlog.advisor = self._advise
+        self.impact = Impact(
+            detectors.sla_at_risk,
+            self.deadlines,
+            self.links,
+            self.backlog,
+            self.book,
+            [c.id for c in config.clients],
+            config.timezone,
+        )
         self.feedback = Feedback(detectors.negative_feedback, self.window, self.book)
         self.seen = SeenIds(settings.dedupe_horizon)
         self._first_time = self.seen.first_time
@@ -297,8 +308,9 @@ class Engine:
         self._next_expiry = t + HOUR
 
     def _apply_arrival(self, event: ClaimArrived, t: float, count: bool) -> None:
-        due = self.deadlines.due_epoch(event.client_id, event.hub_received_at)
-        self.backlog.on_arrival(event.claim_id, event.team, due, t)
+        due, same_day = self.deadlines.due_at(event.client_id, event.hub_received_at.timestamp())
+        if self.backlog.on_arrival(event.claim_id, event.team, due, t):
+            self.impact.on_arrival(event.claim_id, event.client_id, event.team, due, same_day)
         self.links.on_arrival(event.claim_id, event.hub_id, t, count)
         if count:
             self.inflow.on_arrival(event.team, event.hub_id, event.client_id, t)
@@ -306,11 +318,16 @@ class Engine:
     def _apply_completion(self, event: ClaimCompleted, t: float, count: bool) -> None:
         if self.backlog.on_completion(event.claim_id, event.team, t, count):
             self.links.forget_claim(event.claim_id)
+            self.impact.on_completion(event.claim_id)
 
     def _apply_dispatch(self, event: HubDispatched, t: float, count: bool) -> None:
         if count and self.backlog.team_of(event.claim_id) is None:  # not arrived already
             self.links.on_dispatch(
-                event.claim_id, (event.hub_id, event.center_id), t, event.client_id
+                event.claim_id,
+                (event.hub_id, event.center_id),
+                t,
+                event.client_id,
+                event.hub_received_at.timestamp(),
             )
 
     def _apply_survey(self, event: SurveyResponse, t: float, count: bool) -> None:
@@ -324,10 +341,21 @@ class Engine:
 
     def _evaluate(self, now: float) -> None:
         self.links.evaluate(now, self.history_start)
+        if self.book.pending and any(
+            a.alert == "HubLinkBreak" and a.state == "firing" for a in self.book.pending
+        ):
+            self.impact.stuck_demand(now)  # a break fired: its details say whose claims
         if now % self.window == 0:
             self.inflow.evaluate(now, self.history_start)
             self.backlog.account_busy(now, self.window)
+            self.impact.stuck_demand(now)  # stuck claims are demand (engine/impact.py)
             self.backlog.evaluate(now)
+            # The client view and what-if per return time: every CLIENT_EVERY of event time
+            # (their cost is per evaluation, not per event; a quarter hour is fresh enough).
+            if now % CLIENT_EVERY == 0:
+                if self.roster is not None:
+                    self.impact.heads = {t: float(self.roster.headcount(t)) for t in self.teams}
+                self.impact.after_projection(now)
             self.feedback.evaluate(now, self.history_start)
         if now >= self._next_expiry:
             self._next_expiry = now + HOUR

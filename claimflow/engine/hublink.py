@@ -67,6 +67,7 @@ class Transit(msgspec.Struct, gc=False):
     dispatched_at: float
     client_id: str
     seq: int = 0  # the route's dispatch counter: claims between two in transit have arrived
+    hub_received_at: float = 0.0  # when the claim reached the hub: its deadline follows
 
 
 @dataclass(slots=True)
@@ -173,11 +174,13 @@ class HubLinks:
 
     # --- facts -------------------------------------------------------------------------
 
-    def on_dispatch(self, claim_id: str, route: Route, t: float, client_id: str) -> None:
+    def on_dispatch(
+        self, claim_id: str, route: Route, t: float, client_id: str, hub_received_at: float = 0.0
+    ) -> None:
         if claim_id in self.transit:
             return  # dispatched again before arriving: the first dispatch is what counts
         state = self.routes.get(route) or self._route(route)
-        record = Transit(route, t, client_id, state.next_seq)
+        record = Transit(route, t, client_id, state.next_seq, hub_received_at)
         state.next_seq += 1
         self.transit[claim_id] = record
         state.pending[claim_id] = record

@@ -1,0 +1,495 @@
+"""Stuck claims as demand, and what a hub-link break means in the client's terms.
+
+A claim dispatched by a hub and not arrived (in transit, or missing behind a broken link) is
+in no team's queue, yet it is due under the client's agreement from the moment it reached
+the hub. Left out, the SLA projection looks fine all through a break and the risk appears
+only when the flood lands. So, once per evaluation window (never per event):
+
+* Each claim stuck behind a broken route (a claim in normal transit lands within minutes and
+  is left out, which keeps this cheap) becomes expected demand for the teams that will
+  receive it, split by the client's recent routing (the share of each team among the
+  client's last arrivals; the dispatch does not say the claim type), at its due instant
+  under the client's agreement
+  (`DeadlineCalendar.due_at` from `hub_received_at`). `Backlog` projects on that demand.
+* While a route is broken, the projection is repeated for several return times (now, +1 h,
+  +2 h) with the stuck claims workable only from the return, and the latest return after
+  which the deadline can no longer be met at the current pace is searched.
+* Per route and client: claims missing, how many are entitled to same-day service today
+  (reached the hub by the cutoff on a business day, due today), the earliest due instant.
+  The open `HubLinkBreak` alert's details are kept current with it.
+* Per client: same-day claims due today still open (queued or stuck), stuck, projected to
+  miss (each team's projected misses at a deadline shared out by the client's part of the
+  demand there), and when they are projected to be done at the current pace;
+  `ClientSameDayAtRisk` fires per client on the projected misses.
+
+Labels are bounded by the configuration: clients not configured fold into `other`.
+Plain Python: no Faust or Kafka.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from claimflow.timeutil import HOUR, iso
+
+if TYPE_CHECKING:
+    from claimflow.config import SlaAtRiskSettings
+    from claimflow.deadlines import DeadlineCalendar
+    from claimflow.engine.alerts import AlertBook
+    from claimflow.engine.backlog import Backlog
+    from claimflow.engine.hublink import HubLinks
+    from claimflow.workhours import WorkingCalendar
+
+OTHER = "other"
+ROUTING_MEMORY = 200  # a client's last arrivals its routing shares are taken from
+RETURN_STEP = 300.0  # grid of the latest-return search
+
+
+class Routing:
+    """Where each client's claims went lately: team shares over its last arrivals."""
+
+    def __init__(self, keep: int = ROUTING_MEMORY) -> None:
+        self.keep = keep
+        self._recent: dict[str, deque[str]] = {}
+        self._counts: dict[str, dict[str, int]] = {}
+
+    def on_arrival(self, client: str, team: str) -> None:
+        recent = self._recent.get(client)
+        if recent is None:
+            recent = self._recent[client] = deque()
+            self._counts[client] = {}
+        counts = self._counts[client]
+        recent.append(team)
+        counts[team] = counts.get(team, 0) + 1
+        if len(recent) > self.keep:
+            old = recent.popleft()
+            counts[old] -= 1
+
+    def shares(self, client: str) -> dict[str, float]:
+        """Team -> share of the client's recent claims; all clients together when this one
+        has no history yet; empty when nothing has arrived at all."""
+        counts = self._counts.get(client)
+        if not counts or not sum(counts.values()):
+            counts = {}
+            for per in self._counts.values():
+                for team, n in per.items():
+                    counts[team] = counts.get(team, 0) + n
+        total = sum(counts.values())
+        return {t: n / total for t, n in sorted(counts.items()) if n} if total else {}
+
+
+def done_by(
+    present: float,
+    stuck: float,
+    pace: float,
+    calendar: WorkingCalendar,
+    now: float,
+    back: float,
+    deadline: float,
+) -> float:
+    """Claims (of `present` queued and `stuck` arriving at `back`, all due by `deadline`) the
+    team can finish by `deadline` at `pace` per working second, earliest deadline first:
+    before `back` only the queued ones can be worked."""
+    if deadline <= now:
+        return 0.0
+    c1 = pace * calendar.working_seconds(now, min(back, deadline))
+    c2 = pace * calendar.working_seconds(max(back, now), deadline) if deadline > back else 0.0
+    return min(present + stuck, c1 + c2, present + c2)
+
+
+def finish_time(calendar: WorkingCalendar, start: float, work: float) -> float | None:
+    """The instant `work` working seconds after `start` (None beyond two weeks)."""
+    if work <= 0:
+        return start
+    day = start
+    for _ in range(14):  # a day at a time: the work is nearly always done today
+        for begin, end in calendar.spans(day, day + 86400):
+            if end - begin >= work:
+                return begin + work
+            work -= end - begin
+        day += 86400
+    return None
+
+
+@dataclass(slots=True)
+class RouteImpact:
+    """A broken route's stuck claims for one client."""
+
+    in_transit: int = 0
+    missing: int = 0
+    same_day_today: int = 0  # missing, entitled to same-day service, due today
+    earliest_due: float | None = None  # among those
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "in_transit": self.in_transit,
+            "missing": self.missing,
+            "same_day_today": self.same_day_today,
+            "earliest_due": iso(self.earliest_due) if self.earliest_due is not None else None,
+        }
+
+
+@dataclass(slots=True)
+class ClientDay:
+    """One client's same-day claims due today."""
+
+    open: int = 0  # queued or stuck, not done
+    stuck: int = 0  # dispatched, not arrived
+    at_risk: int = 0  # projected to miss today's same-day deadline
+    delayed: int = 0  # all of its claims stuck on a broken route
+    deadline: float | None = None
+    projected_done: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "same_day_open": self.open,
+            "same_day_stuck": self.stuck,
+            "same_day_at_risk": self.at_risk,
+            "delayed_by_break": self.delayed,
+            "deadline": iso(self.deadline) if self.deadline is not None else None,
+            "projected_done": iso(self.projected_done) if self.projected_done is not None else None,
+        }
+
+
+@dataclass(slots=True)
+class Scenario:
+    """If the link comes back at `back`: misses at `deadline` and people needed from then."""
+
+    back: float
+    misses: int
+    due: int
+    people: int | None
+    by_client: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "back": iso(self.back),
+            "misses": self.misses,
+            "due": self.due,
+            "people_needed": self.people,
+            "misses_by_client": self.by_client,
+        }
+
+
+class Impact:
+    def __init__(
+        self,
+        settings: SlaAtRiskSettings,
+        deadlines: DeadlineCalendar,
+        links: HubLinks,
+        backlog: Backlog,
+        book: AlertBook,
+        clients: list[str],
+        timezone: str,
+    ) -> None:
+        self.s = settings
+        self.deadlines = deadlines
+        self.links = links
+        self.backlog = backlog
+        self.book = book
+        self.clients = sorted(clients)
+        self._known = frozenset(clients)
+        self.zone = ZoneInfo(timezone)
+        self.routing = Routing()
+        # Same-day claims in a team's queue: claim -> (client folded, team, due).
+        self.same_day_open: dict[str, tuple[str, str, float]] = {}
+        self._open_counts: dict[tuple[str, str, float], int] = {}  # the same, counted
+        self._day_of: dict[float, Any] = {}  # due instant -> the center's local day
+        self.routes: dict[tuple[str, str], dict[str, RouteImpact]] = {}
+        self.client_days: dict[str, ClientDay] = {c: ClientDay() for c in self.client_labels}
+        self.scenarios: dict[str, dict[str, Any]] = {}  # team -> what-if per return time
+        self.heads: dict[str, float] = {}  # people per team (the engine sets it from a roster)
+        # (team, due) -> client -> expected claims (queued and stuck), for sharing out misses
+        self._demand: dict[tuple[str, float], dict[str, float]] = {}
+        self._stuck_client: dict[tuple[str, float], dict[str, float]] = {}
+        self._stuck_same_day: dict[str, int] = {}
+        self._delayed: dict[str, int] = {}
+
+    @property
+    def client_labels(self) -> list[str]:
+        return [*self.clients, OTHER]
+
+    def fold(self, client: str) -> str:
+        return client if client in self._known else OTHER
+
+    # --- facts (cheap: called per arrival and completion) ----------------------------------
+
+    def on_arrival(self, claim_id: str, client: str, team: str, due: float, same_day: bool) -> None:
+        folded = client if client in self._known else OTHER
+        self.routing.on_arrival(folded, team)
+        if same_day:
+            key = (folded, team, due)
+            self.same_day_open[claim_id] = key
+            self._open_counts[key] = self._open_counts.get(key, 0) + 1
+
+    def on_completion(self, claim_id: str) -> None:
+        if self.same_day_open:
+            key = self.same_day_open.pop(claim_id, None)
+            if key is not None and key in self._open_counts:
+                left = self._open_counts[key] - 1
+                if left > 0:
+                    self._open_counts[key] = left
+                else:
+                    del self._open_counts[key]
+
+    # --- per evaluation window ------------------------------------------------------------
+
+    def _today(self, now: float) -> Any:
+        return datetime.fromtimestamp(now, self.zone).date()
+
+    def _is_today(self, due: float, today: Any) -> bool:
+        day = self._day_of.get(due)
+        if day is None:
+            if len(self._day_of) > 10_000:
+                self._day_of.clear()
+            day = self._day_of[due] = datetime.fromtimestamp(due - 1e-6, self.zone).date()
+        return bool(day == today)
+
+    def stuck_demand(self, now: float) -> None:
+        """Stuck claims as expected demand per team and deadline (into `backlog.stuck`), and
+        the per-route, per-client impact. Run before the backlog is projected."""
+        today = self._today(now)
+        links = self.links
+        broken = {route for route in links.routes if links.status(route)}
+        stuck: dict[str, dict[float, float]] = {}
+        stuck_client: dict[tuple[str, float], dict[str, float]] = {}
+        stuck_same_day: dict[str, int] = {}
+        delayed: dict[str, int] = {}
+        routes: dict[tuple[str, str], dict[str, RouteImpact]] = {r: {} for r in sorted(broken)}
+        shares_of: dict[str, dict[str, float]] = {}
+        behind: set[str] = set()
+        # Only claims behind a broken route: elsewhere a claim in transit lands in minutes,
+        # and walking every transit each window would cost the replay its speed.
+        for rec in [r for route in sorted(broken) for r in links.routes[route].pending.values()]:
+            client = self.fold(rec.client_id)
+            due, same_day = self.deadlines.due_at(rec.client_id, rec.hub_received_at)
+            shares = shares_of.get(client)
+            if shares is None:
+                shares = shares_of[client] = self.routing.shares(client)
+            for team, share in shares.items():
+                per = stuck.setdefault(team, {})
+                per[due] = per.get(due, 0.0) + share
+                by = stuck_client.setdefault((team, due), {})
+                by[client] = by.get(client, 0.0) + share
+            due_today = same_day and self._is_today(due, today)
+            if due_today:
+                stuck_same_day[client] = stuck_same_day.get(client, 0) + 1
+            behind.update(shares)
+            delayed[client] = delayed.get(client, 0) + 1
+            impact = routes[rec.route].get(client)
+            if impact is None:
+                impact = routes[rec.route][client] = RouteImpact()
+            impact.in_transit += 1
+            if links.is_missing(rec, now):
+                impact.missing += 1
+                if due_today:
+                    impact.same_day_today += 1
+                    if impact.earliest_due is None or due < impact.earliest_due:
+                        impact.earliest_due = due
+        self.backlog.stuck = stuck
+        self.backlog.behind_break = behind
+        self.routes = routes
+        self._stuck_client = stuck_client
+        self._stuck_same_day = stuck_same_day
+        self._delayed = delayed
+        self._enrich_breaks()
+
+    def _enrich_breaks(self) -> None:
+        """Keep the open HubLinkBreak alerts' figures current (the wall shows them)."""
+        for route, per in self.routes.items():
+            alert = self.book.opened("HubLinkBreak", {"hub_id": route[0], "center_id": route[1]})
+            if alert is None:
+                continue
+            figures = self.route_figures(route)
+            alert.details["missing_claims"] = figures["missing"]
+            alert.details["same_day_claims"] = figures["same_day_today"]
+            alert.details["earliest_due"] = figures["earliest_due"]
+            alert.details["clients"] = {c: i.to_dict() for c, i in sorted(per.items())}
+
+    def route_figures(self, route: tuple[str, str]) -> dict[str, Any]:
+        per = self.routes.get(route, {})
+        dues = [i.earliest_due for i in per.values() if i.earliest_due is not None]
+        return {
+            "in_transit": sum(i.in_transit for i in per.values()),
+            "missing": sum(i.missing for i in per.values()),
+            "same_day_today": sum(i.same_day_today for i in per.values()),
+            "earliest_due": iso(min(dues)) if dues else None,
+            "clients": {c: i.to_dict() for c, i in sorted(per.items())},
+        }
+
+    def after_projection(self, now: float) -> None:
+        """Per client figures and `ClientSameDayAtRisk`, and the what-if per return time, from
+        the projection the backlog just made. Run after `backlog.evaluate`."""
+        today = self._today(now)
+        backlog = self.backlog
+        demand: dict[tuple[str, float], dict[str, float]] = {}
+        days = {c: ClientDay() for c in self.client_labels}
+        for (client, team, due), n in list(self._open_counts.items()):
+            if due < now - 7 * 86400:
+                del self._open_counts[(client, team, due)]  # never completed: let it go
+                continue
+            if not self._is_today(due, today):
+                continue
+            days[client].open += n
+            by = demand.setdefault((team, due), {})
+            by[client] = by.get(client, 0.0) + n
+        for key, per in self._stuck_client.items():
+            if not self._is_today(key[1], today):
+                continue
+            by = demand.setdefault(key, {})
+            for client, share in per.items():
+                by[client] = by.get(client, 0.0) + share
+        for client, stuck in self._stuck_same_day.items():
+            days[client].stuck += stuck
+            days[client].open += stuck
+        for client, delayed in self._delayed.items():
+            days[client].delayed = delayed
+        risk: dict[str, float] = {}
+        for (team, due), per in sorted(demand.items()):
+            projection = backlog.projections.get(team, {}).get(due)
+            total = sum(per.values())
+            finish = self._finish(team, due, now)
+            for client, expected in per.items():
+                day = days[client]
+                day.deadline = due if day.deadline is None else min(day.deadline, due)
+                if finish is not None:
+                    done = day.projected_done
+                    day.projected_done = finish if done is None else max(done, finish)
+                trusted = team in backlog.trusted  # as SlaAtRisk: a pace fit to open on
+                if projection is not None and projection.misses and total and trusted:
+                    risk[client] = risk.get(client, 0.0) + projection.misses * expected / total
+        for client, value in risk.items():
+            days[client].at_risk = min(days[client].open, round(value))
+        self.client_days = days
+        self._demand = demand
+        self._judge_clients(now)
+        self._what_if(now)
+
+    def _finish(self, team: str, due: float, now: float) -> float | None:
+        """When the team is done with everything due by `due` (stuck claims as if here)."""
+        pace = self.backlog.teams[team].pace
+        if not pace:
+            return None
+        work = sum(c for d, c in self.backlog.demand(team).items() if d <= due)
+        return finish_time(self.backlog.teams[team].calendar, now, work / pace)
+
+    def _judge_clients(self, now: float) -> None:
+        s = self.s
+        for client, day in sorted(self.client_days.items()):
+            labels = {"client_id": client}
+            details = {"client_id": client, **day.to_dict()}
+            alert = self.book.opened("ClientSameDayAtRisk", labels)
+            if alert is None:
+                if day.at_risk >= s.min_misses and day.at_risk >= s.min_miss_share * day.open:
+                    done = day.to_dict()["projected_done"]
+                    summary = (
+                        f"{client}: {day.at_risk} of {day.open} same-day claims due today are "
+                        f"projected to miss ({day.stuck} not arrived yet); done about {done}"
+                    )
+                    self.book.fire("ClientSameDayAtRisk", labels, now, summary, details, s.hold)
+                else:
+                    self.book.calm("ClientSameDayAtRisk", labels)
+            else:
+                alert.details.update(details)  # current figures, not those at firing
+                if day.at_risk * 2 < s.min_misses:
+                    summary = f"{client}: today's same-day claims will now be done in time"
+                    self.book.resolve(
+                        "ClientSameDayAtRisk", labels, now, summary, details, s.keep_firing_for
+                    )
+                else:
+                    self.book.calm("ClientSameDayAtRisk", labels)
+
+    def _what_if(self, now: float) -> None:
+        """For each team expecting stuck claims from a broken route: misses at its most
+        loaded deadline today if the link comes back now, in 1 h, in 2 h, and the latest
+        return that still makes it; kept in the team's open SlaAtRisk alert too."""
+        self.scenarios = {}
+        if not self.routes:
+            return
+        today = self._today(now)
+        backlog = self.backlog
+        for team in sorted(backlog.teams):
+            queue = backlog.teams[team]
+            pace = queue.pace
+            stuck = backlog.stuck.get(team, {})
+            today_stuck = {d: n for d, n in stuck.items() if d > now and self._is_today(d, today)}
+            if not pace or not today_stuck:
+                continue
+            deadline = max(today_stuck, key=lambda d: (today_stuck[d], -d))
+            present = sum(c for d, c in queue.due_counts.items() if d <= deadline)
+            late = sum(n for d, n in stuck.items() if d <= deadline)
+            share = self._stuck_client.get((team, deadline), {})
+
+            args = (team, deadline, present, late, share)
+            backs = [now, now + HOUR, now + 2 * HOUR]
+            # Misses only grow with a later return: bisect on a RETURN_STEP grid.
+            latest: float | None = None
+            if self._scenario(now, now, *args).misses == 0:
+                low, high = 0, max(0, math.ceil((deadline - now) / RETURN_STEP))
+                while low < high:  # the last step whose return still makes it
+                    mid = (low + high + 1) // 2
+                    if self._scenario(now, now + mid * RETURN_STEP, *args).misses == 0:
+                        low = mid
+                    else:
+                        high = mid - 1
+                latest = now + low * RETURN_STEP
+            out = {
+                "deadline": iso(deadline),
+                "due": round(present + late),
+                "stuck": round(late),
+                "scenarios": [
+                    self._scenario(now, b, *args).to_dict() for b in backs if b < deadline
+                ],
+                "latest_return": iso(latest) if latest is not None else None,
+            }
+            self.scenarios[team] = out
+            alert = self.book.opened("SlaAtRisk", {"team": team, "deadline": iso(deadline)})
+            if alert is not None:
+                alert.details["if_link_returns"] = out
+
+    def _scenario(
+        self,
+        now: float,
+        back: float,
+        team: str,
+        deadline: float,
+        present: float,
+        late: float,
+        share: dict[str, float],
+    ) -> Scenario:
+        queue = self.backlog.teams[team]
+        pace = queue.pace or 0.0
+        calendar = queue.calendar
+        total = present + late
+        done = done_by(present, late, pace, calendar, now, back, deadline)
+        misses = max(0, math.ceil(total - done - 1e-9))
+        hours = calendar.working_seconds(max(back, now), deadline) / HOUR
+        heads = self.heads.get(team)
+        people = None
+        if heads and hours > 0 and pace > 0:
+            per_person = pace * HOUR / heads * hours
+            people = math.ceil(misses / per_person - 1e-9) if misses else 0
+        share_total = sum(share.values())
+        by_client = (
+            {c: round(misses * n / share_total) for c, n in sorted(share.items())}
+            if share_total
+            else {}
+        )
+        return Scenario(back, misses, round(total), people, by_client)
+
+    # --- views ---------------------------------------------------------------------------
+
+    def clients_view(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "client_id": client,
+                **day.to_dict(),
+                "alert": self.book.opened("ClientSameDayAtRisk", {"client_id": client}) is not None,
+            }
+            for client, day in sorted(self.client_days.items())
+        ]
