@@ -147,7 +147,7 @@ def test_the_threshold_follows_the_budget_and_the_route_volume() -> None:
     state = links.routes[ROUTE]
     now = T0.timestamp() + 2 * 86400
     tests = len(links._hypotheses) + 1
-    per_year = state.dispatched_total / (2 * 86400) * 365 * 86400
+    per_year = state.dispatched_total / (2 * 86400) * 365 * 86400  # one claim a dispatch
     assert math.isclose(
         links.evidence(state, now).threshold, math.log(per_year * tests), rel_tol=0.01
     )
@@ -222,7 +222,9 @@ def test_a_batching_hub_is_learned_and_a_lost_batch_is_seen() -> None:
     _, alerts = run(events, broken + 2 * HOUR)
     (fired,) = [a for a in alerts if a.state == "firing"]
     first_lost = _first_lost(events, broken)
-    assert first_lost <= fired.at <= first_lost + 900  # within the batch's own tail
+    # A file is one piece of evidence (its claims travel together): seen once two or three
+    # lost files are improbably late.
+    assert first_lost <= fired.at <= first_lost + 2 * 900 + 300 + 60
 
 
 def test_the_flood_after_a_fix_does_not_teach_the_curve_and_a_second_break_is_as_fast() -> None:

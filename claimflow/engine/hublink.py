@@ -112,6 +112,8 @@ class RouteState:
     first_dispatch: float | None = None
     last_arrival: float | None = None
     episode: BreakEpisode | None = None
+    learned_dispatch: float = -math.inf  # dispatch time of the last transit learned
+    last_dispatch: float = -math.inf
     # Recent episodes' (since, end): claims dispatched inside one never teach the curve.
     unhealthy: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=8))
     labels: dict[str, str] = field(default_factory=dict)
@@ -184,7 +186,9 @@ class HubLinks:
         state.next_seq += 1
         self.transit[claim_id] = record
         state.pending[claim_id] = record
-        state.dispatched_total += 1
+        if t != state.last_dispatch:
+            state.dispatched_total += 1  # in units: a batch dispatched at one instant is one
+            state.last_dispatch = t
         if state.first_dispatch is None:
             state.first_dispatch = t
         self.dispatched.add(route, t)
@@ -194,7 +198,14 @@ class HubLinks:
         if record is not None:
             state = self.routes[record.route]
             del state.pending[claim_id]
-            if state.episode is None and self._healthy(state, record.dispatched_at):
+            if (
+                state.episode is None
+                and record.dispatched_at != state.learned_dispatch
+                and self._healthy(state, record.dispatched_at)
+            ):
+                # One sample per dispatch time: a batching hub's file travels as one unit,
+                # and thirty copies of its transit would make the curve thirty times surer.
+                state.learned_dispatch = record.dispatched_at
                 state.curve.learn(max(0.0, t - record.dispatched_at))
         else:
             centers = self.hub_centers.get(hub_id, ())
@@ -227,8 +238,9 @@ class HubLinks:
                 self._judge_open(state, now, history_start)
 
     def _threshold(self, state: RouteState, now: float, tests: int) -> float:
-        """h = log(V * tests / budget): the route's claims per year V (measured, at least
-        `min_claims_per_year`), the number of tests sharing the budget."""
+        """h = log(V * tests / budget): the route's dispatches per year V (a batch sent at one
+        instant is one; measured, at least `min_claims_per_year`), the number of tests
+        sharing the budget."""
         per_year = self.s.min_claims_per_year
         if state.first_dispatch is not None:
             span = max(now - state.first_dispatch, DAY)
@@ -260,11 +272,17 @@ class HubLinks:
         ]
         remaining = len(pending)
         prev = state.next_seq
+        unit = math.nan  # dispatch time of the newer claim: claims sharing one are one unit
         for record in reversed(pending.values()):
             remaining -= 1
             arrived = prev - record.seq - 1  # claims dispatched in between that arrived
             prev = record.seq
-            survival = table[bin_of(now - record.dispatched_at)]
+            # A batch (claims dispatched at the same instant, a hub's file) travels as one:
+            # its claims are one piece of evidence, not one each.
+            survival = (
+                1.0 if record.dispatched_at == unit else table[bin_of(now - record.dispatched_at)]
+            )
+            unit = record.dispatched_at
             alive = []
             for run in runs:
                 q, keep, log_arrived, top, total = run
