@@ -227,10 +227,61 @@ class DetectorSettings(_Strict):
     negative_feedback: NegativeFeedbackSettings = Field(default_factory=NegativeFeedbackSettings)
 
 
+class HolidayCalendar(_Strict):
+    """Public holidays from the `holidays` package (a country and optionally a subdivision,
+    e.g. DE and BY) for the years `years` (first, last), plus the configuration's own
+    `dates`. Written by hand before: a library that tracks every country's law is better."""
+
+    country: str | None = None
+    subdivision: str | None = None
+    years: tuple[int, int] = (2020, 2035)
+    dates: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidayCalendar:
+        if self.subdivision is not None and self.country is None:
+            raise ValueError("holidays.subdivision needs holidays.country")
+        if self.years[0] > self.years[1]:
+            raise ValueError("holidays.years must be (first, last) with first <= last")
+        if self.country is not None:
+            self.public_dates()  # an unknown country or subdivision fails at load time
+        return self
+
+    def public_dates(self) -> list[date]:
+        if self.country is None:
+            return []
+        import holidays as holiday_package  # imported here: only configurations that use it
+
+        try:
+            table = holiday_package.country_holidays(
+                self.country,
+                subdiv=self.subdivision,
+                years=range(self.years[0], self.years[1] + 1),
+            )
+        except NotImplementedError as exc:
+            raise ValueError(
+                f"holidays: no public holidays known for {self.country!r}"
+                + (f" subdivision {self.subdivision!r}" if self.subdivision else "")
+                + f" ({exc})"
+            ) from None
+        return sorted(table)
+
+
+def _holiday_entry(value: Any) -> Any:
+    """Today's list form (`holidays: [2026-12-25]`) stays valid: it is the `dates`."""
+    if value is None:
+        return HolidayCalendar()
+    if isinstance(value, list | tuple):
+        return {"dates": value}
+    return value
+
+
 class Config(_Strict):
     timezone: TimeZone = "Europe/London"
     defaults: Agreement = Field(default_factory=Agreement)
-    holidays: list[date] = Field(default_factory=list)
+    holiday_calendar: Annotated[HolidayCalendar, BeforeValidator(_holiday_entry)] = Field(
+        default_factory=HolidayCalendar, alias="holidays"
+    )
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
     clients: list[Client] = Field(default_factory=list)
     teams: list[Annotated[Team, BeforeValidator(_team_entry)]] = Field(min_length=1)
@@ -267,6 +318,13 @@ class Config(_Strict):
                 working_hours=team.working_hours or self.working_hours,
             )
         return out
+
+    @cached_property
+    def holidays(self) -> list[date]:
+        """Every date that is not a business day for anyone: the public holidays of the
+        configured country and subdivision, and the configuration's own dates."""
+        cal = self.holiday_calendar
+        return sorted(set(cal.public_dates()) | set(cal.dates))
 
     @cached_property
     def hub_centers(self) -> dict[str, tuple[str, ...]]:
