@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays as holiday_package
 import yaml
 from pydantic import (
     BaseModel,
@@ -250,8 +251,6 @@ class HolidayCalendar(_Strict):
     def public_dates(self) -> list[date]:
         if self.country is None:
             return []
-        import holidays as holiday_package  # imported here: only configurations that use it
-
         try:
             table = holiday_package.country_holidays(
                 self.country,
