@@ -204,21 +204,31 @@ class SlaAtRiskSettings(_Strict):
 
 
 class NegativeFeedbackSettings(_Strict):
+    """Risk-adjusted Bernoulli CUSUM per scope (docs/detectors.md)."""
+
     scopes: list[FeedbackScope] = Field(
         default_factory=lambda: list[FeedbackScope](["client", "team"])
     )
     negative_max_score: int = Field(default=2, ge=1, le=4)
-    short_window: Duration = 7200.0
     window: Duration = 21600.0
+    """Trailing window the alert's figures cover; the learning days end before it."""
     baseline_days: int = Field(default=14, ge=1, le=60)
     min_baseline_responses: int = Field(default=30, ge=1)
     min_history: Duration = 7 * 86400.0
     """No judgement before this much event time has been seen (the baseline warms up)."""
-    min_negative_share: float = Field(default=0.02, gt=0, lt=1)
-    min_count: int = Field(default=8, ge=1)
-    min_ratio: float = Field(default=3.0, gt=1)
+    prior_strength: float = Field(default=20.0, gt=0)
+    """Pseudo-answers of the pooled share each risk class (and scope factor) starts from."""
+    odds_ratio: float = Field(default=3.0, gt=1)
+    """The rise in the odds of a negative answer the CUSUM is tuned to detect."""
+    false_alarms_per_quarter: float = Field(default=1.0, gt=0)
+    """The budget: at most this many false alarms per scope per quarter (sets the threshold)."""
     resolve_ratio: float = Field(default=1.5, gt=0)
-    max_p_value: Probability = 1e-4
+    """The episode resolves once the trailing window holds at most this many times the
+    expected negatives (and the CUSUM, restarted when it fired, is below its threshold)."""
+    claim_horizon: Duration = 7 * 86400.0
+    """How long a claim's receipt, deadline and completion are kept for its survey answers."""
+    max_claims: int = Field(default=500_000, ge=1)
+    """Bound on the claims remembered for survey answers (the oldest go first)."""
 
 
 class DetectorSettings(_Strict):
