@@ -164,9 +164,14 @@ class InflowDropSettings(_Strict):
     drop_ratio: float = Field(default=0.5, gt=0, lt=1)
     resolve_ratio: float = Field(default=0.8, gt=0, le=2)
     min_expected: float = Field(default=20.0, ge=1)
-    max_p_value: Probability = 1e-4
+    false_alarms_per_quarter: float = Field(default=1.0, gt=0)
+    """The budget per scope and quarter; sets max_p_value unless that is given."""
+    max_p_value: Probability | None = None
+    """Per-window probability; default: budget x window / quarter (Bonferroni)."""
     dispersion: float = Field(default=2.0, ge=1)
     """How many times more claim counts vary than a Poisson process (quasi-Poisson factor)."""
+    explained_share: float = Field(default=0.5, gt=0, le=1)
+    """A hub's drop explains a team's when its route's missing arrivals are this share."""
     hold: Duration = 600.0
     """How long the drop must last before the alert fires (like Prometheus `for:`)."""
 
