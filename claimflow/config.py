@@ -223,7 +223,7 @@ class NegativeFeedbackSettings(_Strict):
     """No judgement before this much event time has been seen (the baseline warms up)."""
     prior_strength: float = Field(default=20.0, gt=0)
     """Pseudo-answers of the pooled share each risk class (and scope factor) starts from."""
-    odds_ratio: float = Field(default=3.0, gt=1)
+    odds_ratio: float = Field(default=6.0, gt=1)
     """The rise in the odds of a negative answer the CUSUM is tuned to detect."""
     false_alarms_per_quarter: float = Field(default=1.0, gt=0)
     """The budget: at most this many false alarms per scope per quarter (sets the threshold)."""

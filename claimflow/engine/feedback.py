@@ -19,10 +19,13 @@ toward 1 the same way, scales its answers' probabilities.
 The decision is a risk-adjusted Bernoulli CUSUM (Steiner, Cook, Farewell and Treasure 2000)
 per scope: S = max(0, S + w), w = log(R) - log(1 - p + R p) for a negative answer and
 -log(1 - p + R p) for another, R = `odds_ratio` the odds increase to detect. It fires when
-S >= h. The threshold comes from the false-alarm budget: under the model, the likelihood
-ratio started at any one answer exceeds e^h with probability at most e^-h (Ville), so over
-the n answers a scope gets in a quarter the chance of any false alarm is at most n e^-h;
-h = log(n / `false_alarms_per_quarter`) keeps each scope within its budget. The episode
+S >= h. The threshold comes from the false-alarm budget: a scope that gets n answers a
+quarter may raise at most `false_alarms_per_quarter` (b) false alarms, so its in-control
+average run length must be n / b answers. Siegmund's approximation for a CUSUM of
+log-likelihood ratios, ARL0 = (e^h - h - 1) / D with D the mean in-control drift per answer
+(the Kullback-Leibler divergence of the scope's own answers, learned with the shares), is
+solved for h. (The cruder Ville bound, h = log(n / b), is 2-3 units higher: it counts every
+answer as a separate start and delays detection by hours.) The episode
 restarts at 0 when it fires; the episode resolves once S is below h again and the trailing
 `window` holds at most `resolve_ratio` x the expected negatives.
 Answers while a scope's episode is open do not teach the model (a surge would raise its
@@ -67,10 +70,23 @@ def cusum_step(s: float, negative: bool, p: float, odds_ratio: float) -> float:
     return max(0.0, s + w)
 
 
-def budget_threshold(answers_per_quarter: float, false_alarms_per_quarter: float) -> float:
-    """h such that n answers a quarter give at most `false_alarms_per_quarter` false alarms:
-    n e^-h <= budget (Ville's inequality on each start point, a union over the n)."""
-    return math.log(max(answers_per_quarter, 1.0) / false_alarms_per_quarter)
+def drift(p: float, odds_ratio: float) -> float:
+    """How fast the CUSUM falls per answer of probability p when nothing is wrong: the
+    Kullback-Leibler divergence -E0[w] = log(1 - p + R p) - p log R (positive)."""
+    return math.log(1 - p + odds_ratio * p) - p * math.log(odds_ratio)
+
+
+def budget_threshold(
+    answers_per_quarter: float, mean_drift: float, false_alarms_per_quarter: float
+) -> float:
+    """h whose in-control average run length covers a quarter's answers per allowed false
+    alarm. Siegmund's approximation for a CUSUM of log-likelihood ratios:
+    ARL0 = (e^h - h - 1) / mean_drift answers; solved for ARL0 = n / budget."""
+    target = max(answers_per_quarter, 1.0) / false_alarms_per_quarter * max(mean_drift, 1e-6)
+    h = math.log(target + 1.0) + 1.0
+    for _ in range(50):  # Newton on f(h) = e^h - h - 1 - target, convex and increasing
+        h -= (math.exp(h) - h - 1 - target) / (math.exp(h) - 1)
+    return max(h, 1.0)
 
 
 class _Trailing:
@@ -130,6 +146,7 @@ class Feedback:
         self._pooled = 0.0
         self._factors: dict[Scope, float] = {}
         self._volume: dict[Scope, float] = {}  # answers per quarter, from the baseline days
+        self._drifts: dict[Scope, float] = {}  # mean in-control fall per answer
         self._ready = False
         self._classes: set[RiskClass] = set()
 
@@ -218,12 +235,16 @@ class Feedback:
                 daily.add((key, "all"), t)
                 if negative:
                     daily.add((key, "neg"), t)
-            p_now = self._rates.get(risk, self._pooled) if self._ready else 0.0
             for scope in mine:
                 daily.add((scope, "all"), t)
-                daily.add((scope, "exp"), t, p_now)
-                if negative:
-                    daily.add((scope, "neg"), t)
+                if self._ready:  # the scope's factor compares like with like: judged answers
+                    daily.add((scope, "judged"), t)
+                    daily.add((scope, "exp"), t, self._rates.get(risk, self._pooled))
+                    daily.add(
+                        (scope, "drift"), t, drift(self.expected_p(scope, risk), s.odds_ratio)
+                    )
+                    if negative:
+                        daily.add((scope, "neg"), t)
 
     # --- the model -------------------------------------------------------------------------
 
@@ -251,6 +272,7 @@ class Feedback:
             rates[key] = (neg + m * pooled) / (n + m)
         factors: dict[Scope, float] = {}
         volume: dict[Scope, float] = {}
+        drifts: dict[Scope, float] = {}
         for scope in self.keys:
             n = daily.window_sum((scope, "all"), start, end)
             exp = daily.window_sum((scope, "exp"), start, end)
@@ -259,11 +281,19 @@ class Feedback:
             weight = m * pooled
             factors[scope] = (neg + weight) / (exp + weight) if exp > 0 else 1.0
             volume[scope] = n * QUARTER / (s.baseline_days * DAY)
+            judged = daily.window_sum((scope, "judged"), start, end)
+            total_drift = daily.window_sum((scope, "drift"), start, end)
+            drifts[scope] = total_drift / judged if judged else drift(pooled, s.odds_ratio)
         self._pooled, self._rates, self._factors, self._volume = pooled, rates, factors, volume
+        self._drifts = drifts
         self._ready = True
 
     def threshold(self, scope: Scope) -> float:
-        return budget_threshold(self._volume.get(scope, 1.0), self.s.false_alarms_per_quarter)
+        return budget_threshold(
+            self._volume.get(scope, 1.0),
+            self._drifts.get(scope, drift(self._pooled, self.s.odds_ratio)),
+            self.s.false_alarms_per_quarter,
+        )
 
     # --- judgement -------------------------------------------------------------------------
 
