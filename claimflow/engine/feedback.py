@@ -27,7 +27,7 @@ log-likelihood ratios, ARL0 = (e^h - h - 1) / D with D the mean in-control drift
 solved for h. (The cruder Ville bound, h = log(n / b), is 2-3 units higher: it counts every
 answer as a separate start and delays detection by hours.) The episode
 restarts at 0 when it fires; the episode resolves once S is below h again and the trailing
-`window` holds at most `resolve_ratio` x the expected negatives.
+`window` holds at most `resolve_ratio` x the expected negatives, and restarts at 0 again.
 Answers while a scope's episode is open do not teach the model (a surge would raise its
 own bar). Without `min_baseline_responses` learned, or before `min_history`, no judgement.
 """
@@ -333,3 +333,4 @@ class Feedback:
             elif score < h and negatives <= s.resolve_ratio * expected:
                 summary = f"{key[0]} {key[1]}: negative survey answers are back to normal"
                 self.book.resolve("NegativeFeedbackSurge", labels, now, summary, details)
+                self.cusum[key] = 0.0  # a fresh start: the surge's residue is not evidence
