@@ -223,6 +223,8 @@ class NegativeFeedbackSettings(_Strict):
     """No judgement before this much event time has been seen (the baseline warms up)."""
     prior_strength: float = Field(default=20.0, gt=0)
     """Pseudo-answers of the pooled share each risk class (and scope factor) starts from."""
+    late_prior_share: float = Field(default=0.5, ge=0, lt=1)
+    """Prior negative share for claims past their deadline, until their own data says more."""
     odds_ratio: float = Field(default=6.0, gt=1)
     """The rise in the odds of a negative answer the CUSUM is tuned to detect."""
     false_alarms_per_quarter: float = Field(default=1.0, gt=0)

@@ -12,7 +12,9 @@ surge. So every answer gets its own expected probability of being negative:
 
 Each class's share is learned over the `baseline_days` whole days before the long `window`
 and shrunk toward the pooled share with a beta prior of `prior_strength` pseudo-answers
-(empirical Bayes: a class with few answers says little). A scope (a client, a team) may be
+(empirical Bayes: a class with few answers says little); classes of claims past their
+deadline are shrunk toward at least `late_prior_share` instead (late claims are rare, and
+complaints about them are expected). A scope (a client, a team) may be
 habitually more or less negative: its observed/expected ratio over the same days, shrunk
 toward 1 the same way, scales its answers' probabilities.
 
@@ -190,7 +192,7 @@ class Feedback:
         return ("week", local.weekday() in self.business_days, local.hour // 2)
 
     def expected_p(self, scope: Scope, risk: RiskClass) -> float:
-        p = self._rates.get(risk, self._pooled) * self._factors.get(scope, 1.0)
+        p = self.expected_rate(risk) * self._factors.get(scope, 1.0)
         return min(0.95, max(1e-3, p))
 
     def on_response(
@@ -239,7 +241,7 @@ class Feedback:
                 daily.add((scope, "all"), t)
                 if self._ready:  # the scope's factor compares like with like: judged answers
                     daily.add((scope, "judged"), t)
-                    daily.add((scope, "exp"), t, self._rates.get(risk, self._pooled))
+                    daily.add((scope, "exp"), t, self.expected_rate(risk))
                     daily.add(
                         (scope, "drift"), t, drift(self.expected_p(scope, risk), s.odds_ratio)
                     )
@@ -269,7 +271,7 @@ class Feedback:
         for key in self._classes:
             n = daily.window_sum((key, "all"), start, end)
             neg = daily.window_sum((key, "neg"), start, end)
-            rates[key] = (neg + m * pooled) / (n + m)
+            rates[key] = (neg + m * self._prior(key, pooled)) / (n + m)
         factors: dict[Scope, float] = {}
         volume: dict[Scope, float] = {}
         drifts: dict[Scope, float] = {}
@@ -278,7 +280,7 @@ class Feedback:
             exp = daily.window_sum((scope, "exp"), start, end)
             neg = daily.window_sum((scope, "neg"), start, end)
             # Observed/expected shrunk toward 1 by `prior_strength` expected answers' worth.
-            weight = m * pooled
+            weight = max(m * pooled, 10.0)  # at least ten expected negatives' worth
             factors[scope] = (neg + weight) / (exp + weight) if exp > 0 else 1.0
             volume[scope] = n * QUARTER / (s.baseline_days * DAY)
             judged = daily.window_sum((scope, "judged"), start, end)
@@ -287,6 +289,19 @@ class Feedback:
         self._pooled, self._rates, self._factors, self._volume = pooled, rates, factors, volume
         self._drifts = drifts
         self._ready = True
+
+    def _prior(self, risk: RiskClass, pooled: float) -> float:
+        """The share a class is shrunk toward: the pooled share, but for claims past their
+        deadline at least `late_prior_share` (late claims are rare, so their class starts
+        with little data, and complaints about them are expected, not a surge)."""
+        if risk[0] == "age" and risk[2]:
+            return max(pooled, self.s.late_prior_share)
+        return pooled
+
+    def expected_rate(self, risk: RiskClass) -> float:
+        if risk in self._rates:
+            return self._rates[risk]
+        return self._prior(risk, self._pooled)
 
     def threshold(self, scope: Scope) -> float:
         return budget_threshold(
