@@ -229,6 +229,9 @@ class NegativeFeedbackSettings(_Strict):
     """The rise in the odds of a negative answer the CUSUM is tuned to detect."""
     false_alarms_per_quarter: float = Field(default=1.0, gt=0)
     """The budget: at most this many false alarms per scope per quarter (sets the threshold)."""
+    threshold: Literal["bound", "approximate"] = "bound"
+    """How the budget becomes the CUSUM threshold: Ville's bound (a guarantee) or Siegmund's
+    run-length approximation (faster, exact only when the model is)."""
     resolve_ratio: float = Field(default=1.5, gt=0)
     """The episode resolves once the trailing window holds at most this many times the
     expected negatives (and the CUSUM, restarted when it fired, is below its threshold)."""
