@@ -31,7 +31,7 @@ h = log(n / b), 1-2 units higher: a guarantee that also absorbs a model that is 
 off (on the generated data the approximate threshold kept the budget per scope-quarter but
 not "no alarm in any fault-free fortnight" across nine scopes), at an hour or two of delay.
 The CUSUM restarts at 0 when it fires; the episode resolves once S is below h again and
-the trailing `window` holds at most `resolve_ratio` x the expected negatives, and restarts at 0 again.
+the trailing `window` holds at most `resolve_ratio` x the expected negatives (S restarts).
 Answers while a scope's episode is open do not teach the model (a surge would raise its
 own bar). Without `min_baseline_responses` learned, or before `min_history`, no judgement.
 """
