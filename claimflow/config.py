@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays as holiday_package
 import yaml
 from pydantic import (
     BaseModel,
@@ -169,9 +170,14 @@ class InflowDropSettings(_Strict):
     drop_ratio: float = Field(default=0.5, gt=0, lt=1)
     resolve_ratio: float = Field(default=0.8, gt=0, le=2)
     min_expected: float = Field(default=20.0, ge=1)
-    max_p_value: Probability = 1e-4
+    false_alarms_per_quarter: float = Field(default=1.0, gt=0)
+    """The budget per scope and quarter; sets max_p_value unless that is given."""
+    max_p_value: Probability | None = None
+    """Per-window probability; default: budget x window / quarter (Bonferroni)."""
     dispersion: float = Field(default=2.0, ge=1)
     """How many times more claim counts vary than a Poisson process (quasi-Poisson factor)."""
+    explained_share: float = Field(default=0.5, gt=0, le=1)
+    """A hub's drop explains a team's when its route's missing arrivals are this share."""
     hold: Duration = 600.0
     """How long the drop must last before the alert fires (like Prometheus `for:`)."""
 
@@ -221,21 +227,36 @@ class SlaAtRiskSettings(_Strict):
 
 
 class NegativeFeedbackSettings(_Strict):
+    """Risk-adjusted Bernoulli CUSUM per scope (docs/detectors.md)."""
+
     scopes: list[FeedbackScope] = Field(
         default_factory=lambda: list[FeedbackScope](["client", "team"])
     )
     negative_max_score: int = Field(default=2, ge=1, le=4)
-    short_window: Duration = 7200.0
     window: Duration = 21600.0
+    """Trailing window the alert's figures cover; the learning days end before it."""
     baseline_days: int = Field(default=14, ge=1, le=60)
     min_baseline_responses: int = Field(default=30, ge=1)
     min_history: Duration = 7 * 86400.0
     """No judgement before this much event time has been seen (the baseline warms up)."""
-    min_negative_share: float = Field(default=0.02, gt=0, lt=1)
-    min_count: int = Field(default=8, ge=1)
-    min_ratio: float = Field(default=3.0, gt=1)
+    prior_strength: float = Field(default=20.0, gt=0)
+    """Pseudo-answers of the pooled share each risk class (and scope factor) starts from."""
+    late_prior_share: float = Field(default=0.5, ge=0, lt=1)
+    """Prior negative share for claims past their deadline, until their own data says more."""
+    odds_ratio: float = Field(default=6.0, gt=1)
+    """The rise in the odds of a negative answer the CUSUM is tuned to detect."""
+    false_alarms_per_quarter: float = Field(default=1.0, gt=0)
+    """The budget: at most this many false alarms per scope per quarter (sets the threshold)."""
+    threshold: Literal["bound", "approximate"] = "bound"
+    """How the budget becomes the CUSUM threshold: Ville's bound (a guarantee) or Siegmund's
+    run-length approximation (faster, exact only when the model is)."""
     resolve_ratio: float = Field(default=1.5, gt=0)
-    max_p_value: Probability = 1e-4
+    """The episode resolves once the trailing window holds at most this many times the
+    expected negatives (and the CUSUM, restarted when it fired, is below its threshold)."""
+    claim_horizon: Duration = 7 * 86400.0
+    """How long a claim's receipt, deadline and completion are kept for its survey answers."""
+    max_claims: int = Field(default=500_000, ge=1)
+    """Bound on the claims remembered for survey answers (the oldest go first)."""
 
 
 class DetectorSettings(_Strict):
@@ -245,10 +266,59 @@ class DetectorSettings(_Strict):
     negative_feedback: NegativeFeedbackSettings = Field(default_factory=NegativeFeedbackSettings)
 
 
+class HolidayCalendar(_Strict):
+    """Public holidays from the `holidays` package (a country and optionally a subdivision,
+    e.g. DE and BY) for the years `years` (first, last), plus the configuration's own
+    `dates`. Written by hand before: a library that tracks every country's law is better."""
+
+    country: str | None = None
+    subdivision: str | None = None
+    years: tuple[int, int] = (2020, 2035)
+    dates: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidayCalendar:
+        if self.subdivision is not None and self.country is None:
+            raise ValueError("holidays.subdivision needs holidays.country")
+        if self.years[0] > self.years[1]:
+            raise ValueError("holidays.years must be (first, last) with first <= last")
+        if self.country is not None:
+            self.public_dates()  # an unknown country or subdivision fails at load time
+        return self
+
+    def public_dates(self) -> list[date]:
+        if self.country is None:
+            return []
+        try:
+            table = holiday_package.country_holidays(
+                self.country,
+                subdiv=self.subdivision,
+                years=range(self.years[0], self.years[1] + 1),
+            )
+        except NotImplementedError as exc:
+            raise ValueError(
+                f"holidays: no public holidays known for {self.country!r}"
+                + (f" subdivision {self.subdivision!r}" if self.subdivision else "")
+                + f" ({exc})"
+            ) from None
+        return sorted(table)
+
+
+def _holiday_entry(value: Any) -> Any:
+    """Today's list form (`holidays: [2026-12-25]`) stays valid: it is the `dates`."""
+    if value is None:
+        return HolidayCalendar()
+    if isinstance(value, list | tuple):
+        return {"dates": value}
+    return value
+
+
 class Config(_Strict):
     timezone: TimeZone = "Europe/London"
     defaults: Agreement = Field(default_factory=Agreement)
-    holidays: list[date] = Field(default_factory=list)
+    holiday_calendar: Annotated[HolidayCalendar, BeforeValidator(_holiday_entry)] = Field(
+        default_factory=HolidayCalendar, alias="holidays"
+    )
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
     clients: list[Client] = Field(default_factory=list)
     teams: list[Annotated[Team, BeforeValidator(_team_entry)]] = Field(min_length=1)
@@ -285,6 +355,13 @@ class Config(_Strict):
                 working_hours=team.working_hours or self.working_hours,
             )
         return out
+
+    @cached_property
+    def holidays(self) -> list[date]:
+        """Every date that is not a business day for anyone: the public holidays of the
+        configured country and subdivision, and the configuration's own dates."""
+        cal = self.holiday_calendar
+        return sorted(set(cal.public_dates()) | set(cal.dates))
 
     @cached_property
     def hub_centers(self) -> dict[str, tuple[str, ...]]:

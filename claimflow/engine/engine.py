@@ -134,7 +134,13 @@ class Engine:
             [c.id for c in config.clients],
             config.timezone,
         )
-        self.feedback = Feedback(detectors.negative_feedback, self.window, self.book)
+        self.feedback = Feedback(
+            detectors.negative_feedback,
+            self.window,
+            self.book,
+            ZoneInfo(config.timezone),
+            frozenset(WEEKDAYS.index(d) for d in config.defaults.business_days),
+        )
         self.seen = SeenIds(settings.dedupe_horizon)
         self._first_time = self.seen.first_time
 
@@ -308,14 +314,17 @@ class Engine:
         self._next_expiry = t + HOUR
 
     def _apply_arrival(self, event: ClaimArrived, t: float, count: bool) -> None:
-        due, same_day = self.deadlines.due_at(event.client_id, event.hub_received_at.timestamp())
+        received = event.hub_received_at.timestamp()
+        due, same_day = self.deadlines.due_at(event.client_id, received)
         if self.backlog.on_arrival(event.claim_id, event.team, due, t):
             self.impact.on_arrival(event.claim_id, event.client_id, event.team, due, same_day)
+        self.feedback.on_arrival(event.claim_id, event.team, received, due)
         self.links.on_arrival(event.claim_id, event.hub_id, t, count)
         if count:
             self.inflow.on_arrival(event.team, event.hub_id, event.client_id, t)
 
     def _apply_completion(self, event: ClaimCompleted, t: float, count: bool) -> None:
+        self.feedback.on_completion(event.claim_id, t)
         if self.backlog.on_completion(event.claim_id, event.team, t, count):
             self.links.forget_claim(event.claim_id)
             self.impact.on_completion(event.claim_id)
@@ -331,8 +340,9 @@ class Engine:
             )
 
     def _apply_survey(self, event: SurveyResponse, t: float, count: bool) -> None:
-        team = self.backlog.team_of(event.claim_id) if event.claim_id else None
-        self.feedback.on_response(event.client_id, team, event.score, t, count)
+        claim = event.claim_id
+        team = (self.backlog.team_of(claim) or self.feedback.team_of(claim)) if claim else None
+        self.feedback.on_response(event.client_id, team, event.score, t, count, claim)
         if event.comment and event.score <= self._negative_max:
             # For the managers' wall page only: personal data, never a metric.
             self.recent_complaints.append(
@@ -365,6 +375,6 @@ class Engine:
                 self.links.arrivals,
                 self.backlog.completions,
                 self.backlog.busy,
-                self.feedback.daily,
             ):
                 counts.expire(now)
+            self.feedback.expire(now)

@@ -1,184 +1,362 @@
-"""Survey responses by score, and `NegativeFeedbackSurge` per client and per team.
+"""Survey responses by score, and a risk-adjusted `NegativeFeedbackSurge` per client and team.
 
-A response is negative when its score is at most `negative_max_score`. For each client (and
-each team, when the response names a claim whose team is remembered), the negatives of the
-trailing `short_window` (where a sharp surge shows first) and of the trailing `window` (a
-slow one) are each compared with what the baseline predicts from the *other* answers in
-that window: expected = non-negative answers × share / (1 - share). The share is taken over
-the `baseline_days` whole days before the long window, at its upper bound (negatives plus
-two standard errors: a fortnight that was quiet by chance would otherwise make an ordinary
-day look like a surge), floored at `min_negative_share`. Scaling by the other answers makes
-the test indifferent to the daily rhythm of answering e-mails, and a surge of negative
-answers does not raise its own expectation.
+Why risk-adjusted: negative answers follow lateness (an answer about a claim that took 11-19
+hours, or missed its deadline, is negative far more often than one about a claim done in an
+hour) and the time of week. One flat negative share per scope calls every late afternoon a
+surge. So every answer gets its own expected probability of being negative:
 
-It fires when, in either window, negatives >= `min_count`, >= `min_ratio` × expected, and
-the Poisson probability of so many is at most `max_p_value`. It resolves when neither
-window would fire and the long one is below `min_count` or `resolve_ratio` × expected.
-Without `min_baseline_responses` in the baseline, or before `min_history` of data, there
-is no judgement.
+- an answer that names a claim the detector remembers: from the claim's *risk class*, its
+  age at completion (or at the answer, while open) in bins, and whether it was past due;
+- any other answer: from its time-of-week class (business day or not, two-hour block of the
+  local day).
+
+Each class's share is learned over the `baseline_days` whole days before the long `window`
+and shrunk toward the pooled share with a beta prior of `prior_strength` pseudo-answers
+(empirical Bayes: a class with few answers says little); classes of claims past their
+deadline are shrunk toward at least `late_prior_share` instead (late claims are rare, and
+complaints about them are expected). A scope (a client, a team) may be
+habitually more or less negative: its observed/expected ratio over the same days, shrunk
+toward 1 the same way, scales its answers' probabilities.
+
+The decision is a risk-adjusted Bernoulli CUSUM (Steiner, Cook, Farewell and Treasure 2000)
+per scope: S = max(0, S + w), w = log(R) - log(1 - p + R p) for a negative answer and
+-log(1 - p + R p) for another, R = `odds_ratio` the odds increase to detect. It fires when
+S >= h. The threshold comes from the false-alarm budget: a scope that gets n answers a
+quarter may raise at most `false_alarms_per_quarter` (b) false alarms, so its in-control
+average run length must be n / b answers. Siegmund's approximation for a CUSUM of
+log-likelihood ratios, ARL0 = (e^h - h - 1) / D with D the mean in-control drift per answer
+(the Kullback-Leibler divergence of the scope's own answers, learned with the shares), is
+solved for h (`threshold: approximate`). The default, `threshold: bound`, is Ville's bound
+h = log(n / b), 1-2 units higher: a guarantee that also absorbs a model that is somewhat
+off (on the generated data the approximate threshold kept the budget per scope-quarter but
+not "no alarm in any fault-free fortnight" across nine scopes), at an hour or two of delay.
+The CUSUM restarts at 0 when it fires; the episode resolves once S is below h again and
+the trailing `window` holds at most `resolve_ratio` x the expected negatives (S restarts).
+Answers while a scope's episode is open do not teach the model (a surge would raise its
+own bar). Without `min_baseline_responses` learned, or before `min_history`, no judgement.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from claimflow.config import NegativeFeedbackSettings
 from claimflow.engine.alerts import AlertBook
-from claimflow.engine.stats import poisson_sf
 from claimflow.engine.windows import BucketCounts
-from claimflow.timeutil import DAY, format_duration
+from claimflow.timeutil import DAY, HOUR, format_duration
 
 _LABEL = {"client": "client_id", "team": "team"}
 Scope = tuple[str, str]  # ("client", "alpine-re"), ("team", "motor")
-DailyKey = tuple[str, str, str]  # a scope and "all" or "neg"
-# The scopes an answer counts in, and their keys in the daily counts (all, negative).
-_ScopeKeys = tuple[tuple[Scope, ...], tuple[tuple[DailyKey, DailyKey], ...]]
+RiskClass = tuple[Any, ...]  # ("age", bin, past_due) or ("week", business, block)
+QUARTER = 91.3125 * DAY
+# Claim age bins (hours): the seed data's 11-19 h answers are their own class.
+AGE_EDGES = (1.0, 2.0, 4.0, 8.0, 11.0, 19.0, 24.0, 48.0, 96.0)
+_POOL: RiskClass = ("pool",)
+
+
+def age_bin(age: float) -> int:
+    hours = age / HOUR
+    for i, edge in enumerate(AGE_EDGES):
+        if hours < edge:
+            return i
+    return len(AGE_EDGES)
+
+
+def cusum_step(s: float, negative: bool, p: float, odds_ratio: float) -> float:
+    """One step of the risk-adjusted Bernoulli CUSUM (log-likelihood ratio of odds x R)."""
+    w = -math.log(1 - p + odds_ratio * p)
+    if negative:
+        w += math.log(odds_ratio)
+    return max(0.0, s + w)
+
+
+def drift(p: float, odds_ratio: float) -> float:
+    """How fast the CUSUM falls per answer of probability p when nothing is wrong: the
+    Kullback-Leibler divergence -E0[w] = log(1 - p + R p) - p log R (positive)."""
+    return math.log(1 - p + odds_ratio * p) - p * math.log(odds_ratio)
+
+
+def bound_threshold(answers_per_quarter: float, false_alarms_per_quarter: float) -> float:
+    """h = log(n / b): under the model the likelihood ratio started at any one answer passes
+    e^h with probability at most e^-h (Ville), so n starts give at most b false alarms. A
+    guarantee, not an approximation; it also absorbs a model that is somewhat off."""
+    return math.log(max(answers_per_quarter, 1.0) / false_alarms_per_quarter)
+
+
+def budget_threshold(
+    answers_per_quarter: float, mean_drift: float, false_alarms_per_quarter: float
+) -> float:
+    """h whose in-control average run length covers a quarter's answers per allowed false
+    alarm. Siegmund's approximation for a CUSUM of log-likelihood ratios:
+    ARL0 = (e^h - h - 1) / mean_drift answers; solved for ARL0 = n / budget."""
+    target = max(answers_per_quarter, 1.0) / false_alarms_per_quarter * max(mean_drift, 1e-6)
+    h = math.log(target + 1.0) + 1.0
+    for _ in range(50):  # Newton on f(h) = e^h - h - 1 - target, convex and increasing
+        h -= (math.exp(h) - h - 1 - target) / (math.exp(h) - 1)
+    return max(h, 1.0)
 
 
 class _Trailing:
-    """Exact answer counts per scope over a trailing window. Answers are few, so they are
-    kept in a queue and subtracted as they leave the window."""
+    """Answers, negatives and expected negatives per scope over a trailing window (for the
+    alert's details: what an on-call reader checks)."""
 
     def __init__(self, window: float) -> None:
         self.window = window
-        self._queue: deque[tuple[float, tuple[tuple[str, str], ...], bool]] = deque()
-        # Plain dicts (absent means 0): CPython's fast paths are for exact dicts.
-        self.all: dict[tuple[str, str], int] = {}
-        self.negative: dict[tuple[str, str], int] = {}
+        self._queue: deque[tuple[float, tuple[Scope, ...], bool, float]] = deque()
+        self.all: dict[Scope, int] = {}
+        self.negative: dict[Scope, int] = {}
+        self.expected: dict[Scope, float] = {}
 
-    def add(self, t: float, scopes: tuple[tuple[str, str], ...], negative: bool) -> None:
-        self._queue.append((t, scopes, negative))
-        counts = self.all
+    def add(self, t: float, scopes: tuple[Scope, ...], negative: bool, p: float) -> None:
+        self._queue.append((t, scopes, negative, p))
         for scope in scopes:
-            counts[scope] = counts.get(scope, 0) + 1
-        if negative:
-            counts = self.negative
-            for scope in scopes:
-                counts[scope] = counts.get(scope, 0) + 1
+            self.all[scope] = self.all.get(scope, 0) + 1
+            self.expected[scope] = self.expected.get(scope, 0.0) + p
+            if negative:
+                self.negative[scope] = self.negative.get(scope, 0) + 1
 
     def advance(self, now: float) -> None:
         queue, start = self._queue, now - self.window
         while queue and queue[0][0] <= start:
-            _, scopes, negative = queue.popleft()
+            _, scopes, negative, p = queue.popleft()
             for scope in scopes:
                 self.all[scope] -= 1
+                self.expected[scope] -= p
                 if negative:
                     self.negative[scope] -= 1
 
 
 class Feedback:
-    def __init__(self, settings: NegativeFeedbackSettings, window: float, book: AlertBook) -> None:
+    def __init__(
+        self,
+        settings: NegativeFeedbackSettings,
+        window: float,
+        book: AlertBook,
+        tz: ZoneInfo | None = None,
+        business_days: frozenset[int] = frozenset(range(5)),
+    ) -> None:
         self.s = settings
         self.book = book
-        # A sharp surge shows first in the short window, a slow one in the long window.
-        self.windows = [_Trailing(settings.short_window), _Trailing(settings.window)]
-        self.daily = BucketCounts(DAY, (settings.baseline_days + 2) * DAY)
-        self.keys: set[tuple[str, str]] = set()
+        self.tz = tz or ZoneInfo("UTC")
+        self.business_days = business_days
+        self.trailing = _Trailing(settings.window)
+        retention = (settings.baseline_days + 2) * DAY + settings.window
+        # Learning counts per risk class and per scope, in whole days.
+        self.daily = BucketCounts(DAY, retention)
+        self.keys: set[Scope] = set()
         self.scores: Counter[tuple[str, int]] = Counter()  # (client, score) -> responses
-        # (client, team) -> the scopes an answer counts in, with their daily-count keys.
-        self._scope_keys: dict[tuple[str, str | None], _ScopeKeys] = {}
-        # Baselines are whole days: they change once a day, so keep them for the day.
-        self._baselines: dict[tuple[str, str], tuple[float, float]] = {}
-        self._baselines_end: float | None = None
+        self.cusum: dict[Scope, float] = {}
+        # claim -> [hub received, due, completed or None, team]; bounded, oldest first.
+        self.claims: OrderedDict[str, list[Any]] = OrderedDict()
+        self._model_end: float | None = None
+        self._rates: dict[RiskClass, float] = {}
+        self._pooled = 0.0
+        self._factors: dict[Scope, float] = {}
+        self._volume: dict[Scope, float] = {}  # answers per quarter, from the baseline days
+        self._drifts: dict[Scope, float] = {}  # mean in-control fall per answer
+        self._ready = False
+        self._classes: set[RiskClass] = set()
+
+    # --- claim facts -----------------------------------------------------------------------
+
+    def on_arrival(self, claim_id: str, team: str, received: float, due: float) -> None:
+        if claim_id not in self.claims:
+            self.claims[claim_id] = [received, due, None, team]
+            if len(self.claims) > self.s.max_claims:
+                self.claims.popitem(last=False)  # bounded: the oldest claim is forgotten
+
+    def on_completion(self, claim_id: str, t: float) -> None:
+        facts = self.claims.get(claim_id)
+        if facts is not None and facts[2] is None:
+            facts[2] = t
+
+    def team_of(self, claim_id: str) -> str | None:
+        facts = self.claims.get(claim_id)
+        return None if facts is None else str(facts[3])
+
+    def expire(self, now: float) -> None:
+        """Forget claims received more than `claim_horizon` ago (their answers then use the
+        time-of-week class), and old learning counts."""
+        self.daily.expire(now)
+        claims, horizon = self.claims, now - self.s.claim_horizon
+        while claims:
+            first = next(iter(claims.values()))
+            if first[0] >= horizon:
+                break
+            claims.popitem(last=False)
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def risk_class(self, claim_id: str | None, t: float) -> RiskClass:
+        facts = self.claims.get(claim_id) if claim_id else None
+        if facts is not None:
+            received, due, completed, _ = facts
+            end = completed if completed is not None else t
+            return ("age", age_bin(end - received), end > due)
+        local = datetime.fromtimestamp(t, self.tz)
+        return ("week", local.weekday() in self.business_days, local.hour // 2)
+
+    def expected_p(self, scope: Scope, risk: RiskClass) -> float:
+        p = self.expected_rate(risk) * self._factors.get(scope, 1.0)
+        return min(0.95, max(1e-3, p))
 
     def on_response(
-        self, client_id: str, team: str | None, score: int, t: float, count: bool = True
+        self,
+        client_id: str,
+        team: str | None,
+        score: int,
+        t: float,
+        count: bool = True,
+        claim_id: str | None = None,
     ) -> None:
         self.scores[(client_id, score)] += 1
         if not count:
             return
-        negative = score <= self.s.negative_max_score
-        keys = self._scope_keys.get((client_id, team))
-        if keys is None:
-            keys = self._keys_for(client_id, team)
-        mine, daily_keys = keys
-        for trailing in self.windows:
-            trailing.add(t, mine, negative)
-        for all_key, negative_key in daily_keys:
-            self.daily.add(all_key, t)
-            if negative:
-                self.daily.add(negative_key, t)
-
-    def _keys_for(self, client_id: str, team: str | None) -> _ScopeKeys:
+        s = self.s
+        negative = score <= s.negative_max_score
+        risk = self.risk_class(claim_id, t)
+        if team is None and claim_id:
+            team = self.team_of(claim_id)
         scopes: list[Scope] = [("client", client_id)]
         if team is not None:
             scopes.append(("team", team))
-        mine = tuple(scope for scope in scopes if scope[0] in self.s.scopes)
-        keys = (mine, tuple(((*scope, "all"), (*scope, "neg")) for scope in mine))
-        self.keys.update(mine)
-        if len(self._scope_keys) >= 10_000:  # client ids come from the input: stay bounded
-            self._scope_keys.clear()
-        self._scope_keys[(client_id, team)] = keys
-        return keys
-
-    def _baseline(self, key: tuple[str, str], now: float) -> tuple[float, float]:
-        base_end = ((now - self.s.window) // DAY) * DAY
-        if base_end != self._baselines_end:
-            base_start = base_end - self.s.baseline_days * DAY
-            self._baselines_end = base_end
-            self._baselines = {
-                k: (
-                    self.daily.window_sum((*k, "all"), base_start, base_end),
-                    self.daily.window_sum((*k, "neg"), base_start, base_end),
+        mine = tuple(scope for scope in scopes if scope[0] in s.scopes)
+        if len(self.keys) < 10_000:  # client ids come from the input: stay bounded
+            self.keys.update(mine)
+        healthy = True
+        for scope in mine:
+            healthy = healthy and not self.book.is_open(
+                "NegativeFeedbackSurge", {_LABEL[scope[0]]: scope[1]}
+            )
+        if self._ready:
+            for scope in mine:
+                p = self.expected_p(scope, risk)
+                self.cusum[scope] = cusum_step(
+                    self.cusum.get(scope, 0.0), negative, p, s.odds_ratio
                 )
-                for k in self.keys
-            }
-        return self._baselines.get(key, (0.0, 0.0))
+                self.trailing.add(t, (scope,), negative, p)
+        if healthy:  # a surge does not teach the model what is normal
+            self._classes.add(risk)
+            daily = self.daily
+            for key in (risk, _POOL):
+                daily.add((key, "all"), t)
+                if negative:
+                    daily.add((key, "neg"), t)
+            for scope in mine:
+                daily.add((scope, "all"), t)
+                if self._ready:  # the scope's factor compares like with like: judged answers
+                    daily.add((scope, "judged"), t)
+                    daily.add((scope, "exp"), t, self.expected_rate(risk))
+                    daily.add(
+                        (scope, "drift"), t, drift(self.expected_p(scope, risk), s.odds_ratio)
+                    )
+                    if negative:
+                        daily.add((scope, "neg"), t)
+
+    # --- the model -------------------------------------------------------------------------
+
+    def _learn(self, now: float) -> None:
+        """Class shares and scope factors over the baseline days; once a day."""
+        s = self.s
+        end = ((now - s.window) // DAY) * DAY
+        if end == self._model_end:
+            return
+        self._model_end = end
+        start = end - s.baseline_days * DAY
+        daily = self.daily
+        pool_all = daily.window_sum((_POOL, "all"), start, end)
+        pool_neg = daily.window_sum((_POOL, "neg"), start, end)
+        if pool_all < s.min_baseline_responses:
+            self._ready = False
+            return
+        # A half answer of prior keeps a spotless fortnight from predicting "never negative".
+        pooled = (pool_neg + 0.5) / (pool_all + 1.0)
+        m = s.prior_strength
+        rates: dict[RiskClass, float] = {}
+        for key in self._classes:
+            n = daily.window_sum((key, "all"), start, end)
+            neg = daily.window_sum((key, "neg"), start, end)
+            rates[key] = (neg + m * self._prior(key, pooled)) / (n + m)
+        factors: dict[Scope, float] = {}
+        volume: dict[Scope, float] = {}
+        drifts: dict[Scope, float] = {}
+        for scope in self.keys:
+            n = daily.window_sum((scope, "all"), start, end)
+            exp = daily.window_sum((scope, "exp"), start, end)
+            neg = daily.window_sum((scope, "neg"), start, end)
+            # Observed/expected shrunk toward 1 by `prior_strength` expected answers' worth.
+            weight = max(m * pooled, 10.0)  # at least ten expected negatives' worth
+            factors[scope] = (neg + weight) / (exp + weight) if exp > 0 else 1.0
+            volume[scope] = n * QUARTER / (s.baseline_days * DAY)
+            judged = daily.window_sum((scope, "judged"), start, end)
+            total_drift = daily.window_sum((scope, "drift"), start, end)
+            drifts[scope] = total_drift / judged if judged else drift(pooled, s.odds_ratio)
+        self._pooled, self._rates, self._factors, self._volume = pooled, rates, factors, volume
+        self._drifts = drifts
+        self._ready = True
+
+    def _prior(self, risk: RiskClass, pooled: float) -> float:
+        """The share a class is shrunk toward: the pooled share, but for claims past their
+        deadline at least `late_prior_share` (late claims are rare, so their class starts
+        with little data, and complaints about them are expected, not a surge)."""
+        if risk[0] == "age" and risk[2]:
+            return max(pooled, self.s.late_prior_share)
+        return pooled
+
+    def expected_rate(self, risk: RiskClass) -> float:
+        if risk in self._rates:
+            return self._rates[risk]
+        return self._prior(risk, self._pooled)
+
+    def threshold(self, scope: Scope) -> float:
+        if self.s.threshold == "bound":
+            return bound_threshold(self._volume.get(scope, 1.0), self.s.false_alarms_per_quarter)
+        return budget_threshold(
+            self._volume.get(scope, 1.0),
+            self._drifts.get(scope, drift(self._pooled, self.s.odds_ratio)),
+            self.s.false_alarms_per_quarter,
+        )
+
+    # --- judgement -------------------------------------------------------------------------
 
     def evaluate(self, now: float, history_start: float) -> None:
         s = self.s
         if now - history_start < s.min_history:
             return
-        for trailing in self.windows:
-            trailing.advance(now)
+        self._learn(now)
+        self.trailing.advance(now)
+        if not self._ready:
+            return
         for key in sorted(self.keys):
-            base_all, base_neg = self._baseline(key, now)
-            if base_all < s.min_baseline_responses:
-                continue
-            # The baseline share is itself an estimate: judge against its upper bound
-            # (two standard errors of the negative count), so that a fortnight that was
-            # luckily quiet does not make an ordinary day look like a surge.
-            share = max(s.min_negative_share, (base_neg + 2 * math.sqrt(base_neg)) / base_all)
-            judged = [self._judge(trailing, key, share) for trailing in self.windows]
+            score = self.cusum.get(key, 0.0)
+            h = self.threshold(key)
             labels = {_LABEL[key[0]]: key[1]}
-            surging = [j for j in judged if j[0]]
+            trailing = self.trailing
+            negatives = trailing.negative.get(key, 0)
+            expected = max(0.0, trailing.expected.get(key, 0.0))
+            details = {
+                "negative_responses": negatives,
+                "responses": trailing.all.get(key, 0),
+                "expected_negative": round(expected, 1),
+                "window_seconds": round(s.window),
+                "cusum": round(score, 2),
+                "threshold": round(h, 2),
+                "false_alarms_per_quarter": s.false_alarms_per_quarter,
+            }
             if not self.book.is_open("NegativeFeedbackSurge", labels):
-                if surging:
-                    _, details = surging[0]
+                if score >= h:
                     summary = (
-                        f"{key[0]} {key[1]}: {details['negative_responses']} negative survey "
-                        f"answers of {details['responses']} in the last "
-                        f"{format_duration(details['window_seconds'])} "
-                        f"(about {details['expected_negative']} usual)"
+                        f"{key[0]} {key[1]}: {negatives} negative survey answers of "
+                        f"{details['responses']} in the last {format_duration(s.window)} "
+                        f"(about {expected:.1f} expected for these claims and hours)"
                     )
                     self.book.fire("NegativeFeedbackSurge", labels, now, summary, details)
-                continue
-            _, long_details = judged[-1]
-            negatives, expected = long_details["negative_responses"], long_details["expected"]
-            if not surging and (negatives < s.min_count or negatives < s.resolve_ratio * expected):
+                    self.cusum[key] = 0.0  # restart: a surge that goes on climbs again
+            elif score < h and negatives <= s.resolve_ratio * expected:
                 summary = f"{key[0]} {key[1]}: negative survey answers are back to normal"
-                self.book.resolve("NegativeFeedbackSurge", labels, now, summary, long_details)
-
-    def _judge(
-        self, trailing: _Trailing, key: tuple[str, str], share: float
-    ) -> tuple[bool, dict[str, Any]]:
-        s = self.s
-        responses = trailing.all.get(key, 0)
-        negatives = trailing.negative.get(key, 0)
-        # Predicted from the other answers, so a surge does not raise its own bar.
-        expected = max(0.5, (responses - negatives) * share / (1 - share))
-        surging = (
-            negatives >= s.min_count
-            and negatives >= s.min_ratio * expected
-            and poisson_sf(negatives, expected) <= s.max_p_value
-        )
-        return surging, {
-            "negative_responses": negatives,
-            "responses": responses,
-            "expected_negative": round(expected, 1),
-            "expected": expected,
-            "baseline_negative_share": round(share, 3),
-            "window_seconds": round(trailing.window),
-        }
+                self.book.resolve("NegativeFeedbackSurge", labels, now, summary, details)
+                self.cusum[key] = 0.0  # a fresh start: the surge's residue is not evidence

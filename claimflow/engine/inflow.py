@@ -6,12 +6,21 @@ drop fires when all of these hold: the expectation is at least `min_expected` (n
 quiet clients are too thin to judge), the observed count is at most `drop_ratio` of it, and
 a count that low has probability at most `max_p_value` (a quasi-Poisson test: counts and
 expectation are divided by `dispersion`, because real claim counts vary about twice as much
-as a Poisson process would), all for `hold` in a row. It resolves when the
-observed count is back to `resolve_ratio` of the expectation. Without an expectation
-(warming up, or a configured holiday) an episode neither opens nor closes.
+as a Poisson process would), all for `hold` in a row. `max_p_value` comes from the budget
+unless set: `false_alarms_per_quarter` split over the quarter's independent windows
+(Bonferroni: window / quarter each). It resolves when the observed count is back to
+`resolve_ratio` of the expectation. Without an expectation (warming up, or a holiday, public
+or configured) an episode neither opens nor closes.
+
+One cause, one page: when a hub drops and the arrivals missing on its route to a team make
+up most (`explained_share`) of that team's missing arrivals, the team gets no episode of its
+own; the hub's episode names it under `teams`. Which teams a hub feeds, and how much, is
+learned from arrivals history with the same seasonal baseline.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from claimflow.config import InflowDropSettings
 from claimflow.engine.alerts import AlertBook
@@ -19,6 +28,8 @@ from claimflow.engine.baseline import SeasonalBaseline
 from claimflow.engine.stats import poisson_cdf
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import DAY, format_duration
+
+QUARTER = 91.3125 * DAY
 
 ScopeKey = tuple[str, str]  # ("team", "motor"), ("hub", "hub-1"), ("client", "alpine-re")
 _LABEL = {"team": "team", "hub": "hub_id", "client": "client_id"}
@@ -44,12 +55,22 @@ class Inflow:
         if "hub" in settings.scopes:
             self.keys.update(("hub", h) for h in hubs)
         self._clients = "client" in settings.scopes
+        self.hubs = list(hubs) if "hub" in settings.scopes else []
+        self.teams = list(teams)
+        # The per-window probability from the budget: one scope judges one independent
+        # window per `window`, so a quarter holds QUARTER / window of them (Bonferroni).
+        self.max_p_value = (
+            settings.max_p_value
+            if settings.max_p_value is not None
+            else settings.false_alarms_per_quarter * settings.window / QUARTER
+        )
         self.arrived_total: dict[str, int] = {}  # team -> arrivals ever counted (a counter)
 
     def on_arrival(self, team: str, hub_id: str, client_id: str, t: float) -> None:
         self.arrived_total[team] = self.arrived_total.get(team, 0) + 1
         client = ("client", client_id)
-        self.counts.add_many((("team", team), ("hub", hub_id), client), t)
+        # The route key learns which teams each hub feeds (for one episode at the hub).
+        self.counts.add_many((("team", team), ("hub", hub_id), client, ("route", hub_id, team)), t)
         if self._clients and client not in self.keys:
             self.keys.add(client)
 
@@ -62,15 +83,15 @@ class Inflow:
         offsets = self.baseline.offsets(start, now, history_start)
         if offsets is None:
             return  # warming up, or a holiday: no episode opens or closes
+        judged: dict[ScopeKey, tuple[int, float, bool, dict[str, Any]]] = {}
         for key in sorted(self.keys):
             expectation = self.baseline.expect(self.counts, key, start, now, history_start, offsets)
             if expectation is None:
                 continue
             observed = int(self.counts.window_sum(key, start, now))
             expected = expectation.expected
-            labels = {_LABEL[key[0]]: key[1]}
             ratio = observed / expected if expected else None
-            details = {
+            details: dict[str, Any] = {
                 "observed": observed,
                 "expected": round(expected, 1),
                 "ratio": round(ratio, 3) if ratio is not None else None,
@@ -80,18 +101,25 @@ class Inflow:
                     for offset, count in expectation.references
                 },
             }
+            dropping = (
+                expected >= s.min_expected
+                and observed <= s.drop_ratio * expected
+                and poisson_cdf(int(observed / s.dispersion), expected / s.dispersion)
+                <= self.max_p_value
+            )
+            judged[key] = (observed, expected, dropping, details)
+        explained = self._explained_by_hubs(judged, start, now, history_start, offsets)
+        for key, (observed, expected, dropping, details) in judged.items():
+            labels = {_LABEL[key[0]]: key[1]}
             if not self.book.is_open("InflowDrop", labels):
-                if (
-                    expected >= s.min_expected
-                    and observed <= s.drop_ratio * expected
-                    and poisson_cdf(int(observed / s.dispersion), expected / s.dispersion)
-                    <= s.max_p_value
-                ):
+                if dropping and key not in explained:
                     pct = round(100 * observed / expected)
                     summary = (
                         f"{key[0]} {key[1]}: {observed} claims arrived in the last "
                         f"{format_duration(s.window)}, {pct}% of the usual {expected:.0f}"
                     )
+                    if details.get("teams"):
+                        summary += f"; teams affected: {', '.join(details['teams'])}"
                     self.book.fire("InflowDrop", labels, now, summary, details, s.hold)
                 else:
                     self.book.calm("InflowDrop", labels)
@@ -100,3 +128,45 @@ class Inflow:
                     f"{key[0]} {key[1]}: inflow is back to {observed} of the usual {expected:.0f}"
                 )
                 self.book.resolve("InflowDrop", labels, now, summary, details)
+
+    def _explained_by_hubs(
+        self,
+        judged: dict[ScopeKey, tuple[int, float, bool, dict[str, Any]]],
+        start: float,
+        now: float,
+        history_start: float,
+        offsets: list[float],
+    ) -> set[ScopeKey]:
+        """Teams whose drop a dropping hub explains: the arrivals missing on that hub's route
+        to the team make up at least `explained_share` of the team's missing arrivals. Those
+        teams are named in the hub's details and get no episode of their own."""
+        explained: set[ScopeKey] = set()
+        for hub in self.hubs:
+            hub_key = ("hub", hub)
+            state = judged.get(hub_key)
+            if state is None:
+                continue
+            hub_open = self.book.is_open("InflowDrop", {"hub_id": hub})
+            if not (state[2] or hub_open):
+                continue
+            teams: list[str] = []
+            for team in self.teams:
+                team_state = judged.get(("team", team))
+                if team_state is None:
+                    continue
+                observed, expected, dropping, _ = team_state
+                if not dropping:
+                    continue
+                route = ("route", hub, team)
+                route_exp = self.baseline.expect(
+                    self.counts, route, start, now, history_start, offsets
+                )
+                if route_exp is None:
+                    continue
+                route_missing = route_exp.expected - self.counts.window_sum(route, start, now)
+                team_missing = expected - observed
+                if team_missing > 0 and route_missing >= self.s.explained_share * team_missing:
+                    explained.add(("team", team))
+                    teams.append(team)
+            state[3]["teams"] = teams
+        return explained
