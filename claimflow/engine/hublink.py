@@ -113,6 +113,11 @@ class RouteState:
     last_arrival: float | None = None
     episode: BreakEpisode | None = None
     learned_dispatch: float = -math.inf  # dispatch time of the last transit learned
+    # Arrivals in claims and in units (claims dispatched at one instant arrive as one): a
+    # batching hub's claims come in bursts, and silence is judged in bursts, not claims.
+    arrived_claims: int = 0
+    arrived_units: int = 0
+    arrived_dispatch: float = -math.inf
     last_dispatch: float = -math.inf
     # Recent episodes' (since, end): claims dispatched inside one never teach the curve.
     unhealthy: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=8))
@@ -214,6 +219,11 @@ class HubLinks:
             state = self._route((hub_id, centers[0]))
         if count:
             self.arrivals.add(state.route, t)
+        state.arrived_claims += 1
+        dispatched_at = record.dispatched_at if record is not None else t
+        if dispatched_at != state.arrived_dispatch:
+            state.arrived_units += 1
+            state.arrived_dispatch = dispatched_at
         if state.last_arrival is None or t > state.last_arrival:
             state.last_arrival = t
 
@@ -423,8 +433,9 @@ class HubLinks:
     def _silence(
         self, state: RouteState, now: float, history_start: float
     ) -> tuple[float | None, float | None, float]:
-        """How long nothing has arrived, how many arrivals the baseline expected in that
-        time (prorated within the window buckets it covers), and the budget's threshold."""
+        """How long nothing has arrived, how many arrivals (in units: a batch is one) the
+        baseline expected in that time (prorated within the window buckets it covers), and
+        the budget's threshold."""
         threshold = self._threshold(state, now, 2)
         if state.last_arrival is None:
             return None, None, threshold
@@ -444,7 +455,8 @@ class HubLinks:
             self._silence_cache[state.route] = (start, end, covering)
         if covering is None:
             return silent_for, None, threshold
-        return silent_for, covering * silent_for / (end - start), threshold
+        burst = state.arrived_claims / state.arrived_units if state.arrived_units else 1.0
+        return silent_for, covering * silent_for / (end - start) / burst, threshold
 
     # --- reading -----------------------------------------------------------------------
 
