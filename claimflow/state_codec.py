@@ -182,7 +182,7 @@ class _Encoder:
                 raise StateCodecError(f"{path}: {value!r} cannot be written")
             return ["G", index, names]
         if isinstance(value, BaseModel):
-            model = self.node(value.model_dump(), self._at(path, "model"), d)
+            model = self.node(value.model_dump(by_alias=True), self._at(path, "model"), d)
             return ["P", index, _name(kind), model]
         name = _name(kind, path)
         if isinstance(value, msgspec.Struct):

@@ -39,7 +39,7 @@ own bar). Without `min_baseline_responses` learned, or before `min_history`, no 
 from __future__ import annotations
 
 import math
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -151,7 +151,8 @@ class Feedback:
         self.scores: Counter[tuple[str, int]] = Counter()  # (client, score) -> responses
         self.cusum: dict[Scope, float] = {}
         # claim -> [hub received, due, completed or None, team]; bounded, oldest first.
-        self.claims: OrderedDict[str, list[Any]] = OrderedDict()
+        # Insertion-ordered (oldest first): a plain dict, so snapshots can write it as data.
+        self.claims: dict[str, list[Any]] = {}
         self._model_end: float | None = None
         self._rates: dict[RiskClass, float] = {}
         self._pooled = 0.0
@@ -167,7 +168,7 @@ class Feedback:
         if claim_id not in self.claims:
             self.claims[claim_id] = [received, due, None, team]
             if len(self.claims) > self.s.max_claims:
-                self.claims.popitem(last=False)  # bounded: the oldest claim is forgotten
+                del self.claims[next(iter(self.claims))]  # bounded: the oldest is forgotten
 
     def on_completion(self, claim_id: str, t: float) -> None:
         facts = self.claims.get(claim_id)
@@ -184,10 +185,10 @@ class Feedback:
         self.daily.expire(now)
         claims, horizon = self.claims, now - self.s.claim_horizon
         while claims:
-            first = next(iter(claims.values()))
-            if first[0] >= horizon:
+            oldest = next(iter(claims))
+            if claims[oldest][0] >= horizon:
                 break
-            claims.popitem(last=False)
+            del claims[oldest]
 
     # --- answers ---------------------------------------------------------------------------
 
