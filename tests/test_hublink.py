@@ -271,6 +271,46 @@ def test_the_flood_after_a_fix_does_not_teach_the_curve_and_a_second_break_is_as
     assert engine.links.routes[ROUTE].curve.quantile(0.99) <= 30
 
 
+def test_a_second_break_while_the_first_ones_claims_are_still_coming_is_a_new_episode() -> None:
+    """The first break's stuck claims are re-sent slowly (11:20 to 11:50); the link breaks
+    again at 11:30, before they are all in: a new episode, raised as fast as the first."""
+    first, fixed, second = 3 * 86400 + 10 * HOUR, 3 * 86400 + 11 * HOUR, 3 * 86400 + 11.5 * HOUR
+
+    def delivered(t: float) -> bool:
+        return not (first <= t < fixed or t >= second)
+
+    events = list(flow(0, second + HOUR, 130, seed=11, delivered=delivered))
+    stuck = [
+        e
+        for _, e in events
+        if isinstance(e, HubDispatched)
+        and first <= e.dispatched_at.timestamp() - T0.timestamp() < fixed
+    ]
+    step = 30 * 60 / len(stuck)
+    events += [
+        (
+            fixed + 20 * 60 + k * step,
+            ClaimArrived(
+                event_id=f"late{e.claim_id}",
+                claim_id=e.claim_id,
+                client_id=e.client_id,
+                hub_id="hub-1",
+                team="motor",
+                claim_type="motor",
+                hub_received_at=e.hub_received_at,
+                arrived_at=_at(fixed + 20 * 60 + k * step),
+            ),
+        )
+        for k, e in enumerate(stuck)
+    ]
+    _, alerts = run(events, second + HOUR)
+    fired = [a for a in alerts if a.state == "firing"]
+    assert len(fired) == 2
+    first_resolution = next(a for a in alerts if a.state == "resolved")
+    assert first_resolution.details["still_missing"] > 0  # said, not silent
+    assert fired[1].at - _first_lost(events, second) <= 120
+
+
 def test_an_episode_resolves_only_when_its_missing_claims_arrive_or_are_written_off() -> None:
     broken, back = 3 * 86400 + 12 * HOUR, 3 * 86400 + 13 * HOUR
     config = _config(write_off_after="3h")

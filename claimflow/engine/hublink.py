@@ -83,6 +83,9 @@ class BreakEpisode:
     missing_now: int = 0
     missing_by_client: dict[str, int] = field(default_factory=dict)
     written_off: int = 0
+    flowing_since: float | None = None  # claims dispatched after the alert arrive again
+    # Dispatch times of claims dispatched after the alert that arrived in normal time.
+    fresh: deque[float] = field(default_factory=lambda: deque(maxlen=512))
 
 
 @dataclass(slots=True)
@@ -203,6 +206,13 @@ class HubLinks:
         if record is not None:
             state = self.routes[record.route]
             del state.pending[claim_id]
+            episode = state.episode
+            if (
+                episode is not None
+                and record.dispatched_at >= episode.detected
+                and t - record.dispatched_at <= self._missing_after(state)
+            ):
+                episode.fresh.append(record.dispatched_at)
             if (
                 state.episode is None
                 and record.dispatched_at != state.learned_dispatch
@@ -257,9 +267,10 @@ class HubLinks:
             per_year = max(per_year, state.dispatched_total / span * YEAR)
         return math.log(per_year * tests / self.s.false_alarms_per_year)
 
-    def evidence(self, state: RouteState, now: float) -> Evidence:
-        """The CUSUM of per-claim log-likelihood ratios over the route's recent dispatches,
-        for the most suspicious lost share; the threshold the budget sets for it."""
+    def evidence(self, state: RouteState, now: float, after: float = -math.inf) -> Evidence:
+        """The CUSUM of per-claim log-likelihood ratios over the route's recent dispatches
+        (those dispatched at `after` or later), for the most suspicious lost share; the
+        threshold the budget sets for it."""
         tests = len(self._hypotheses) + 1  # + the silence test
         h = self._threshold(state, now, tests)
         best = Evidence(0.0, h, 1.0, None)
@@ -284,6 +295,8 @@ class HubLinks:
         prev = state.next_seq
         unit = math.nan  # dispatch time of the newer claim: claims sharing one are one unit
         for record in reversed(pending.values()):
+            if record.dispatched_at < after:
+                break
             remaining -= 1
             arrived = prev - record.seq - 1  # claims dispatched in between that arrived
             prev = record.seq
@@ -316,28 +329,42 @@ class HubLinks:
         by_missing = found.first is not None and found.score >= found.threshold
         silent_for, expected, silence_threshold = self._silence(state, now, history_start)
         by_silence = expected is not None and expected / self.s.dispersion >= silence_threshold
-        if not (by_missing or by_silence):
-            return
+        if by_missing or by_silence:
+            self._open(state, now, found if by_missing else None, silent_for, expected)
+
+    def _open(
+        self,
+        state: RouteState,
+        now: float,
+        found: Evidence | None,
+        silent_for: float | None,
+        expected: float | None,
+    ) -> None:
+        """Fire an episode on missing-claim evidence (`found`), silence, or both."""
+        by_silence = silent_for is not None and expected is not None
         starts = []
-        if by_missing and found.first is not None:
+        if found is not None and found.first is not None:
             starts.append(found.first.dispatched_at)
         if by_silence and state.last_arrival is not None:
             starts.append(state.last_arrival)
         since = min(starts)
         evidence = [
-            name for name, hit in (("missing_claims", by_missing), ("silence", by_silence)) if hit
+            name
+            for name, hit in (("missing_claims", found is not None), ("silence", by_silence))
+            if hit
         ]
         episode = BreakEpisode(state.route, since, now, None, 0, evidence)
         state.episode = episode
         self._count_missing(state, episode, now)
         episode.max_missing = episode.missing_now
         details = self._details(state, episode, now)
-        details["evidence_log_likelihood_ratio"] = round(found.score, 2)
-        details["threshold"] = round(found.threshold, 2)
-        details["lost_share"] = found.lost_share
+        if found is not None:
+            details["evidence_log_likelihood_ratio"] = round(found.score, 2)
+            details["threshold"] = round(found.threshold, 2)
+            details["lost_share"] = found.lost_share
         details["silent_for_seconds"] = round(silent_for) if silent_for is not None else None
         details["expected_arrivals_in_silence"] = (
-            round(expected, 1) if expected is not None else None
+            round(expected, 1) if expected is not None and by_silence else None
         )
         self.book.fire("HubLinkBreak", state.labels, now, self._summary(state, episode), details)
         self.episodes.append(episode)
@@ -352,6 +379,39 @@ class HubLinks:
         silent = expected is not None and expected / self.s.dispersion >= silence_threshold
         lost_since = self._missing_since(state, episode.since, now)
         details = self._details(state, episode, now)
+        # Flowing again: enough claims dispatched since the alert arrived in normal time,
+        # with none lost after them, that a route still losing even the smallest share in
+        # `lost_shares` would have shown it (probability e^-h). From then on a new break is a
+        # new episode, raised as fast as the first, even while the first one's stuck claims
+        # are still on their way.
+        if episode.flowing_since is None:
+            edge = now - self._missing_after(state)
+            lost_after = episode.detected
+            for record in reversed(state.pending.values()):
+                if record.dispatched_at < episode.detected:
+                    break
+                if record.dispatched_at <= edge:
+                    lost_after = record.dispatched_at  # the newest fresh claim still missing
+                    break
+            streak = sum(1 for d in episode.fresh if d > lost_after)
+            h = self._threshold(state, now, len(self._hypotheses) + 1)
+            if streak >= h / -math.log1p(-min(self.s.lost_shares)):
+                episode.flowing_since = now
+        if episode.flowing_since is not None and lost_since:
+            again = self.evidence(state, now, after=episode.flowing_since)
+            if again.first is not None and again.score >= again.threshold:
+                summary = (
+                    f"{state.route[0]} → {state.route[1]}: claims flowed again, then a new "
+                    f"break began; {lost_since} claims of this one are still missing "
+                    "(carried into the new episode's figures)"
+                )
+                details["still_missing"] = lost_since
+                self.book.resolve("HubLinkBreak", state.labels, now, summary, details)
+                episode.end = now
+                state.unhealthy.append((episode.since, now))
+                state.episode = None
+                self._open(state, now, again, None, None)
+                return
         if arriving and not silent and lost_since == 0:
             summary = f"{state.route[0]} → {state.route[1]}: claims are arriving again"
             if episode.written_off:
@@ -425,8 +485,8 @@ class HubLinks:
         hub, center = state.route
         if "missing_claims" in episode.evidence or episode.missing_now:
             return (
-                f"{hub} → {center}: {episode.missing_now} claims dispatched since "
-                f"{iso(episode.since)} have not arrived"
+                f"{hub} → {center}: {episode.missing_now} claims missing; the first lost claim "
+                f"of this break was dispatched at {iso(episode.since)}"
             )
         return f"{hub} → {center}: nothing has arrived since {iso(episode.since)}"
 
