@@ -47,6 +47,10 @@ WORKER_ONLY = (
     "claimflow_input_gap_records",
     "claimflow_snapshot_refused",
     "claimflow_config_reload_errors",
+    # What every service exports about itself (metrics.register_service_metrics).
+    "claimflow_build_info",
+    "process_",
+    "python_",
 )
 
 
