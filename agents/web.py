@@ -43,7 +43,7 @@ from claimflow.wall import clients_view, wall_view
 
 LOADING = {"error": "the detector state is loading on this worker; retry in a few seconds"}
 PUBLIC_ROUTES = ("/metrics", "/healthz", "/readyz")
-VIEW_ROUTES = ("/wall", "/api/wall", "/it/routes", "/it/breaks", "/it/transit")
+VIEW_ROUTES = ("/wall", "/api/wall", "/api/clients", "/it/routes", "/it/breaks", "/it/transit")
 COOKIE = "claimflow_view"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
