@@ -59,7 +59,9 @@ def test_hub_break_tells_it_where_when_and_how_many(scenario) -> None:  # type: 
     (fired,) = run.firing("HubLinkBreak")
     assert fired.labels == {"hub_id": "hub-1", "center_id": "center-1"}
     since = _epoch(fired.details["since"])
-    assert 0 <= since - _epoch(fault["start"]) <= 5 * MINUTE
+    # The first claim of the suspicious run: a claim still in transit when the link broke
+    # (a straggler) can start it a little before the fault.
+    assert abs(since - _epoch(fault["start"])) <= 5 * MINUTE
     # Seen after a few lost claims; the open alert keeps the count current (see IT view).
     assert fired.details["missing_claims"] >= 1
     assert fired.details["evidence_log_likelihood_ratio"] >= fired.details["threshold"]
