@@ -151,8 +151,10 @@ class Feedback:
         self.scores: Counter[tuple[str, int]] = Counter()  # (client, score) -> responses
         self.cusum: dict[Scope, float] = {}
         # claim -> [hub received, due, completed or None, team]; bounded, oldest first.
-        # Insertion-ordered (oldest first): a plain dict, so snapshots can write it as data.
+        # Claim facts by id, and the ids in arrival order for expiry (a deque: deleting from
+        # the front of a dict makes the next look for its first key slower and slower).
         self.claims: dict[str, list[Any]] = {}
+        self._order: deque[str] = deque()
         self._model_end: float | None = None
         self._rates: dict[RiskClass, float] = {}
         self._pooled = 0.0
@@ -167,8 +169,9 @@ class Feedback:
     def on_arrival(self, claim_id: str, team: str, received: float, due: float) -> None:
         if claim_id not in self.claims:
             self.claims[claim_id] = [received, due, None, team]
-            if len(self.claims) > self.s.max_claims:
-                del self.claims[next(iter(self.claims))]  # bounded: the oldest is forgotten
+            self._order.append(claim_id)
+            if len(self._order) > self.s.max_claims:
+                self.claims.pop(self._order.popleft(), None)  # bounded: the oldest is forgotten
 
     def on_completion(self, claim_id: str, t: float) -> None:
         facts = self.claims.get(claim_id)
@@ -183,12 +186,12 @@ class Feedback:
         """Forget claims received more than `claim_horizon` ago (their answers then use the
         time-of-week class), and old learning counts."""
         self.daily.expire(now)
-        claims, horizon = self.claims, now - self.s.claim_horizon
-        while claims:
-            oldest = next(iter(claims))
-            if claims[oldest][0] >= horizon:
+        claims, order, horizon = self.claims, self._order, now - self.s.claim_horizon
+        while order:
+            facts = claims.get(order[0])
+            if facts is not None and facts[0] >= horizon:
                 break
-            del claims[oldest]
+            claims.pop(order.popleft(), None)
 
     # --- answers ---------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ def bin_of(seconds: float) -> int:
 class TransitCurve:
     """Healthy transit times of one route and the survival curve they imply."""
 
-    __slots__ = ("_built", "_survival", "counts", "max_samples", "total")
+    __slots__ = ("_ages", "_built", "_survival", "counts", "max_samples", "total")
 
     def __init__(self, max_samples: int = 200_000) -> None:
         self.counts = [0.0] * BINS
@@ -46,6 +46,7 @@ class TransitCurve:
         self.max_samples = max_samples
         self._survival: list[float] | None = None
         self._built = 0.0  # samples the table was built from
+        self._ages: dict[float, float] = {}  # age_at_survival answers for the current table
 
     def learn(self, seconds: float) -> None:
         self.counts[bin_of(seconds)] += 1.0
@@ -62,6 +63,7 @@ class TransitCurve:
         table = self._survival
         if table is None or self.total - self._built >= max(1.0, self._built / 100):
             self._built = self.total
+            self._ages = {}
             table = [0.0] * BINS
             above = 1.0  # the pseudo-observation beyond every age
             denominator = self.total + 1.0
@@ -95,7 +97,12 @@ class TransitCurve:
         """The youngest age at which S drops to `survival` or below (inf if it never does):
         a claim older than this counts as missing in the views."""
         table = self.survival_table()
-        for i, s in enumerate(table):
-            if s <= survival:
-                return EDGES[i - 1] if i else 0.0
-        return math.inf
+        age = self._ages.get(survival)
+        if age is None:
+            age = math.inf
+            for i, s in enumerate(table):
+                if s <= survival:
+                    age = EDGES[i - 1] if i else 0.0
+                    break
+            self._ages[survival] = age
+        return age
