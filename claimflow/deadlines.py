@@ -88,24 +88,13 @@ class DeadlineCalendar:
         return datetime.fromtimestamp(self.due_epoch(client_id, hub_received), agreement.tz)
 
     def due_epoch(self, client_id: str, hub_received: datetime) -> float:
-        # Cached per client and quarter hour (UTC): every time zone's offset is a whole
-        # number of quarter hours, so a quarter hour never straddles a local midnight.
-        received = hub_received.timestamp()
-        quarter = int(received // 900)
-        key = (client_id, quarter)
-        entry = self._cache.get(key)
-        if entry is None:
-            entry = self._previous.get(key)
-            if entry is None:
-                agreement = self.agreement(client_id)
-                entry = self._day_entry(agreement, hub_received.astimezone(agreement.tz).date())
-            self._remember(key, quarter, entry)
-        cutoff, due_same_day, due_next = entry
-        return due_same_day if received <= cutoff else due_next
+        return self.due_at(client_id, hub_received.timestamp())[0]
 
     def due_at(self, client_id: str, received: float) -> tuple[float, bool]:
         """The due instant of a claim that reached the hub at epoch `received`, and whether it
-        is entitled to same-day service (reached the hub by the cutoff on a business day)."""
+        is entitled to same-day service (reached the hub by the cutoff on a business day).
+        Cached per client and quarter hour (UTC): every time zone's offset is a whole number
+        of quarter hours, so a quarter hour never straddles a local midnight."""
         quarter = int(received // 900)
         key = (client_id, quarter)
         entry = self._cache.get(key)

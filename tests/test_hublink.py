@@ -90,6 +90,37 @@ def flow(
             )
 
 
+def resent(stuck: list[HubDispatched], start: float, step: float) -> list[tuple[float, Event]]:
+    """The stuck claims of a break arriving after its fix, one every `step` seconds."""
+    return [
+        (
+            start + k * step,
+            ClaimArrived(
+                event_id=f"late{e.claim_id}",
+                claim_id=e.claim_id,
+                client_id=e.client_id,
+                hub_id="hub-1",
+                team="motor",
+                claim_type="motor",
+                hub_received_at=e.hub_received_at,
+                arrived_at=_at(start + k * step),
+            ),
+        )
+        for k, e in enumerate(stuck)
+    ]
+
+
+def sent_between(
+    events: list[tuple[float, Event]], start: float, end: float
+) -> list[HubDispatched]:
+    return [
+        e
+        for _, e in events
+        if isinstance(e, HubDispatched)
+        and start <= e.dispatched_at.timestamp() - T0.timestamp() < end
+    ]
+
+
 def run(
     events: list[tuple[float, Event]], until: float, config: Config | None = None
 ) -> tuple[Engine, list[Alert]]:
@@ -235,28 +266,7 @@ def test_the_flood_after_a_fix_does_not_teach_the_curve_and_a_second_break_is_as
 
     events = list(flow(0, second + HOUR, 130, seed=6, delivered=delivered))
     # The stuck claims of the first break arrive in a flood when it is fixed: two a second.
-    stuck = [
-        e
-        for _, e in events
-        if isinstance(e, HubDispatched)
-        and first <= e.dispatched_at.timestamp() - T0.timestamp() < fixed
-    ]
-    events += [
-        (
-            fixed + 60 + k / 2,
-            ClaimArrived(
-                event_id=f"late{e.claim_id}",
-                claim_id=e.claim_id,
-                client_id=e.client_id,
-                hub_id="hub-1",
-                team="motor",
-                claim_type="motor",
-                hub_received_at=e.hub_received_at,
-                arrived_at=_at(fixed + 60 + k / 2),
-            ),
-        )
-        for k, e in enumerate(stuck)
-    ]
+    events += resent(sent_between(events, first, fixed), fixed + 60, 0.5)
     engine, alerts = run(events, second + HOUR)
     fired = [a for a in alerts if a.state == "firing"]
     assert len(fired) == 2
@@ -280,29 +290,8 @@ def test_a_second_break_while_the_first_ones_claims_are_still_coming_is_a_new_ep
         return not (first <= t < fixed or t >= second)
 
     events = list(flow(0, second + HOUR, 130, seed=11, delivered=delivered))
-    stuck = [
-        e
-        for _, e in events
-        if isinstance(e, HubDispatched)
-        and first <= e.dispatched_at.timestamp() - T0.timestamp() < fixed
-    ]
-    step = 30 * 60 / len(stuck)
-    events += [
-        (
-            fixed + 20 * 60 + k * step,
-            ClaimArrived(
-                event_id=f"late{e.claim_id}",
-                claim_id=e.claim_id,
-                client_id=e.client_id,
-                hub_id="hub-1",
-                team="motor",
-                claim_type="motor",
-                hub_received_at=e.hub_received_at,
-                arrived_at=_at(fixed + 20 * 60 + k * step),
-            ),
-        )
-        for k, e in enumerate(stuck)
-    ]
+    stuck = sent_between(events, first, fixed)
+    events += resent(stuck, fixed + 20 * 60, 30 * 60 / len(stuck))
     _, alerts = run(events, second + HOUR)
     fired = [a for a in alerts if a.state == "firing"]
     assert len(fired) == 2
