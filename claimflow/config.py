@@ -13,7 +13,7 @@ from datetime import date, time
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holiday_package
@@ -483,62 +483,94 @@ def load_config(path: str | Path | None = None) -> Config:
     return parse_config(read_yaml(path), str(path))
 
 
-class ConfigFile:
-    """The agreements file as the live worker sees it: reloaded when it changes on disk.
+T = TypeVar("T")
+
+
+class WatchedFile(Generic[T]):
+    """A file the live worker reloads when it changes on disk (the agreements, the roster).
 
     Checked at most every `check_every` seconds of the worker's clock. A changed file that
-    loads replaces the configuration (`current()` returns the new object; the worker then
-    rebuilds its state with it). One that does not keeps the last good configuration in use:
-    the error is logged once per version of the file and counted in `errors` (the metric
-    `claimflow_config_reload_errors_total`), so a typo never stops the detectors.
+    loads replaces the value (`current()` returns the new object). One that does not keeps the
+    last good value in use: the error is logged once per version of the file and counted in
+    `errors` (exported as a metric), so a typo never stops the worker. A bad file at start-up
+    is a start-up error.
     """
 
-    def __init__(self, path: Path, check_every: float = 10.0, clock: Clock | None = None) -> None:
+    what = "file"  # how the log names it
+
+    def __init__(self, path: Path, check_every: float, clock: Clock | None) -> None:
         self.path = path
         self.check_every = check_every
         self.clock = clock or SystemClock()
-        self.config = load_config(path)  # a bad file at start-up is a start-up error
+        self.value = self.load()
         self.stamp = self._stamp()
         self.checked = self.clock.now()
         self.errors = 0
         self.reloads = 0
 
+    def load(self) -> T:
+        raise NotImplementedError
+
+    def accept(self, value: T) -> None:
+        """A version that loaded: take it (and say so)."""
+        self.value = value
+        self.reloads += 1
+        log.info("%s %s reloaded", self.what, self.path)
+
     def _stamp(self) -> tuple[int, int]:
         st = os.stat(self.path)
         return st.st_mtime_ns, st.st_size
 
-    def current(self) -> Config:
+    def current(self) -> T:
         now = self.clock.now()
         if now - self.checked < self.check_every:
-            return self.config
+            return self.value
         self.checked = now
         try:
             stamp = self._stamp()
         except OSError as exc:
             if self.stamp != (0, 0):
                 self.errors += 1
-                log.error("agreements %s: %s; keeping the last good agreements", self.path, exc)
+                log.error("%s %s: %s; keeping the last good one", self.what, self.path, exc)
                 self.stamp = (0, 0)
-            return self.config
+            return self.value
         if stamp == self.stamp:
-            return self.config
+            return self.value
         self.stamp = stamp
         try:
-            config = load_config(self.path)
-        except ConfigError as exc:
+            value = self.load()
+        except (ConfigError, OSError) as exc:
             self.errors += 1
             log.error(
-                "agreements %s did not load; keeping the last good agreements:\n%s",
-                self.path,
-                exc,
+                "%s %s did not load; keeping the last good one:\n%s", self.what, self.path, exc
             )
-            return self.config
+            return self.value
         except Exception:  # a bug in validation must not stop the worker either
             self.errors += 1
-            log.exception("agreements %s did not load; keeping the last good ones", self.path)
-            return self.config
-        if config != self.config:
+            log.exception("%s %s did not load; keeping the last good one", self.what, self.path)
+            return self.value
+        self.accept(value)
+        return self.value
+
+
+class ConfigFile(WatchedFile[Config]):
+    """The agreements file: a changed file that loads replaces the configuration (the worker
+    then rebuilds its state with it); errors count in `claimflow_config_reload_errors_total`."""
+
+    what = "agreements"
+
+    def __init__(self, path: Path, check_every: float = 10.0, clock: Clock | None = None) -> None:
+        super().__init__(path, check_every, clock)
+
+    @property
+    def config(self) -> Config:
+        return self.value
+
+    def load(self) -> Config:
+        return load_config(self.path)
+
+    def accept(self, value: Config) -> None:
+        if value != self.value:  # touched but the same: nothing to rebuild
             self.reloads += 1
             log.warning("agreements %s changed: applying them", self.path)
-            self.config = config
-        return self.config
+            self.value = value

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -35,8 +34,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from claimflow.config import Config, ConfigError, Team, WorkingHours, describe, read_yaml
-from claimflow.timeutil import HOUR, Clock, SystemClock, iso
+from claimflow.config import (
+    Config,
+    ConfigError,
+    Team,
+    WatchedFile,
+    WorkingHours,
+    describe,
+    read_yaml,
+)
+from claimflow.timeutil import HOUR, Clock, iso
 from claimflow.workhours import WorkingCalendar
 
 if TYPE_CHECKING:
@@ -139,13 +146,12 @@ def load_roster(path: str | Path, config: Config) -> Roster:
     return roster
 
 
-class RosterFile:
-    """The roster file as the live worker sees it: reloaded when it changes on disk.
+class RosterFile(WatchedFile["Roster"]):
+    """The roster file as the live worker sees it: reloaded when it changes on disk (see
+    `WatchedFile`); errors count in `claimflow_roster_reload_errors_total`, so a typo never
+    stops suggestions."""
 
-    Checked at most every `check_every` seconds of the worker's clock. A file that no longer
-    loads keeps the last good roster in use: the error is logged once per version of the file
-    and counted in `errors` (exported as a metric), so a typo never stops suggestions.
-    """
+    what = "roster"
 
     def __init__(
         self,
@@ -154,49 +160,19 @@ class RosterFile:
         check_every: float = 10.0,
         clock: Clock | None = None,
     ) -> None:
-        self.path = path
         self.config = config
-        self.check_every = check_every
-        self.clock = clock or SystemClock()
-        self.roster = load_roster(path, config)  # a bad file at start-up is a start-up error
-        self.stamp = self._stamp()
-        self.checked = self.clock.now()
-        self.errors = 0
-        self.reloads = 0
+        super().__init__(path, check_every, clock)
 
-    def _stamp(self) -> tuple[int, int]:
-        st = os.stat(self.path)
-        return st.st_mtime_ns, st.st_size
+    @property
+    def roster(self) -> Roster:
+        return self.value
 
-    def current(self) -> Roster:
-        now = self.clock.now()
-        if now - self.checked < self.check_every:
-            return self.roster
-        self.checked = now
-        try:
-            stamp = self._stamp()
-        except OSError as exc:
-            if self.stamp != (0, 0):
-                self.errors += 1
-                log.error("roster %s: %s; keeping the last good roster", self.path, exc)
-                self.stamp = (0, 0)
-            return self.roster
-        if stamp == self.stamp:
-            return self.roster
-        self.stamp = stamp
-        try:
-            self.roster = load_roster(self.path, self.config)
-        except (ConfigError, OSError) as exc:
-            self.errors += 1
-            log.error("roster %s did not load; keeping the last good roster:\n%s", self.path, exc)
-            return self.roster
-        except Exception:  # a bug in validation must not stop the detector agent either
-            self.errors += 1
-            log.exception("roster %s did not load; keeping the last good roster", self.path)
-            return self.roster
-        self.reloads += 1
-        log.info("roster %s reloaded: %d employees", self.path, len(self.roster.employees))
-        return self.roster
+    def load(self) -> Roster:
+        return load_roster(self.path, self.config)
+
+    def accept(self, value: Roster) -> None:
+        super().accept(value)
+        log.info("roster %s: %d employees", self.path, len(value.employees))
 
 
 # --- what to suggest ----------------------------------------------------------------------
