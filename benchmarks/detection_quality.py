@@ -8,7 +8,8 @@ the engine in-process as `claimflow replay` does, and scores the alerts against 
 file. For each fault kind and seed: the delay (first matching alert minus fault start), the
 physical limit on the same data (limit minus start) and their difference; medians over the
 seeds. From long fault-free runs (`--quiet-runs` x `--quiet-days`, 273 days by default): false
-alarms per route-year (HubLinkBreak) and per scope-quarter (the others). The same columns
+alarms per route-year (HubLinkBreak) and per scope-quarter (the others), on average over the
+scopes and for the worst single scope in one run (the budget is per scope). The same columns
 for the baseline rule "arrivals in the last hour below half of the same hour a week ago",
 evaluated per hub every minute as a Prometheus `offset 1w` rule would.
 See docs/detection-benchmark.md.
@@ -306,6 +307,7 @@ def main() -> None:
                 )
 
         counts: dict[str, int] = {}
+        worst: dict[str, tuple[float, str]] = {}
         rule_count = 0
         seconds = rule_seconds = 0.0
         quiet_start = START
@@ -324,10 +326,20 @@ def main() -> None:
                 realism=_realism(batching=True),
             )
             alerts, _, arrivals = _run(config, sim, folder, say)
+            run_scopes: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
             for alert in alerts:
                 if alert.state == "firing":
                     counts[alert.alert] = counts.get(alert.alert, 0) + 1
-            seconds += sim.t_end - sim.t0
+                    scope = (alert.alert, tuple(sorted(alert.labels.items())))
+                    run_scopes[scope] = run_scopes.get(scope, 0) + 1
+            run_span = sim.t_end - sim.t0
+            for (kind, labels), n in run_scopes.items():
+                # The budget is per scope: an average over scopes can hide one scope that
+                # fires every week. Worst scope, within one run (HubLinkBreak: per year).
+                rate = n * (YEAR if kind == "HubLinkBreak" else QUARTER) / run_span
+                if rate > worst.get(kind, (0.0, ""))[0]:
+                    worst[kind] = (rate, ",".join(v for _, v in labels) + f" (run {run + 1})")
+            seconds += run_span
             episodes = offset_rule(arrivals, sim.t0, sim.t_end)
             rule_count += sum(len(e) for e in episodes.values())
             rule_seconds += sim.t_end - sim.t0 - 7 * 24 * HOUR - HOUR
@@ -341,6 +353,8 @@ def main() -> None:
                 counts.get(kind, 0), n, seconds, YEAR if kind == "HubLinkBreak" else QUARTER
             ),
             "unit": "route-year" if kind == "HubLinkBreak" else "scope-quarter",
+            "worst_scope_rate": worst.get(kind, (0.0, ""))[0],
+            "worst_scope": worst.get(kind, (0.0, ""))[1],
         }
         for kind, n in scopes.items()
     }
@@ -381,10 +395,18 @@ def main() -> None:
         f"({args.quiet_claims_per_day:,} claims/day, stragglers, duplicates, a batching hub, "
         "an overnight-hold hub, holidays):\n"
     )
-    print("| alert | firing | scopes | rate |")
-    print("|---|---|---|---|")
+    print("| alert | firing | scopes | rate | worst scope in one run |")
+    print("|---|---|---|---|---|")
     for kind, fa in false_alarms.items():
-        print(f"| {kind} | {fa['alarms']} | {fa['scopes']} | {fa['rate']:.2f} per {fa['unit']} |")
+        worst_text = (
+            f"{fa['worst_scope_rate']:.2f} ({fa['worst_scope']})"
+            if fa.get("worst_scope")
+            else ("0" if "worst_scope" in fa else "n/a")
+        )
+        print(
+            f"| {kind} | {fa['alarms']} | {fa['scopes']} | {fa['rate']:.2f} per {fa['unit']} "
+            f"| {worst_text} |"
+        )
     print(f"\n({result['seconds']} s)")
 
 

@@ -94,3 +94,37 @@ def test_warm_up_holidays_and_the_median() -> None:
     assert expectation is not None
     assert expectation.expected == 49  # median of 50, 48, 0, 52: the dead day does not drag it
     assert dict(expectation.references) == {DAY: 50, WEEK: 48, 2 * WEEK: 0, 3 * WEEK: 52}
+
+
+def test_references_are_the_same_local_clock_window_across_a_clock_change() -> None:
+    # London moved to summer time on Sunday 2027-03-28: 13:15 BST is 12:15 UTC, and the same
+    # local window a week or more back (still GMT) is 13:15 UTC: 7 x 24 h less an hour ago.
+    start, end = _t(2027, 3, 30, 12, 15), _t(2027, 3, 30, 12, 45)  # Tuesday 13:15 BST
+    offsets = _baseline().offsets(start, end, history_start=0)
+    assert offsets == [DAY, WEEK - HOUR, 2 * WEEK - HOUR, 3 * WEEK - HOUR]
+    counts = BucketCounts(900, 30 * DAY)
+    for days in (7, 14, 21):  # 30 claims every week at 13:15 local, none at 12:15 local
+        for k in range(30):
+            counts.add("k", _t(2027, 3, 30 - days, 13, 15) + k * 50)
+    for k in range(30):
+        counts.add("k", _t(2027, 3, 29, 12, 15) + k * 50)  # Monday 13:15 BST
+    expectation = _baseline().expect(counts, "k", start, end, history_start=0)
+    assert expectation is not None and expectation.expected == 30
+
+
+def test_a_span_across_midnight_expects_nothing_of_its_holiday_part() -> None:
+    holiday = frozenset({date(2027, 1, 1)})
+    counts = BucketCounts(900, 40 * DAY)
+    for day in range(1, 22):  # every day but the holiday: 4 arrivals an hour, all day long
+        for k in range(96):
+            t = _t(2026, 12, 10, 0) + day * DAY + k * 900
+            if datetime.fromtimestamp(t, LONDON).date() not in holiday:
+                counts.add("k", t)
+    evening, after_midnight = _t(2027, 1, 1, 20), _t(2027, 1, 2, 2)
+    plain = _baseline().expect(counts, "k", evening, after_midnight, history_start=0)
+    assert plain is not None and plain.expected == 24  # six ordinary hours: what went wrong
+    span = _baseline(holiday).expect_span(counts, "k", evening, after_midnight, history_start=0)
+    assert span == 8  # the holiday evening expects nothing; 00:00-02:00 on the 2nd expects 8
+    assert _baseline(holiday).expect_span(counts, "k", evening, _t(2027, 1, 1, 23), 0) is None
+    # An hour-long window from the holiday's last evening hour into the next day: not judged.
+    assert _baseline(holiday).offsets(_t(2027, 1, 1, 23, 30), _t(2027, 1, 2, 0, 30), 0) is None

@@ -4,10 +4,14 @@ A window [start, end) is compared with the same clock window on reference days: 
 (only when yesterday was the same kind of day, business day or not, so Monday morning is
 never compared with Sunday) and the same weekday 1..N weeks back. The expectation is the
 median of those counts, so one holiday or one bad day in the history does not drag it down.
+"The same clock window" is local wall-clock time: across a daylight-saving change a week back
+is 7 x 24 h plus or minus an hour, and a fixed 7 x 86,400 s would compare 13:15 with 12:15
+for `reference_weeks` weeks after every change (the lunch dip an hour off reads as a drop).
 Reference days that are configured holidays, or that lie before the engine saw any data,
 are skipped; with fewer than `min_references` left, there is no expectation (warming up),
-and detectors that need one stay quiet. On a configured holiday there is no expectation
-either: a holiday's low inflow is not an incident.
+and detectors that need one stay quiet. For a window that touches a configured holiday
+(also the hour after its midnight) there is no expectation either: a holiday's low inflow
+is not an incident.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from claimflow.engine.windows import BucketCounts
-from claimflow.timeutil import DAY, WEEK
+from claimflow.timeutil import DAY, HOUR, WEEK
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +49,17 @@ class SeasonalBaseline:
 
     @property
     def retention(self) -> float:
-        """How much history the counts must keep for this baseline."""
-        return self.reference_weeks * WEEK + DAY
+        """How much history the counts must keep for this baseline (an hour more for a
+        daylight-saving change in between)."""
+        return self.reference_weeks * WEEK + DAY + HOUR
+
+    def is_holiday(self, epoch: float) -> bool:
+        return self._day(epoch) in self.holidays
+
+    def _back(self, epoch: float, days: int) -> float:
+        """Seconds from the same local wall-clock time `days` days earlier to `epoch`."""
+        local = datetime.fromtimestamp(epoch, self.tz)
+        return epoch - (local - timedelta(days=days)).timestamp()
 
     def _day(self, epoch: float) -> date:
         return datetime.fromtimestamp(epoch, self.tz).date()
@@ -58,16 +71,20 @@ class SeasonalBaseline:
         """How far back the reference windows of [start, end) lie, or None when there is no
         expectation (a holiday today, or fewer than `min_references` usable days)."""
         today = self._day(end - 1)
-        if today in self.holidays:
-            return None
+        if today in self.holidays or self._day(start) in self.holidays:
+            return None  # a window reaching into a holiday (its last evening hour) too
         same_kind = self._is_business(self._day(end - 1 - DAY)) == self._is_business(today)
-        candidates = ([DAY] if same_kind else []) + [
-            k * WEEK for k in range(1, self.reference_weeks + 1)
+        candidates = [
+            self._back(start, days)
+            for days in ([1] if same_kind else [])
+            + [7 * k for k in range(1, self.reference_weeks + 1)]
         ]
         usable = [
             offset
             for offset in candidates
-            if start - offset >= history_start and self._day(end - 1 - offset) not in self.holidays
+            if start - offset >= history_start
+            and self._day(end - 1 - offset) not in self.holidays
+            and self._day(start - offset) not in self.holidays
         ]
         return usable if len(usable) >= self.min_references else None
 
@@ -89,3 +106,25 @@ class SeasonalBaseline:
             (offset, counts.window_sum(key, start - offset, end - offset)) for offset in offsets
         )
         return Expectation(statistics.median(c for _, c in refs), refs)
+
+    def expect_span(
+        self, counts: BucketCounts, key: Hashable, start: float, end: float, history_start: float
+    ) -> float | None:
+        """The expectation over a span that may cross local midnights (a silence since last
+        evening): the sum of each day's part, a holiday's part counting 0 (low traffic on a
+        holiday is not an incident, and an ordinary day's count must not be expected of it).
+        None while any ordinary day's part is warming up, or when every part is a holiday."""
+        total, judged = 0.0, False
+        t = start
+        while t < end:
+            local = datetime.fromtimestamp(t, self.tz)
+            midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
+            part_end = min(end, midnight.replace(tzinfo=self.tz).timestamp())
+            if not self.is_holiday(t):
+                part = self.expect(counts, key, t, part_end, history_start)
+                if part is None:
+                    return None
+                total += part.expected
+                judged = True
+            t = part_end
+        return total if judged else None

@@ -27,7 +27,9 @@ Silence. A hub that stops sending altogether reports no dispatches either. The s
 baseline of the route's arrivals says how many were expected since the last one; seeing
 none has probability exp(-expected / dispersion), judged against the same budget
 (h = log(2 V / budget)). So silence is seen in minutes on a busy route and later at night,
-with no fixed floor. On a holiday or before the baseline has history, silence is not judged.
+with no fixed floor. Before the baseline has history, silence is not judged; the part of a
+silence that falls on a holiday expects nothing (a hub quiet since a holiday evening is
+judged from the next ordinary morning's traffic on).
 
 Episodes. `since` is the dispatch time of the first claim of the suspicious run (or the
 last arrival, for silence). While an episode is open, its figures (missing now, per
@@ -508,10 +510,9 @@ class HubLinks:
         if cached is not None and cached[0] == start and cached[1] == end:
             covering = cached[2]
         else:
-            expectation = self.baseline.expect(
+            covering = self.baseline.expect_span(
                 self.arrivals, state.route, start, end, history_start
             )
-            covering = expectation.expected if expectation else None
             self._silence_cache[state.route] = (start, end, covering)
         if covering is None:
             return silent_for, None, threshold
