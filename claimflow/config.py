@@ -203,6 +203,10 @@ class HubLinkSettings(_Strict):
     """Healthy transit samples a route's curve keeps at full weight; older ones count half."""
     dispersion: float = Field(default=1.5, ge=1)
     """Silence: how many times more arrival counts vary than a Poisson process."""
+    silence_share: float = Field(default=0.2, gt=0, lt=1)
+    """Share of the false-alarm budget spent on the silence test; the missing-claims test
+    gets the rest. Silence only decides when a hub stops dispatching altogether (while
+    dispatches go on, the missing claims tell sooner), so it gets the smaller share."""
 
     @field_validator("lost_shares")
     @classmethod

@@ -177,11 +177,12 @@ def test_the_threshold_follows_the_budget_and_the_route_volume() -> None:
     links = engine.links
     state = links.routes[ROUTE]
     now = T0.timestamp() + 2 * 86400
-    tests = len(links._hypotheses) + 1
     per_year = state.dispatched_total / (2 * 86400) * 365 * 86400  # one claim a dispatch
+    # The missing-claims test spends 1 - silence_share of the budget, the silence test the rest.
     assert math.isclose(
-        links.evidence(state, now).threshold, math.log(per_year * tests), rel_tol=0.01
+        links.evidence(state, now).threshold, math.log(per_year / 0.8), rel_tol=0.01
     )
+    assert math.isclose(links._threshold(state, now, 0.2), math.log(per_year / 0.2), rel_tol=0.01)
     # Ten times the budget lowers the bar by log(10).
     lenient, _ = run(events, 2 * 86400, _config(false_alarms_per_year=10.0))
     lenient_state = lenient.links.routes[ROUTE]

@@ -12,24 +12,27 @@ improbably old), and every claim that arrived carries 1 - q. The detector takes,
 dispatch order, the CUSUM of those log-ratios: the most suspicious run of recent
 dispatches, ending at the newest. For q = 1 (a total break) a single arrival after a
 claim clears it; for q < 1 (partial breaks: 15% delivered is q = 0.85) arrivals only weigh
-against. A few values of q are judged (`lost_shares`).
+against. A few values of q are judged (`lost_shares`), as one test: the ratios' average
+over them with equal weights (a mixture; it is a martingale under health as each is).
 
 The budget. The product of the per-claim ratios is a likelihood-ratio martingale under
 health, so from any one starting claim it reaches e^h with probability at most e^-h
 (Ville's inequality). The CUSUM starts anew at every claim, so over a year it has about
-V (the route's claims per year) chances: h = log(V * tests / budget) keeps false alarms at
-`false_alarms_per_year` per route, where `tests` counts the values of q and the silence test
-(half the budget each). V is measured on the route (never less than `min_claims_per_year`).
+V (the route's claims per year) chances: h = log(V / (budget * share)) keeps false alarms
+at `false_alarms_per_year` per route, where the missing-claims test spends the share
+1 - `silence_share` of the budget and the silence test the rest (0.8 and 0.2 by default:
+silence decides only when a hub stops dispatching altogether). V is measured on the route
+(never less than `min_claims_per_year`).
 With 0.1% stragglers, S bottoms out near 1e-3, so each improbably old claim weighs about
 log(1000) = 6.9 and two or three lost claims on a busy route are enough: about a minute.
 
 Silence. A hub that stops sending altogether reports no dispatches either. The seasonal
 baseline of the route's arrivals says how many were expected since the last one; seeing
-none has probability exp(-expected / dispersion), judged against the same budget
-(h = log(2 V / budget)). So silence is seen in minutes on a busy route and later at night,
-with no fixed floor. Before the baseline has history, silence is not judged; the part of a
-silence that falls on a holiday expects nothing (a hub quiet since a holiday evening is
-judged from the next ordinary morning's traffic on).
+none has probability exp(-expected / dispersion), judged against its share of the budget
+(h = log(V / (budget * silence_share))). So silence is seen in minutes on a busy route and
+later at night, with no fixed floor. Before the baseline has history, silence is not
+judged; the part of a silence that falls on a holiday expects nothing (a hub quiet since a
+holiday evening is judged from the next ordinary morning's traffic on).
 
 Episodes. `since` is the dispatch time of the first claim of the suspicious run (or the
 last arrival, for silence). While an episode is open, its figures (missing now, per
@@ -259,22 +262,31 @@ class HubLinks:
             else:
                 self._judge_open(state, now, history_start)
 
-    def _threshold(self, state: RouteState, now: float, tests: int) -> float:
-        """h = log(V * tests / budget): the route's dispatches per year V (a batch sent at one
-        instant is one; measured, at least `min_claims_per_year`), the number of tests
-        sharing the budget."""
+    def _threshold(self, state: RouteState, now: float, share: float) -> float:
+        """h = log(V / (budget * share)): the route's dispatches per year V (a batch sent at
+        one instant is one; measured, at least `min_claims_per_year`), and the share of the
+        budget the test may spend (`silence_share` for silence, the rest for missing
+        claims)."""
         per_year = self.s.min_claims_per_year
         if state.first_dispatch is not None:
             span = max(now - state.first_dispatch, DAY)
             per_year = max(per_year, state.dispatched_total / span * YEAR)
-        return math.log(per_year * tests / self.s.false_alarms_per_year)
+        return math.log(per_year / (self.s.false_alarms_per_year * share))
+
+    def missing_threshold(self, state: RouteState, now: float) -> float:
+        return self._threshold(state, now, 1.0 - self.s.silence_share)
 
     def evidence(self, state: RouteState, now: float, after: float = -math.inf) -> Evidence:
-        """The CUSUM of per-claim log-likelihood ratios over the route's recent dispatches
-        (those dispatched at `after` or later), for the most suspicious lost share; the
-        threshold the budget sets for it."""
-        tests = len(self._hypotheses) + 1  # + the silence test
-        h = self._threshold(state, now, tests)
+        """The CUSUM of the per-claim likelihood ratios over the route's recent dispatches
+        (those dispatched at `after` or later), mixed over the lost shares, and the
+        threshold the budget sets for it.
+
+        From each starting claim, the ratio of "the route loses a share q" to "healthy" is
+        a martingale under health for every q, and so is their average with equal weights
+        (a mixture, as in Robbins' mixture SPRT): one test, not one per q, so no share of the
+        budget is split among the values of q. The score of a run is log(mean_q ratio_q);
+        `lost_share` in the result is the q that weighs most in it."""
+        h = self.missing_threshold(state, now)
         best = Evidence(0.0, h, 1.0, None)
         pending = state.pending
         if not pending or state.curve.total < self.s.min_samples:
@@ -283,10 +295,13 @@ class HubLinks:
         oldest = next(iter(pending.values()))
         smallest = table[bin_of(now - oldest.dispatched_at)]
         # No claim weighs more than log(q / S + 1 - q) <= log(1 / S), and the oldest claim has
-        # the smallest S: when even that bound stays under the bar, nothing can cross.
+        # the smallest S; a mixture is at most its largest member: when even that bound stays
+        # under the bar, nothing can cross.
         if len(pending) * -math.log(smallest) < h:
             return best
-        log = math.log
+        log, exp = math.log, math.exp
+        prior = -log(len(self._hypotheses))  # log of each share's weight in the mixture
+        dead = -math.inf
         # One pass, newest claim first, every lost share at once: (share, 1 - share,
         # log-weight of an arrival, the most any older claim can weigh, running total).
         runs = [
@@ -308,22 +323,29 @@ class HubLinks:
                 1.0 if record.dispatched_at == unit else table[bin_of(now - record.dispatched_at)]
             )
             unit = record.dispatched_at
-            alive = []
+            top_total, top_share, reach = dead, 1.0, dead
             for run in runs:
                 q, keep, log_arrived, top, total = run
+                if total == dead:
+                    continue
                 if arrived:
                     if keep == 0.0:
-                        continue  # a total break is cleared by any later arrival
+                        run[4] = dead  # a total break is cleared by any later arrival
+                        continue
                     total += arrived * log_arrived
                 total += log(q / survival + keep)
                 run[4] = total
-                if total > best.score:
-                    best = Evidence(total, h, q, record)
-                if total + remaining * top > best.score:
-                    alive.append(run)  # older claims could still make a better run
-            if not alive:
+                if total > top_total:
+                    top_total, top_share = total, q
+                reach = max(reach, total + remaining * top)
+            if top_total == dead:
                 break
-            runs = alive
+            score = top_total + log(sum(exp(r[4] - top_total) for r in runs if r[4] != dead))
+            score += prior
+            if score > best.score:
+                best = Evidence(score, h, top_share, record)
+            if reach <= best.score:
+                break  # older claims cannot make a better run (a mixture <= its largest member)
         return best
 
     def _judge_healthy(self, state: RouteState, now: float, history_start: float) -> None:
@@ -396,7 +418,7 @@ class HubLinks:
                     lost_after = record.dispatched_at  # the newest fresh claim still missing
                     break
             streak = sum(1 for d in episode.fresh if d > lost_after)
-            h = self._threshold(state, now, len(self._hypotheses) + 1)
+            h = self.missing_threshold(state, now)
             if streak >= h / -math.log1p(-min(self.s.lost_shares)):
                 episode.flowing_since = now
         if episode.flowing_since is not None and lost_since:
@@ -498,7 +520,7 @@ class HubLinks:
         """How long nothing has arrived, how many arrivals (in units: a batch is one) the
         baseline expected in that time (prorated within the window buckets it covers), and
         the budget's threshold."""
-        threshold = self._threshold(state, now, 2)
+        threshold = self._threshold(state, now, self.s.silence_share)
         if state.last_arrival is None:
             return None, None, threshold
         silent_for = now - state.last_arrival
