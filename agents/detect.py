@@ -31,7 +31,7 @@ from claimflow.sequencer import (
     OutputGate,
     decode_envelope,
 )
-from claimflow.staffing import RosterFile
+from claimflow.staffing import RosterFile, attach, roster_of
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 
 log = logging.getLogger("claimflow.detect")
@@ -168,7 +168,9 @@ class Detector:
         assert live is not None
         # The roster as the file is now (a restored snapshot may hold an older one, or one
         # from before CLAIMFLOW_STAFFING was unset).
-        live.engine.roster = self.roster.current() if self.roster is not None else None
+        roster = self.roster.current() if self.roster is not None else None
+        if roster_of(live.engine) is not roster:
+            attach(live.engine, roster)
         if offset < live.next_offset:
             if not self._repeating:  # once per run of repeats: after a restart they are many
                 self._repeating = True

@@ -274,7 +274,7 @@ def _replay(args: argparse.Namespace) -> int:
     from claimflow.it_view import break_episodes
     from claimflow.rejections import Rejection
     from claimflow.replay import ReplaySummary, replay
-    from claimflow.staffing import load_roster
+    from claimflow.staffing import attach, load_roster
 
     config = load_config(args.config)
     for path in (args.input, args.truth):
@@ -310,7 +310,8 @@ def _replay(args: argparse.Namespace) -> int:
                 f"{sum(summary.alerts.values())} alerts"
             )
 
-    engine = Engine(config, load_roster(args.roster, config) if args.roster else None)
+    engine = Engine(config)
+    attach(engine, load_roster(args.roster, config) if args.roster else None)
     try:
         summary = replay(config, _lines(args.input), on_alert, on_reject, on_progress, engine)
     finally:

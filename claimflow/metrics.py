@@ -301,7 +301,7 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
     _backlog(engine, now, f)
     _links(engine, now, f)
     _clients(engine, f)
-    for (client, score), n in engine.feedback.scores.items():
+    for (client, score), n in engine.feedback.answer_counts().items():
         shown = known.bound("client_id", client)
         if shown != client:
             f["claimflow_unknown_scope"].add(("client",), n)
@@ -320,55 +320,41 @@ def _since(alert: Alert) -> float:
 
 def _inflow(engine: Engine, now: float, f: dict[str, _Family]) -> None:
     inflow = engine.inflow
-    end = now // engine.window * engine.window
-    start = end - inflow.s.window
-    offsets = inflow.baseline.offsets(start, end, engine.history_start)
     for team in sorted(engine.teams):
         f["claimflow_arrivals"].add((team,), inflow.arrived_total.get(team, 0))
-        f["claimflow_completions"].add((team,), engine.backlog.completed_total.get(team, 0))
-        f["claimflow_completions_without_arrival"].add(
-            (team,), engine.backlog.completions_without_arrival.get(team, 0)
-        )
-        key = ("team", team)
-        f["claimflow_team_inflow_claims"].add((team,), inflow.counts.window_sum(key, start, end))
-        if offsets is None:
-            continue
-        expectation = inflow.baseline.expect(
-            inflow.counts, key, start, end, engine.history_start, offsets
-        )
-        if expectation is not None:
-            f["claimflow_team_inflow_baseline_claims"].add((team,), expectation.expected)
-            for offset, count in expectation.references:
+        seen = inflow.read(("team", team), now)
+        f["claimflow_team_inflow_claims"].add((team,), seen.observed)
+        if seen.expected is not None:
+            f["claimflow_team_inflow_baseline_claims"].add((team,), seen.expected)
+            for offset, count in seen.references:
                 f["claimflow_team_inflow_reference_claims"].add(
                     (team, f"{round(offset / DAY)}d"), count
                 )
     for hub in sorted(engine.hub_centers):
-        key = ("hub", hub)
-        f["claimflow_hub_inflow_claims"].add((hub,), inflow.counts.window_sum(key, start, end))
-        if offsets is not None:
-            expectation = inflow.baseline.expect(
-                inflow.counts, key, start, end, engine.history_start, offsets
-            )
-            if expectation is not None:
-                f["claimflow_hub_inflow_baseline_claims"].add((hub,), expectation.expected)
+        seen = inflow.read(("hub", hub), now)
+        f["claimflow_hub_inflow_claims"].add((hub,), seen.observed)
+        if seen.expected is not None:
+            f["claimflow_hub_inflow_baseline_claims"].add((hub,), seen.expected)
 
 
 def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
-    backlog = engine.backlog
-    for team in sorted(engine.teams):
-        for sla_class, n in backlog.by_class(team, now).items():
+    for team in engine.backlog.scopes():
+        view = engine.backlog.read(team, now)
+        f["claimflow_completions"].add((team,), view.completed_total)
+        f["claimflow_completions_without_arrival"].add((team,), view.completions_without_arrival)
+        for sla_class, n in view.by_class.items():
             f["claimflow_backlog_claims"].add((team, sla_class), n)
-        oldest = backlog.oldest_arrival(team)
-        if oldest is not None:
-            f["claimflow_oldest_open_claim_age_seconds"].add((team,), max(0.0, now - oldest))
-        for due_class, (due, misses, needed) in backlog.outlook(team, now).items():
+        if view.oldest_arrival is not None:
+            f["claimflow_oldest_open_claim_age_seconds"].add(
+                (team,), max(0.0, now - view.oldest_arrival)
+            )
+        for due_class, (due, misses, needed) in view.outlook.items():
             f["claimflow_claims_at_risk"].add((team, due_class), misses)
             f["claimflow_deadline_due_claims"].add((team, due_class), due)
             if needed is not None:
                 f["claimflow_deadline_needed_claims_per_hour"].add((team, due_class), needed)
-        pace = backlog.pace_per_hour(team)
-        if pace is not None:
-            f["claimflow_team_throughput_claims_per_hour"].add((team,), pace)
+        if view.pace_per_hour is not None:
+            f["claimflow_team_throughput_claims_per_hour"].add((team,), view.pace_per_hour)
 
 
 def _links(engine: Engine, now: float, f: dict[str, _Family]) -> None:

@@ -48,6 +48,7 @@ from claimflow.workhours import WorkingCalendar
 
 if TYPE_CHECKING:
     from claimflow.engine import Engine
+    from claimflow.engine.alerts import Alert
 
 log = logging.getLogger("claimflow.staffing")
 # Fewer claims than this left to start on is not worth a line on the wall.
@@ -452,6 +453,38 @@ def report(engine: Engine, roster: Roster) -> Report:
 def suggest(engine: Engine, roster: Roster) -> list[Suggestion]:
     """A suggestion for every team projected to miss a deadline, worst first."""
     return report(engine, roster).at_risk
+
+
+class RosterAdvisor:
+    """The engine's `Advisor` (engine/detector.py) from a roster: SlaAtRisk alerts carry who
+    could help when they fire and who can go back when they resolve."""
+
+    def __init__(self, engine: Engine, roster: Roster) -> None:
+        self.engine = engine
+        self.roster = roster
+
+    def advise(self, alert: Alert, team: str, deadline: float) -> None:
+        if alert.state == "firing":
+            suggestion = suggest_for(self.engine, self.roster, team, deadline)
+            if suggestion is not None:
+                alert.details["staffing"] = suggestion.to_dict()
+        else:
+            backs = hand_backs(self.engine, self.roster, team)
+            alert.details["staffing"] = {"hand_backs": [h.to_dict() for h in backs]}
+
+    def headcount(self, team: str) -> float:
+        return float(self.roster.headcount(team))
+
+
+def attach(engine: Engine, roster: Roster | None) -> None:
+    """Give the engine staffing advice from this roster (None: no advice)."""
+    engine.advisor = RosterAdvisor(engine, roster) if roster is not None else None
+
+
+def roster_of(engine: Engine) -> Roster | None:
+    """The roster the engine's advice comes from, if any."""
+    advisor = engine.advisor
+    return advisor.roster if isinstance(advisor, RosterAdvisor) else None
 
 
 def suggest_for(engine: Engine, roster: Roster, team: str, deadline: float) -> Suggestion | None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from claimflow.engine import Engine
 from claimflow.it_view import break_episodes, routes_overview
 from claimflow.staffing import report as staffing_report
+from claimflow.staffing import roster_of
 from claimflow.timeutil import DAY, iso
 
 
@@ -58,7 +59,7 @@ def clients_view(engine: Engine) -> dict[str, Any]:
         return {"as_of": None, "clients": []}
     clock = _Clock(ZoneInfo(engine.config.timezone), now)
     out = []
-    for row in engine.impact.clients_view():
+    for row in engine.impact.clients_view(now):
         out.append(
             {
                 **row,
@@ -84,7 +85,7 @@ def _alert_text(engine: Engine, alert: Any, clock: _Clock) -> str:
     if alert.alert == "SlaAtRisk":
         team = alert.labels["team"]
         due = datetime.fromisoformat(alert.labels["deadline"]).timestamp()
-        p = engine.backlog.projections.get(team, {}).get(due)
+        p = engine.backlog.read(team, engine.watermark).projections.get(due)
         if p is not None:
             return f"{team}: {p.misses} of {p.due} claims due {clock.at(due)} projected to miss"
     if alert.alert == "ClientSameDayAtRisk":
@@ -115,7 +116,8 @@ def wall_view(engine: Engine) -> dict[str, Any]:
         (local - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     )
     inflow = engine.inflow
-    advice = staffing_report(engine, engine.roster) if engine.roster is not None else None
+    roster = roster_of(engine)
+    advice = staffing_report(engine, roster) if roster is not None else None
     teams = []
     for team in sorted(engine.teams):
         key = ("team", team)
@@ -123,8 +125,9 @@ def wall_view(engine: Engine) -> dict[str, Any]:
         # Same clock time yesterday (wall clock, so a DST change day compares like for like).
         same_time = yesterday_midnight + (now - midnight)
         yesterday = inflow.counts.window_sum(key, yesterday_midnight, same_time)
-        backlog = engine.backlog.by_class(team, now)
-        at_risk = engine.backlog.at_risk(team, now)
+        view = engine.backlog.read(team, now)
+        backlog = view.by_class
+        at_risk = {k: v[1] for k, v in view.outlook.items()}
         names: list[str] = sorted(
             a.alert for a in engine.book.open.values() if a.labels.get("team") == team
         )
@@ -141,7 +144,7 @@ def wall_view(engine: Engine) -> dict[str, Any]:
                 "alerts": names,
                 "state": _team_state(names, at_risk["due_today"], backlog["overdue"]),
                 "staffing": advice.for_team(team) if advice is not None else None,
-                "stuck_expected": round(sum(engine.backlog.stuck.get(team, {}).values())),
+                "stuck_expected": round(view.stuck_expected),
                 "if_link_returns": _what_if(engine.impact.scenarios.get(team), clock),
             }
         )

@@ -26,6 +26,7 @@ from claimflow.staffing import (
     Roster,
     RosterFile,
     Skill,
+    attach,
     hand_backs,
     load_roster,
     report,
@@ -132,7 +133,8 @@ def _replay_to_first_alert(config: Config, seed: int = 1, edit: Any = None) -> A
     if edit is not None:
         edit(data)
     roster = Roster.model_validate(data)
-    engine = Engine(config, roster)
+    engine = Engine(config)
+    attach(engine, roster)
     for n, line in enumerate(events, 1):
         event = decode(line)
         assert not isinstance(event, Rejection)

@@ -19,6 +19,7 @@ from claimflow.config import Config
 from claimflow.engine import Engine
 from claimflow.engine.alerts import AlertBook
 from claimflow.engine.backlog import OpenClaim
+from claimflow.engine.detector import Detector
 from claimflow.rejections import Reason
 
 whole = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # msgpack's range
@@ -78,8 +79,14 @@ def test_the_closed_set_of_special_values_round_trips() -> None:
 def test_an_engine_round_trips_with_its_bound_handlers(config: Config) -> None:
     engine = Engine(config)
     back = state_codec.decode(state_codec.encode(engine))
-    assert back.backlog.advisor.__self__ is back and back.backlog.book is back.book
+    # Bound methods keep their owners: the engine's event handlers, the detectors' fact
+    # handlers, the backlog's hook into the impact detector; shared objects stay shared.
+    assert back.backlog.before_projection.__self__ is back.impact
+    assert back.backlog.book is back.book is back.links.book
     assert all(h[2].__self__ is back for h in back._handlers.values())
+    assert [h.__self__ for h in back._on_arrived] == [
+        d for d in back.detectors if type(d).on_arrived is not Detector.on_arrived
+    ]
 
 
 def test_what_cannot_be_written_is_named_with_its_place() -> None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import msgspec
 
 from claimflow.config import SlaAtRiskSettings
 from claimflow.engine.alerts import Alert, AlertBook
+from claimflow.engine.detector import Advisor, Detector
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import HOUR, iso
 from claimflow.workhours import WorkingCalendar
@@ -41,7 +43,6 @@ class Projection(NamedTuple):
 
 # Adds advice (staffing suggestions) to an SlaAtRisk alert as it opens or resolves; called
 # with the alert, its team and deadline after every team has been projected at that tick.
-Advisor = Callable[[Alert, str, float], None]
 
 
 class OpenClaim(msgspec.Struct, gc=False):
@@ -62,7 +63,26 @@ class TeamQueue:
         self.pace: float | None = None  # claims per busy working second, last trusted value
 
 
-class Backlog:
+@dataclass(frozen=True, slots=True)
+class TeamBacklog:
+    """One team's queue and projection as the views show it, current as of `now`."""
+
+    open: int
+    by_class: dict[str, int]  # overdue / due_today / due_later
+    outlook: dict[str, tuple[int, int, float | None]]  # class -> (due, misses, pace needed)
+    projections: dict[float, Projection]  # deadline -> the last projection
+    stuck_expected: float  # claims behind a broken link expected to reach the team
+    oldest_arrival: float | None
+    pace_per_hour: float | None
+    completed_total: int
+    completions_without_arrival: int
+
+
+class Backlog(Detector[str, TeamBacklog]):
+    """The claim registry the engine consults to place facts (which team holds an open
+    claim, whether an arrival or completion repeats one) and the SlaAtRisk detector over
+    the teams' queues."""
+
     def __init__(
         self,
         settings: SlaAtRiskSettings,
@@ -72,8 +92,11 @@ class Backlog:
         book: AlertBook,
     ) -> None:
         self.s = settings
+        self.window = window
         self.memory = memory
         self.book = book
+        # Called before each projection: adds the stuck claims as demand (engine/impact.py).
+        self.before_projection: Callable[[float], None] | None = None
         self.teams = {team: TeamQueue(cal) for team, cal in calendars.items()}
         self.completions = BucketCounts(window, max(settings.throughput_window, 86400.0) + window)
         self.busy = BucketCounts(window, settings.throughput_window + window)
@@ -107,7 +130,7 @@ class Backlog:
             or self._done_before.get(claim_id)
         )
 
-    def on_arrival(self, claim_id: str, team: str, due: float, t: float) -> bool:
+    def open_claim(self, claim_id: str, team: str, due: float, t: float) -> bool:
         """Opens the claim; False when it is already open or done (a repeated fact)."""
         queue = self.teams[team]
         if claim_id in queue.open or claim_id in self._done or claim_id in self._done_before:
@@ -118,7 +141,7 @@ class Backlog:
         self._open_team[claim_id] = team
         return True
 
-    def on_completion(self, claim_id: str, team: str, t: float, count: bool = True) -> bool:
+    def close_claim(self, claim_id: str, team: str, t: float, count: bool = True) -> bool:
         """Closes the claim; False when it was already completed."""
         opened_in = self._open_team.pop(claim_id, None)  # may differ from the completing team
         queue = self.teams[opened_in or team]
@@ -180,14 +203,19 @@ class Backlog:
             return queue.pace, True
         return queue.pace, False
 
-    def evaluate(self, now: float) -> None:
+    def evaluate(self, now: float, history_start: float) -> None:
+        if now % self.window:
+            return  # projected once a window
+        self.account_busy(now, self.window)
+        if self.before_projection is not None:
+            self.before_projection(now)
         for team in sorted(self.teams):
             self._evaluate_team(team, now)
         if self._changed:
             changed, self._changed = self._changed, []
             if self.advisor is not None:
                 for alert, team, due in changed:
-                    self.advisor(alert, team, due)
+                    self.advisor.advise(alert, team, due)
 
     def _evaluate_team(self, team: str, now: float) -> None:
         queue = self.teams[team]
@@ -279,7 +307,27 @@ class Backlog:
                 self.book.calm("SlaAtRisk", labels)  # still at risk: no resolution under way
             ahead += count
 
+    def expire(self, now: float) -> None:
+        self.completions.expire(now)
+        self.busy.expire(now)
+
     # --- state for metrics and the wall page ------------------------------------------
+
+    def scopes(self) -> list[str]:
+        return sorted(self.teams)
+
+    def read(self, scope: str, now: float) -> TeamBacklog:
+        return TeamBacklog(
+            open=self.open_count(scope),
+            by_class=self.by_class(scope, now),
+            outlook=self.outlook(scope, now),
+            projections=dict(self.projections.get(scope, {})),
+            stuck_expected=sum(self.stuck.get(scope, {}).values()),
+            oldest_arrival=self.oldest_arrival(scope),
+            pace_per_hour=self.pace_per_hour(scope),
+            completed_total=self.completed_total.get(scope, 0),
+            completions_without_arrival=self.completions_without_arrival.get(scope, 0),
+        )
 
     def open_count(self, team: str) -> int:
         return len(self.teams[team].open)

@@ -13,6 +13,12 @@ event-time windows that have already been judged, and it is reported as late.
 
 Wall time enters only through `advance_to`, which the live worker calls from its clock so
 that ticks go on (and a silent route is noticed) when no events arrive at all.
+
+The detectors share one contract (engine/detector.py): the engine turns each event into a
+fact (placed with the claim registry: is the claim new, was it open, which team holds it),
+hands it to every detector that handles that kind of fact, evaluates them all at each tick in
+a fixed order, and lets each expire its own state. Staffing advice comes in through the
+`Advisor` protocol, so the engine never imports the staffing module.
 """
 
 from __future__ import annotations
@@ -26,13 +32,21 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from claimflow import staffing
 from claimflow.config import WEEKDAYS, Config
 from claimflow.deadlines import DeadlineCalendar
 from claimflow.engine.alerts import Alert, AlertBook
 from claimflow.engine.backlog import Backlog
 from claimflow.engine.baseline import SeasonalBaseline
 from claimflow.engine.dedupe import SeenIds
+from claimflow.engine.detector import (
+    Advisor,
+    Answered,
+    Arrived,
+    Completed,
+    Detector,
+    Dispatched,
+    overrides,
+)
 from claimflow.engine.feedback import Feedback
 from claimflow.engine.hublink import HubLinks
 from claimflow.engine.impact import Impact
@@ -46,13 +60,11 @@ from claimflow.events import (
     SurveyResponse,
 )
 from claimflow.rejections import Reason, Rejection
-from claimflow.staffing import Roster
 from claimflow.timeutil import HOUR
 from claimflow.workhours import WorkingCalendar
 
 _NEVER = float("inf")
 RECENT_COMPLAINTS = 20
-CLIENT_EVERY = 900.0  # seconds of event time between client-view evaluations (impact.py)
 
 
 class Complaint(NamedTuple):
@@ -71,12 +83,8 @@ Handler = tuple[Callable[[Any], Rejection | None] | None, Callable[[Any], dateti
 
 
 class Engine:
-    def __init__(self, config: Config, roster: Roster | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        # The staffing roster (claimflow/staffing.py), when one is given: SlaAtRisk alerts
-        # then carry who could help, and their resolutions who can go back. Swappable at
-        # any time (the live worker reloads the file); the detectors never read it.
-        self.roster = roster
         settings = config.engine
         self.window = settings.window
         self.lateness = settings.allowed_lateness
@@ -124,9 +132,9 @@ class Engine:
         self.backlog = Backlog(
             detectors.sla_at_risk, self.window, settings.claim_memory, calendars, self.book
         )
-        self.backlog.advisor = self._advise
         self.impact = Impact(
             detectors.sla_at_risk,
+            self.window,
             self.deadlines,
             self.links,
             self.backlog,
@@ -141,6 +149,21 @@ class Engine:
             ZoneInfo(config.timezone),
             frozenset(WEEKDAYS.index(d) for d in config.defaults.business_days),
         )
+        self.backlog.before_projection = self.impact.stuck_demand  # stuck claims are demand
+        # Evaluated in this order at every tick: the links first (a break this tick is
+        # demand for the projection), the backlog before the client view that reads it.
+        self.detectors: list[Detector[Any, Any]] = [
+            self.links,
+            self.inflow,
+            self.backlog,
+            self.impact,
+            self.feedback,
+        ]
+        self._on_dispatched = self._handlers_for("on_dispatched")
+        self._on_arrived = self._handlers_for("on_arrived")
+        self._on_completed = self._handlers_for("on_completed")
+        self._on_answered = self._handlers_for("on_answered")
+        self._advisor: Advisor | None = None
         self.seen = SeenIds(settings.dedupe_horizon)
         self._first_time = self.seen.first_time
 
@@ -170,16 +193,19 @@ class Engine:
             )
         }
 
-    def _advise(self, alert: Alert, team: str, deadline: float) -> None:
-        if self.roster is None:
-            return
-        if alert.state == "firing":
-            suggestion = staffing.suggest_for(self, self.roster, team, deadline)
-            if suggestion is not None:
-                alert.details["staffing"] = suggestion.to_dict()
-        else:
-            backs = staffing.hand_backs(self, self.roster, team)
-            alert.details["staffing"] = {"hand_backs": [h.to_dict() for h in backs]}
+    def _handlers_for(self, name: str) -> list[Callable[[Any], None]]:
+        return [getattr(d, name) for d in self.detectors if overrides(d, name)]
+
+    @property
+    def advisor(self) -> Advisor | None:
+        """Staffing advice (claimflow/staffing.py), when a roster is known: SlaAtRisk alerts
+        then carry who could help, their resolutions who can go back. Swappable at any time
+        (the live worker reloads the roster file)."""
+        return self._advisor
+
+    @advisor.setter
+    def advisor(self, advisor: Advisor | None) -> None:
+        self._advisor = self.backlog.advisor = self.impact.advisor = advisor
 
     # --- input ---------------------------------------------------------------------------
 
@@ -316,33 +342,38 @@ class Engine:
     def _apply_arrival(self, event: ClaimArrived, t: float, count: bool) -> None:
         received = event.hub_received_at.timestamp()
         due, same_day = self.deadlines.due_at(event.client_id, received)
-        if self.backlog.on_arrival(event.claim_id, event.team, due, t):
-            self.impact.on_arrival(event.claim_id, event.client_id, event.team, due, same_day)
-        self.feedback.on_arrival(event.claim_id, event.team, received, due)
-        self.links.on_arrival(event.claim_id, event.hub_id, t, count)
-        if count:
-            self.inflow.on_arrival(event.team, event.hub_id, event.client_id, t)
+        claim, team = event.claim_id, event.team
+        first = self.backlog.open_claim(claim, team, due, t)  # the claim registry
+        fact = Arrived(
+            claim, team, event.hub_id, event.client_id, t, received, due, same_day, count, first
+        )
+        for handle in self._on_arrived:
+            handle(fact)
 
     def _apply_completion(self, event: ClaimCompleted, t: float, count: bool) -> None:
-        self.feedback.on_completion(event.claim_id, t)
-        if self.backlog.on_completion(event.claim_id, event.team, t, count):
-            self.links.forget_claim(event.claim_id)
-            self.impact.on_completion(event.claim_id)
+        closed = self.backlog.close_claim(event.claim_id, event.team, t, count)
+        fact = Completed(event.claim_id, event.team, t, count, closed)
+        for handle in self._on_completed:
+            handle(fact)
 
     def _apply_dispatch(self, event: HubDispatched, t: float, count: bool) -> None:
         if count and self.backlog.team_of(event.claim_id) is None:  # not arrived already
-            self.links.on_dispatch(
+            fact = Dispatched(
                 event.claim_id,
                 (event.hub_id, event.center_id),
                 t,
                 event.client_id,
                 event.hub_received_at.timestamp(),
             )
+            for handle in self._on_dispatched:
+                handle(fact)
 
     def _apply_survey(self, event: SurveyResponse, t: float, count: bool) -> None:
         claim = event.claim_id
         team = (self.backlog.team_of(claim) or self.feedback.team_of(claim)) if claim else None
-        self.feedback.on_response(event.client_id, team, event.score, t, count, claim)
+        fact = Answered(event.client_id, team, event.score, t, count, claim)
+        for handle in self._on_answered:
+            handle(fact)
         if event.comment and event.score <= self._negative_max:
             # For the managers' wall page only: personal data, never a metric.
             self.recent_complaints.append(
@@ -350,31 +381,10 @@ class Engine:
             )
 
     def _evaluate(self, now: float) -> None:
-        self.links.evaluate(now, self.history_start)
-        if self.book.pending and any(
-            a.alert == "HubLinkBreak" and a.state == "firing" for a in self.book.pending
-        ):
-            self.impact.stuck_demand(now)  # a break fired: its details say whose claims
-        if now % self.window == 0:
-            self.inflow.evaluate(now, self.history_start)
-            self.backlog.account_busy(now, self.window)
-            self.impact.stuck_demand(now)  # stuck claims are demand (engine/impact.py)
-            self.backlog.evaluate(now)
-            # The client view and what-if per return time: every CLIENT_EVERY of event time
-            # (their cost is per evaluation, not per event; a quarter hour is fresh enough).
-            if now % CLIENT_EVERY == 0:
-                if self.roster is not None:
-                    self.impact.heads = {t: float(self.roster.headcount(t)) for t in self.teams}
-                self.impact.after_projection(now)
-            self.feedback.evaluate(now, self.history_start)
+        history_start = self.history_start
+        for detector in self.detectors:
+            detector.evaluate(now, history_start)
         if now >= self._next_expiry:
             self._next_expiry = now + HOUR
-            for counts in (
-                self.inflow.counts,
-                self.links.dispatched,
-                self.links.arrivals,
-                self.backlog.completions,
-                self.backlog.busy,
-            ):
-                counts.expire(now)
-            self.feedback.expire(now)
+            for detector in self.detectors:
+                detector.expire(now)

@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from claimflow.config import NegativeFeedbackSettings
 from claimflow.engine.alerts import AlertBook
+from claimflow.engine.detector import Answered, Arrived, Completed, Detector
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import DAY, HOUR, format_duration
 
@@ -130,7 +132,18 @@ class _Trailing:
                     self.negative[scope] -= 1
 
 
-class Feedback:
+@dataclass(frozen=True, slots=True)
+class ScopeFeedback:
+    """One scope's survey answers over the trailing window and its CUSUM, for the views."""
+
+    responses: int
+    negative: int
+    expected_negative: float
+    cusum: float
+    threshold: float
+
+
+class Feedback(Detector[Scope, ScopeFeedback]):
     def __init__(
         self,
         settings: NegativeFeedbackSettings,
@@ -140,6 +153,7 @@ class Feedback:
         business_days: frozenset[int] = frozenset(range(5)),
     ) -> None:
         self.s = settings
+        self.window = window
         self.book = book
         self.tz = tz or ZoneInfo("UTC")
         self.business_days = business_days
@@ -328,6 +342,8 @@ class Feedback:
     # --- judgement -------------------------------------------------------------------------
 
     def evaluate(self, now: float, history_start: float) -> None:
+        if now % self.window:
+            return  # judged once a window
         s = self.s
         if now - history_start < s.min_history:
             return
@@ -364,3 +380,31 @@ class Feedback:
                 summary = f"{key[0]} {key[1]}: negative survey answers are back to normal"
                 self.book.resolve("NegativeFeedbackSurge", labels, now, summary, details)
                 self.cusum[key] = 0.0  # a fresh start: the surge's residue is not evidence
+
+    # --- the detector contract (engine/detector.py) ----------------------------------------
+
+    def on_arrived(self, fact: Arrived) -> None:
+        self.on_arrival(fact.claim_id, fact.team, fact.received, fact.due)
+
+    def on_completed(self, fact: Completed) -> None:
+        self.on_completion(fact.claim_id, fact.t)
+
+    def on_answered(self, fact: Answered) -> None:
+        self.on_response(fact.client_id, fact.team, fact.score, fact.t, fact.counted, fact.claim_id)
+
+    def scopes(self) -> list[Scope]:
+        return sorted(self.keys)
+
+    def read(self, scope: Scope, now: float) -> ScopeFeedback:
+        trailing = self.trailing
+        return ScopeFeedback(
+            responses=trailing.all.get(scope, 0),
+            negative=trailing.negative.get(scope, 0),
+            expected_negative=max(0.0, trailing.expected.get(scope, 0.0)),
+            cusum=self.cusum.get(scope, 0.0),
+            threshold=self.threshold(scope),
+        )
+
+    def answer_counts(self) -> dict[tuple[str, int], int]:
+        """Answers ever counted per (client as sent, score): the survey counter's source."""
+        return dict(self.scores)

@@ -56,6 +56,7 @@ import msgspec
 from claimflow.config import HubLinkSettings
 from claimflow.engine.alerts import AlertBook, AlertName, Labels, labels_key
 from claimflow.engine.baseline import SeasonalBaseline
+from claimflow.engine.detector import Arrived, Completed, Detector, Dispatched
 from claimflow.engine.transit import TransitCurve, bin_of
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import DAY, iso
@@ -145,7 +146,7 @@ class Evidence:
     first: Transit | None  # the run's first claim
 
 
-class HubLinks:
+class HubLinks(Detector[Route, RouteView]):
     def __init__(
         self,
         settings: HubLinkSettings,
@@ -189,13 +190,12 @@ class HubLinks:
 
     # --- facts -------------------------------------------------------------------------
 
-    def on_dispatch(
-        self, claim_id: str, route: Route, t: float, client_id: str, hub_received_at: float = 0.0
-    ) -> None:
+    def on_dispatched(self, fact: Dispatched) -> None:
+        claim_id, route, t = fact.claim_id, fact.route, fact.t
         if claim_id in self.transit:
             return  # dispatched again before arriving: the first dispatch is what counts
         state = self.routes.get(route) or self._route(route)
-        record = Transit(route, t, client_id, state.next_seq, hub_received_at)
+        record = Transit(route, t, fact.client_id, state.next_seq, fact.hub_received_at)
         state.next_seq += 1
         self.transit[claim_id] = record
         state.pending[claim_id] = record
@@ -206,7 +206,8 @@ class HubLinks:
             state.first_dispatch = t
         self.dispatched.add(route, t)
 
-    def on_arrival(self, claim_id: str, hub_id: str, t: float, count: bool = True) -> None:
+    def on_arrived(self, fact: Arrived) -> None:
+        claim_id, t, count = fact.claim_id, fact.t, fact.counted
         record = self.transit.pop(claim_id, None)
         if record is not None:
             state = self.routes[record.route]
@@ -228,10 +229,10 @@ class HubLinks:
                 state.learned_dispatch = record.dispatched_at
                 state.curve.learn(max(0.0, t - record.dispatched_at))
         else:
-            centers = self.hub_centers.get(hub_id, ())
+            centers = self.hub_centers.get(fact.hub_id, ())
             if len(centers) != 1:
                 return  # no dispatch seen and the hub feeds several centers: route unknown
-            state = self._route((hub_id, centers[0]))
+            state = self._route((fact.hub_id, centers[0]))
         if count:
             self.arrivals.add(state.route, t)
         state.arrived_claims += 1
@@ -241,6 +242,10 @@ class HubLinks:
             state.arrived_dispatch = dispatched_at
         if state.last_arrival is None or t > state.last_arrival:
             state.last_arrival = t
+
+    def on_completed(self, fact: Completed) -> None:
+        if fact.closed:
+            self.forget_claim(fact.claim_id)
 
     def forget_claim(self, claim_id: str) -> None:
         """A claim completed without its arrival seen: it is not in transit any more."""
@@ -541,7 +546,14 @@ class HubLinks:
         burst = state.arrived_claims / state.arrived_units if state.arrived_units else 1.0
         return silent_for, covering * silent_for / (end - start) / burst, threshold
 
+    def expire(self, now: float) -> None:
+        self.dispatched.expire(now)
+        self.arrivals.expire(now)
+
     # --- reading -----------------------------------------------------------------------
+
+    def scopes(self) -> list[Route]:
+        return sorted(self.routes)
 
     def in_transit(self, route: Route) -> list[tuple[str, Transit]]:
         """Claims dispatched on the route and not arrived, oldest dispatch first."""

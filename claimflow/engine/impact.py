@@ -35,7 +35,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from claimflow.engine.detector import Advisor, Arrived, Completed, Detector
 from claimflow.timeutil import HOUR, iso
+
+CLIENT_EVERY = 900.0  # seconds of event time between client-view evaluations
 
 if TYPE_CHECKING:
     from claimflow.config import SlaAtRiskSettings
@@ -176,10 +179,13 @@ class Scenario:
         }
 
 
-class Impact:
+class Impact(Detector[str, dict[str, Any]]):
+    """Stuck claims as demand, break impact per client and route, ClientSameDayAtRisk."""
+
     def __init__(
         self,
         settings: SlaAtRiskSettings,
+        window: float,
         deadlines: DeadlineCalendar,
         links: HubLinks,
         backlog: Backlog,
@@ -188,6 +194,8 @@ class Impact:
         timezone: str,
     ) -> None:
         self.s = settings
+        self.window = window
+        self.advisor: Advisor | None = None  # the roster's headcounts for the what-if
         self.deadlines = deadlines
         self.links = links
         self.backlog = backlog
@@ -219,17 +227,20 @@ class Impact:
 
     # --- facts (cheap: called per arrival and completion) ----------------------------------
 
-    def on_arrival(self, claim_id: str, client: str, team: str, due: float, same_day: bool) -> None:
+    def on_arrived(self, fact: Arrived) -> None:
+        if not fact.first:
+            return
+        client = fact.client_id
         folded = client if client in self._known else OTHER
-        self.routing.on_arrival(folded, team)
-        if same_day:
-            key = (folded, team, due)
-            self.same_day_open[claim_id] = key
+        self.routing.on_arrival(folded, fact.team)
+        if fact.same_day:
+            key = (folded, fact.team, fact.due)
+            self.same_day_open[fact.claim_id] = key
             self._open_counts[key] = self._open_counts.get(key, 0) + 1
 
-    def on_completion(self, claim_id: str) -> None:
-        if self.same_day_open:
-            key = self.same_day_open.pop(claim_id, None)
+    def on_completed(self, fact: Completed) -> None:
+        if fact.closed and self.same_day_open:
+            key = self.same_day_open.pop(fact.claim_id, None)
             if key is not None and key in self._open_counts:
                 left = self._open_counts[key] - 1
                 if left > 0:
@@ -238,6 +249,21 @@ class Impact:
                     del self._open_counts[key]
 
     # --- per evaluation window ------------------------------------------------------------
+
+    def evaluate(self, now: float, history_start: float) -> None:
+        """A break that fired at this tick gets its figures at once (whose claims, how many
+        same-day); the client view and the what-if per return time every CLIENT_EVERY of
+        event time (their cost is per evaluation; a quarter hour is fresh enough). The
+        stuck demand itself is computed before each backlog projection
+        (`Backlog.before_projection`)."""
+        if now % self.window and any(
+            a.alert == "HubLinkBreak" and a.state == "firing" for a in self.book.pending
+        ):
+            self.stuck_demand(now)
+        if now % self.window == 0 and now % CLIENT_EVERY == 0:
+            if self.advisor is not None:
+                self.heads = {t: self.advisor.headcount(t) for t in self.backlog.teams}
+            self.after_projection(now)
 
     def _today(self, now: float) -> Any:
         return datetime.fromtimestamp(now, self.zone).date()
@@ -484,12 +510,16 @@ class Impact:
 
     # --- views ---------------------------------------------------------------------------
 
-    def clients_view(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "client_id": client,
-                **day.to_dict(),
-                "alert": self.book.opened("ClientSameDayAtRisk", {"client_id": client}) is not None,
-            }
-            for client, day in sorted(self.client_days.items())
-        ]
+    def scopes(self) -> list[str]:
+        return sorted(self.client_days)
+
+    def read(self, scope: str, now: float) -> dict[str, Any]:
+        """The client's day as of the last client evaluation (every CLIENT_EVERY)."""
+        return {
+            "client_id": scope,
+            **self.client_days[scope].to_dict(),
+            "alert": self.book.opened("ClientSameDayAtRisk", {"client_id": scope}) is not None,
+        }
+
+    def clients_view(self, now: float = 0.0) -> list[dict[str, Any]]:
+        return [self.read(client, now) for client in self.scopes()]

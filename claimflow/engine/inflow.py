@@ -20,11 +20,13 @@ learned from arrivals history with the same seasonal baseline.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from claimflow.config import InflowDropSettings
 from claimflow.engine.alerts import AlertBook
 from claimflow.engine.baseline import SeasonalBaseline
+from claimflow.engine.detector import Arrived, Detector
 from claimflow.engine.stats import poisson_cdf
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import DAY, format_duration
@@ -35,7 +37,16 @@ ScopeKey = tuple[str, str]  # ("team", "motor"), ("hub", "hub-1"), ("client", "a
 _LABEL = {"team": "team", "hub": "hub_id", "client": "client_id"}
 
 
-class Inflow:
+@dataclass(frozen=True, slots=True)
+class ScopeInflow:
+    """One scope's inflow over the detector's window ending at a whole window."""
+
+    observed: float
+    expected: float | None  # None: warming up, or a holiday
+    references: tuple[tuple[float, float], ...]  # (offset seconds, count), most recent first
+
+
+class Inflow(Detector[ScopeKey, ScopeInflow]):
     def __init__(
         self,
         settings: InflowDropSettings,
@@ -46,6 +57,7 @@ class Inflow:
         hubs: list[str],
     ) -> None:
         self.s = settings
+        self.window = window
         self.baseline = baseline
         self.book = book
         self.counts = BucketCounts(window, baseline.retention + settings.window + window)
@@ -65,19 +77,45 @@ class Inflow:
             else settings.false_alarms_per_quarter * settings.window / QUARTER
         )
         self.arrived_total: dict[str, int] = {}  # team -> arrivals ever counted (a counter)
+        self._history_start = float("inf")  # as of the last evaluation
 
-    def on_arrival(self, team: str, hub_id: str, client_id: str, t: float) -> None:
+    def on_arrived(self, fact: Arrived) -> None:
+        if not fact.counted:
+            return  # late: the windows it belongs to were judged already
+        team, hub_id = fact.team, fact.hub_id
         self.arrived_total[team] = self.arrived_total.get(team, 0) + 1
-        client = ("client", client_id)
+        client = ("client", fact.client_id)
         # The route key learns which teams each hub feeds (for one episode at the hub).
-        self.counts.add_many((("team", team), ("hub", hub_id), client, ("route", hub_id, team)), t)
+        self.counts.add_many(
+            (("team", team), ("hub", hub_id), client, ("route", hub_id, team)), fact.t
+        )
         if self._clients and client not in self.keys:
             self.keys.add(client)
 
     def observed(self, key: ScopeKey, now: float) -> float:
         return self.counts.window_sum(key, now - self.s.window, now)
 
+    def expire(self, now: float) -> None:
+        self.counts.expire(now)
+
+    def scopes(self) -> list[ScopeKey]:
+        return sorted(self.keys)
+
+    def read(self, scope: ScopeKey, now: float) -> ScopeInflow:
+        """Arrivals over the `window` ending at the last whole bucket edge, and the seasonal
+        expectation for them (what the boards draw next to each other)."""
+        end = now // self.window * self.window
+        start = end - self.s.window
+        observed = self.counts.window_sum(scope, start, end)
+        expectation = self.baseline.expect(self.counts, scope, start, end, self._history_start)
+        if expectation is None:
+            return ScopeInflow(observed, None, ())
+        return ScopeInflow(observed, expectation.expected, expectation.references)
+
     def evaluate(self, now: float, history_start: float) -> None:
+        self._history_start = history_start
+        if now % self.window:
+            return  # judged once a window
         s = self.s
         start = now - s.window
         offsets = self.baseline.offsets(start, now, history_start)
