@@ -244,16 +244,20 @@ class NegativeFeedbackSettings(_Strict):
     min_history: Duration = 7 * 86400.0
     """No judgement before this much event time has been seen (the baseline warms up)."""
     prior_strength: float = Field(default=20.0, gt=0)
-    """Pseudo-answers of the pooled share each risk class (and scope factor) starts from."""
+    """Pseudo-answers of the pooled share each risk class (and scope factor) starts from, at
+    least: the classes' own spread may pool them further (empirical Bayes); late classes and
+    scope factors use exactly this."""
     late_prior_share: float = Field(default=0.5, ge=0, lt=1)
     """Prior negative share for claims past their deadline, until their own data says more."""
     odds_ratio: float = Field(default=6.0, gt=1)
     """The rise in the odds of a negative answer the CUSUM is tuned to detect."""
     false_alarms_per_quarter: float = Field(default=1.0, gt=0)
     """The budget: at most this many false alarms per scope per quarter (sets the threshold)."""
-    threshold: Literal["bound", "approximate"] = "bound"
-    """How the budget becomes the CUSUM threshold: Ville's bound (a guarantee) or Siegmund's
-    run-length approximation (faster, exact only when the model is)."""
+    threshold: Literal["bound", "negatives", "approximate"] = "bound"
+    """How the budget becomes the CUSUM threshold: Ville's bound over every answer (a
+    guarantee), the same bound over negative answers only (a guarantee, about one unit lower:
+    faster, spends more of the budget) or Siegmund's run-length approximation (faster, exact
+    only when the model is)."""
     resolve_ratio: float = Field(default=1.5, gt=0)
     """The episode resolves once the trailing window holds at most this many times the
     expected negatives (and the CUSUM, restarted when it fired, is below its threshold)."""
