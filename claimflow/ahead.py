@@ -16,8 +16,10 @@ the result an unbounded replay gives. The very first event is held like any jump
 came before it). At the end of the input the events that are there decide; an event with
 none after it is accepted.
 
-Limits: a burst of more than `window / 2` events dated alike, far ahead, is taken as the
-stream moving on. Plain Python; no Faust, no Kafka.
+Limits: a burst of `window / 2 + 2` or more events dated alike, far ahead (ten with the
+default window), is taken as the stream moving on. At most MAX_HELD lines are held: past
+that (a jump followed by that many lines that do not decode) the events there decide.
+Plain Python; no Faust, no Kafka.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from claimflow.rejections import Reason, Rejection
 from claimflow.timeutil import format_duration, iso
 
 WINDOW = 16  # events after a jump that decide whether the stream moved on
+MAX_HELD = 65_536  # lines held behind one jump at most
 
 
 class Held(NamedTuple):
@@ -63,7 +66,7 @@ class AheadBound:
 
     def decided(self) -> bool:
         """Whether enough events follow the held jump to judge it."""
-        return self._events > self.window
+        return self._events > self.window or len(self.held) > MAX_HELD
 
     def take(self) -> Held:
         item = self.held.popleft()

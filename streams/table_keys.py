@@ -6,13 +6,15 @@ that is not a string, such as an object: unhashable) raised on every recovery at
 take-over never finished. This codec writes exactly what the JSON codec writes (existing
 changelogs stay readable) and reads any key: one `claimflow.snapshots` writes comes back as
 itself; anything else becomes `foreign/<sha256 prefix>`, a key that no snapshot reads, and
-is counted once per distinct key (`claimflow_foreign_records_skipped_total`).
+is counted once per distinct key (`claimflow_foreign_records_skipped_total`). A record with
+no key never reaches a codec: it is dropped before the store applies it, and counted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from faust.serializers import codecs
@@ -36,7 +38,7 @@ class TableKeyCodec(codecs.json):
     def _loads(self, s: bytes) -> Any:
         try:
             key = super()._loads(s)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+        except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError is a ValueError
             key = None
         if isinstance(key, str) and is_snapshot_key(key):
             return key
@@ -60,7 +62,24 @@ codecs.register(NAME, CODEC)
 
 def tolerate_foreign_keys(table: Any) -> None:
     """Have `table` (a Faust table of `snapshots` keys, before the worker starts) read its
-    changelog keys with CODEC. Its changelog topic was made with the table, so it is made
-    again with the new codec (same name, same settings)."""
+    changelog keys with CODEC, and skip changelog records without a key (the rocksdb store
+    refused them, "raw mode only support bytes", on every recovery attempt). Its changelog
+    topic was made with the table, so it is made again with the new codec (same name, same
+    settings)."""
     table.key_serializer = NAME
     table.changelog_topic = table._new_changelog_topic()
+    apply = table.apply_changelog_batch
+
+    def apply_keyed(batch: Iterable[Any]) -> None:
+        events = list(batch)
+        keyed = [e for e in events if e.message.key is not None]
+        if len(keyed) < len(events):
+            CODEC.foreign += len(events) - len(keyed)
+            log.warning(
+                "skipped %d record(s) without a key in the detector-state changelog: "
+                "claimflow did not write them",
+                len(events) - len(keyed),
+            )
+        apply(keyed)
+
+    table.apply_changelog_batch = apply_keyed

@@ -122,3 +122,15 @@ def _printer(out: list[str]) -> Callable[[Alert], None]:
 
 def _ignore(number: int, problem: Rejection, raw: bytes) -> None:
     pass
+
+
+def test_a_burst_of_outliers_is_refused_up_to_the_documented_limit(
+    scenario: Callable[..., ScenarioRun], config: Config
+) -> None:
+    lines = scenario("hub-break", 10, 1).events.read_bytes().splitlines()
+    arrivals = [i for i, line in enumerate(lines) if b'"claim_arrived"' in line]
+    at = arrivals[len(arrivals) // 2]
+    for copies, refused in ((9, 9), (10, 0)):  # ten alike: taken as the stream moving on
+        ahead = [_dated_ahead(lines[arrivals[0]], 20, f"burst-{n}") for n in range(copies)]
+        summary = replay(config, [*lines[:at], *ahead, *lines[at:]], _printer([]), _ignore)
+        assert summary.rejected.get("future_timestamp", 0) == refused, (copies, summary.rejected)
