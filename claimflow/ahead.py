@@ -52,7 +52,6 @@ class AheadBound:
         self.window = window
         self.held: deque[Held] = deque()
         self._events = 0  # decoded events in `held`, the head included
-        self.refused = 0
 
     def jumps(self, t: float, newest: float) -> bool:
         """Whether an event at `t` would move event time more than the lateness past the
@@ -85,7 +84,6 @@ class AheadBound:
         keep_up = sum(1 for t in following if t >= floor)
         if keep_up * 2 > len(following):
             return None
-        self.refused += 1
         if newest == float("-inf"):
             where = f"the first event, dated {iso(head.t)},"
         else:

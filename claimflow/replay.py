@@ -106,7 +106,7 @@ def replay(
             # Hand on, in order, what no longer jumps ahead; the next jump waits for its own.
             while held:
                 item = held[0]
-                if not isinstance(item.event, Rejection) and item.t > engine.newest + jump:
+                if not isinstance(item.event, Rejection) and bound.jumps(item.t, engine.newest):
                     break
                 bound.take()
                 handle(item.number, item.line, item.event)
@@ -121,7 +121,7 @@ def replay(
             bound.hold(Held(number, line, event, t))
             release(False)
         elif not isinstance(event, Rejection) and (t := event.time.timestamp()) > (
-            engine.newest + jump
+            engine.newest + jump  # bound.jumps, inlined: this runs once per line
         ):
             bound.hold(Held(number, line, event, t))
         else:
