@@ -33,6 +33,7 @@ from claimflow.agents.ingest import Ingest
 from claimflow.config import Config, ConfigFile, load_config
 from claimflow.metrics import EngineCollector, register_service_metrics
 from claimflow.staffing import RosterFile
+from claimflow.streams import table_keys
 from claimflow.streams.declare import ensure_topics
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.settings import WorkerSettings
@@ -119,6 +120,7 @@ def create_app(
         # Written only while the detector agent handles a sequenced record (partition 0),
         # so the changelog partition is the current record's.
     )
+    table_keys.tolerate_foreign_keys(table)  # a foreign changelog key is skipped, not fatal
     reader = LogReader(settings.bootstrap_servers, kafka_auth(settings))
 
     def input_partitions() -> dict[str, int]:
@@ -246,9 +248,10 @@ class _WorkerCollector(Collector):
         yield gaps
         yield CounterMetricFamily(
             "claimflow_foreign_records_skipped",
-            "Records read back from claimflow's output topics that claimflow did not write "
-            "(no or a malformed sequence-number header): skipped, not fatal.",
-            value=self.detector.reader.foreign,
+            "Records read back from claimflow's output topics (no or a malformed "
+            "sequence-number header) or state changelog (a key it never writes) that "
+            "claimflow did not write: skipped, not fatal.",
+            value=self.detector.reader.foreign + table_keys.CODEC.foreign,
         )
         roster = self.detector.roster
         if roster is not None:

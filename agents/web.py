@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+from aiohttp import ClientError
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
@@ -42,6 +45,17 @@ from claimflow.it_view import (
 from claimflow.wall import clients_view, wall_view
 
 LOADING = {"error": "the detector state is loading on this worker; retry in a few seconds"}
+# While workers take over (a rebalance, a worker gone), no worker may hold the detector
+# state yet, or the one the router names may not answer: 503 with a body that says so,
+# never a 500 (issue 14 item 4).
+TAKEOVER = {
+    "error": "no worker holds the detector state right now (a take-over is in progress); "
+    "retry in a few seconds"
+}
+UNREACHABLE = (
+    "the worker holding the detector state did not answer (it may have just stopped; a "
+    "take-over follows); retry in a few seconds"
+)
 PUBLIC_ROUTES = ("/metrics", "/healthz", "/readyz")
 VIEW_ROUTES = ("/wall", "/api/wall", "/api/clients", "/it/routes", "/it/breaks", "/it/transit")
 COOKIE = "claimflow_view"
@@ -99,6 +113,26 @@ def _bearer(header: str) -> str | None:
 
 
 Handler = Callable[[Any, Request], Awaitable[Response]]
+log = logging.getLogger("claimflow.web")
+
+
+def owned(handler: Handler) -> Handler:
+    """Serve a view that reads the detector state, wherever it is (`handler` is wrapped in
+    Faust's table router): 503 with a clear body while no worker holds the state or the one
+    named does not answer. Errors of the view itself are not hidden."""
+
+    async def get(view: View, request: Request) -> Response:
+        try:
+            return await handler(view, request)
+        except ServiceUnavailable:
+            response = view.json(TAKEOVER, status=503)
+        except (TimeoutError, ClientError, OSError) as exc:
+            log.warning("%s: the state's worker did not answer: %r", request.url.path, exc)
+            response = view.json({"error": UNREACHABLE, "detail": type(exc).__name__}, status=503)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    return get
 
 
 def guarded(guard: ViewGuard) -> Callable[[Handler], Handler]:
@@ -207,7 +241,7 @@ def register(
     class WallData(View):
         @private
         async def get(self, request: Request) -> Response:
-            response: Response = await self._routed(request)
+            response: Response = await owned(type(self)._routed)(self, request)
             return response
 
         @route  # type: ignore[untyped-decorator]
@@ -218,8 +252,13 @@ def register(
 
     @app.page("/api/clients")
     class ClientsData(View):
-        @route  # type: ignore[untyped-decorator]
+        @private
         async def get(self, request: Request) -> Response:
+            response: Response = await owned(type(self)._routed)(self, request)
+            return response
+
+        @route  # type: ignore[untyped-decorator]
+        async def _routed(self, request: Request) -> Response:
             if detector.live is None:
                 return self.json(LOADING, status=503)
             return self.json(clients_view(detector.live.engine))
@@ -228,7 +267,7 @@ def register(
     class Routes(View):
         @private
         async def get(self, request: Request) -> Response:
-            response: Response = await self._routed(request)
+            response: Response = await owned(type(self)._routed)(self, request)
             return response
 
         @route  # type: ignore[untyped-decorator]
@@ -241,7 +280,7 @@ def register(
     class Breaks(View):
         @private
         async def get(self, request: Request) -> Response:
-            response: Response = await self._routed(request)
+            response: Response = await owned(type(self)._routed)(self, request)
             return response
 
         @route  # type: ignore[untyped-decorator]
@@ -254,7 +293,7 @@ def register(
     class Transit(View):
         @private
         async def get(self, request: Request) -> Response:
-            response: Response = await self._routed(request)
+            response: Response = await owned(type(self)._routed)(self, request)
             return response
 
         @route  # type: ignore[untyped-decorator]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,6 +31,17 @@ class BrokerError(RuntimeError):
 
 
 def free_port() -> int:
+    """A free port on 127.0.0.1; within `CLAIMFLOW_PORTS` (`first-last`) when that is set,
+    so that tests on a shared machine keep to the ports they were given."""
+    span = os.environ.get("CLAIMFLOW_PORTS")
+    if span:
+        first, last = (int(p) for p in span.split("-"))
+        ports = list(range(first, last + 1))
+        random.shuffle(ports)
+        for port in ports:
+            if not port_taken(port):
+                return port
+        raise BrokerError(f"no free port in CLAIMFLOW_PORTS={span}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -1,7 +1,9 @@
 """`claimflow replay`: the live detection code over a file of events, for backtests.
 
 The loop is the same engine the Faust agents drive, fed line by line. Bad lines are
-reported with their line numbers and skipped; the run goes on.
+reported with their line numbers and skipped; the run goes on. An event dated far ahead of
+the stream is refused (`future_timestamp`) unless the events after it follow: see
+claimflow/ahead.py.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from math import nan
 
+from claimflow.ahead import AheadBound, Held
 from claimflow.config import Config
 from claimflow.engine import Alert, Engine
-from claimflow.events import decode
+from claimflow.events import Event, decode
 from claimflow.rejections import Rejection
 
 
@@ -72,25 +76,61 @@ def replay(
 
     # The hot loop: summary fields are kept in locals and written back when anyone looks.
     number = events = blank = 0
-    for number, line in enumerate(lines, 1):
-        if not line or line.isspace():
-            blank += 1
-            continue
-        event = decode(line)
+
+    def handle(number: int, line: bytes, event: Event | Rejection) -> None:
+        nonlocal events
         problem = event if isinstance(event, Rejection) else ingest(event)
         if problem is not None:
             summary.rejected[problem.reason.value] += 1
             summary.lines = number
             on_reject(number, problem, line)
             if not problem.applied:
-                continue
+                return
         events += 1
         if book.pending:  # tested inline: this runs once per line
             publish()
+
+    # One event dated far ahead must not move event time (claimflow/ahead.py): a jump past
+    # the allowed lateness is held with the lines after it until the stream confirms it.
+    bound = AheadBound(config.engine.allowed_lateness)
+    held = bound.held
+    jump = bound.lateness
+
+    def release(final: bool) -> None:
+        while held and (final or bound.decided()):
+            head = bound.take()
+            problem = bound.judge(head, engine.newest)
+            if problem is not None:
+                engine.refuse(problem)
+            handle(head.number, head.line, head.event if problem is None else problem)
+            # Hand on, in order, what no longer jumps ahead; the next jump waits for its own.
+            while held:
+                item = held[0]
+                if not isinstance(item.event, Rejection) and bound.jumps(item.t, engine.newest):
+                    break
+                bound.take()
+                handle(item.number, item.line, item.event)
+
+    for number, line in enumerate(lines, 1):
+        if not line or line.isspace():
+            blank += 1
+            continue
+        event = decode(line)
+        if held:
+            t = nan if isinstance(event, Rejection) else event.time.timestamp()
+            bound.hold(Held(number, line, event, t))
+            release(False)
+        elif not isinstance(event, Rejection) and (t := event.time.timestamp()) > (
+            engine.newest + jump  # bound.jumps, inlined: this runs once per line
+        ):
+            bound.hold(Held(number, line, event, t))
+        else:
+            handle(number, line, event)
         if not number & 8191 and on_progress is not None:
             summary.lines, summary.events, summary.blank_lines = number, events, blank
             summary.seconds = time.perf_counter() - started
             on_progress(summary)
+    release(True)
     summary.lines, summary.events, summary.blank_lines = number, events, blank
     engine.finish()
     publish()

@@ -143,6 +143,18 @@ def load(
     return state, SnapshotInfo(slot, chunks, len(blob), manifest["label"])
 
 
+def is_snapshot_key(key: object) -> bool:
+    """Whether `key` is one `save` writes: the manifest or a chunk of slot 0 or 1. Anything
+    else read back from the store's changelog was written by someone else: it is skipped
+    and counted (streams/table_keys.py), never decoded as state."""
+    if key == MANIFEST:
+        return True
+    if not isinstance(key, str) or key[:2] not in ("0/", "1/"):
+        return False
+    chunk = key[2:]
+    return chunk.isascii() and chunk.isdigit() and len(chunk) <= 7
+
+
 def _manifest(store: MutableMapping[str, bytes]) -> dict[str, Any] | None:
     raw = store.get(MANIFEST)
     if raw is None:

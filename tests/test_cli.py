@@ -53,8 +53,16 @@ BAD_LINES = {
     "wrong_type": json.dumps({**GOOD_ARRIVAL, "team": 42}).encode(),
     "naive_timestamp": json.dumps({**GOOD_ARRIVAL, "arrived_at": "2026-11-05T10:01:00"}).encode(),
     "invalid_timestamp": json.dumps({**GOOD_ARRIVAL, "arrived_at": "soon"}).encode(),
+    # Dated before the stream's event time where it goes in: days ahead of it, it would be
+    # refused as future_timestamp first (see that line below).
     "unknown_team": json.dumps(
-        {**GOOD_ARRIVAL, "event_id": "bad-test-2", "team": "gardening"}
+        {
+            **GOOD_ARRIVAL,
+            "event_id": "bad-test-2",
+            "team": "gardening",
+            "hub_received_at": "2026-11-02T00:00:00Z",
+            "arrived_at": "2026-11-02T00:01:00Z",
+        }
     ).encode(),
     "late": json.dumps(
         {
@@ -65,6 +73,8 @@ BAD_LINES = {
             "claim_id": "X-3",
         }
     ).encode(),
+    # Days ahead of the stream where it goes in, and the lines after it do not follow.
+    "future_timestamp": json.dumps({**GOOD_ARRIVAL, "event_id": "bad-test-4"}).encode(),
 }
 
 
