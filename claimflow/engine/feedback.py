@@ -253,17 +253,25 @@ class Feedback(Detector[Scope, ScopeFeedback]):
 
     # --- claim facts -----------------------------------------------------------------------
 
-    def on_arrival(self, claim_id: str, team: str, received: float, due: float) -> None:
+    def on_arrived(self, fact: Arrived) -> None:
+        claim_id = fact.claim_id
         if claim_id not in self.claims:
-            self.claims[claim_id] = [received, due, None, team]
+            self.claims[claim_id] = [fact.received, fact.due, None, fact.team]
             self._order.append(claim_id)
             if len(self._order) > self.s.max_claims:
                 self.claims.pop(self._order.popleft(), None)  # bounded: the oldest is forgotten
 
-    def on_completion(self, claim_id: str, t: float) -> None:
-        facts = self.claims.get(claim_id)
+    def on_completed(self, fact: Completed) -> None:
+        facts = self.claims.get(fact.claim_id)
         if facts is not None and facts[2] is None:
-            facts[2] = t
+            facts[2] = fact.t
+
+    def on_arrival(self, claim_id: str, team: str, received: float, due: float) -> None:
+        """`on_arrived` from plain values (tests and tools that hold no engine)."""
+        self.on_arrived(Arrived(claim_id, team, "", "", received, received, due, False, True, True))
+
+    def on_completion(self, claim_id: str, t: float) -> None:
+        self.on_completed(Completed(claim_id, "", t, True, True))
 
     def team_of(self, claim_id: str) -> str | None:
         facts = self.claims.get(claim_id)
@@ -482,12 +490,6 @@ class Feedback(Detector[Scope, ScopeFeedback]):
                 self.cusum[key] = 0.0  # a fresh start: the surge's residue is not evidence
 
     # --- the detector contract (engine/detector.py) ----------------------------------------
-
-    def on_arrived(self, fact: Arrived) -> None:
-        self.on_arrival(fact.claim_id, fact.team, fact.received, fact.due)
-
-    def on_completed(self, fact: Completed) -> None:
-        self.on_completion(fact.claim_id, fact.t)
 
     def on_answered(self, fact: Answered) -> None:
         self.on_response(fact.client_id, fact.team, fact.score, fact.t, fact.counted, fact.claim_id)

@@ -297,13 +297,20 @@ class HubLinks(Detector[Route, RouteView]):
         if not pending or state.curve.total < self.s.min_samples:
             return best
         table = state.curve.survival_table()
+        # No claim weighs more than log(q / S + 1 - q) <= log(1 / S), an arrival weighs at
+        # most 0, and a mixture is at most its largest member: so no run can score more than
+        # the sum of -log S over every claim in transit. When that stays under the bar (one
+        # straggler, or young claims weighing about 0), nothing can cross: one cheap pass.
+        neglog = state.curve.neglog_table()
+        bound = 0.0
+        for record in pending.values():
+            bound += neglog[bin_of(now - record.dispatched_at)]
+            if bound >= h:
+                break
+        else:
+            return best
         oldest = next(iter(pending.values()))
         smallest = table[bin_of(now - oldest.dispatched_at)]
-        # No claim weighs more than log(q / S + 1 - q) <= log(1 / S), and the oldest claim has
-        # the smallest S; a mixture is at most its largest member: when even that bound stays
-        # under the bar, nothing can cross.
-        if len(pending) * -math.log(smallest) < h:
-            return best
         log, exp = math.log, math.exp
         prior = -log(len(self._hypotheses))  # log of each share's weight in the mixture
         dead = -math.inf

@@ -37,7 +37,7 @@ def bin_of(seconds: float) -> int:
 class TransitCurve:
     """Healthy transit times of one route and the survival curve they imply."""
 
-    __slots__ = ("_ages", "_built", "_survival", "counts", "max_samples", "total")
+    __slots__ = ("_ages", "_built", "_neglog", "_survival", "counts", "max_samples", "total")
 
     def __init__(self, max_samples: int = 200_000) -> None:
         self.counts = [0.0] * BINS
@@ -45,6 +45,7 @@ class TransitCurve:
         # Past this many samples, older ones count half (the route may change over months).
         self.max_samples = max_samples
         self._survival: list[float] | None = None
+        self._neglog: list[float] = []  # -log S per bin, for the current table
         self._built = 0.0  # samples the table was built from
         self._ages: dict[float, float] = {}  # age_at_survival answers for the current table
 
@@ -71,7 +72,13 @@ class TransitCurve:
                 above += self.counts[i]
                 table[i] = min(1.0, above / denominator)
             self._survival = table
+            self._neglog = [-math.log(v) for v in table]
         return table
+
+    def neglog_table(self) -> list[float]:
+        """-log S at each bin (what an improbably old claim weighs), for the current table."""
+        self.survival_table()
+        return self._neglog
 
     def survival(self, age: float) -> float:
         return self.survival_table()[bin_of(age)]
