@@ -234,6 +234,21 @@ class Merge:
             return False
         return True
 
+    def caught_up(self) -> bool:
+        """Nothing is waiting anywhere: nothing held here, and every input partition has been
+        reported caught up since its last record (by a report that had seen that record), and
+        recently: within `idle_after` of the newest wall stamp (reports come every second).
+        A partition never heard of, or whose worker is gone, is not caught up."""
+        if self.pending:
+            return False
+        sources = self.sources
+        if not all(
+            (topic, p) in sources for topic, count in self.partitions.items() for p in range(count)
+        ):
+            return False
+        recent = self.wall - self.idle_after
+        return all(state.caught_up_wall >= recent for state in sources.values())
+
     def _all_heard_of(self) -> bool:
         if self.wall - self.first_wall >= self.max_hold:
             return True
@@ -267,7 +282,9 @@ class Output:
 class LiveSettings:
     idle_after: float = 2.0  # a caught-up partition quiet this long holds nobody back
     max_hold: float = 30.0  # a partition not heard of this long holds nobody back
-    idle_clock_after: float = 60.0  # no events this long: move event time on by the wall clock
+    # No events this long: move event time on by the wall clock; 0 turns every wall-clock
+    # advance off (also the one between events when caught up: claimflow/idle.py).
+    idle_clock_after: float = 60.0
 
 
 class LiveEngine:
@@ -327,7 +344,10 @@ class LiveEngine:
             self.engine.refuse(rejection)
             outputs.append(self._dead_letter_for(envelope, rejection))
         released = self.merge.release()
+        idle = self._idle
         for record in released:
+            if idle is not None and record.time is not None:
+                idle.observe(record.wall, record.time)
             event = decode(record.raw, self.input_types.get(record.topic))
             problem = event if isinstance(event, Rejection) else self.engine.ingest(event)
             if isinstance(event, Rejection):
@@ -335,12 +355,15 @@ class LiveEngine:
             if problem is not None:
                 outputs.append(self._dead_letter_for(record, problem))
         self._clock.set(self.merge.wall)
-        if self._idle is not None:
+        if idle is not None:
             if released or not self._started:
-                self._idle.event_taken()
+                idle.event_taken()
                 self._started = True
-            elif not self.merge.pending and self.engine.newest > -_NEVER:
-                self._idle.tick()
+            if not self.merge.pending and self.engine.newest > -_NEVER:
+                # Caught up: event time runs on with the wall clock between events, at the
+                # lag the freshest events are read with (claimflow/idle.py); idle: after
+                # `idle_clock_after` with none at all.
+                idle.tick(self.merge.caught_up)
         for alert in self.engine.drain_alerts():
             outputs.append(self._alert(alert))
         return outputs

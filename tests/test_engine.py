@@ -94,8 +94,9 @@ def test_out_of_order_within_lateness_lands_in_the_right_windows() -> None:
     ordered = sorted(_stream(300), key=lambda e: e.time)
     shuffled = list(ordered)
     rng = random.Random(7)
-    # Displace events by up to 60 s of event time: within the default 120 s lateness.
-    shuffled.sort(key=lambda e: e.time.timestamp() + rng.uniform(0, 60))
+    # Displace events by up to the default allowed lateness (25 s) of event time.
+    lateness = _config().engine.allowed_lateness
+    shuffled.sort(key=lambda e: e.time.timestamp() + rng.uniform(0, lateness))
     results = []
     for events in (ordered, shuffled):
         engine = Engine(_config())
@@ -261,7 +262,7 @@ def test_link_status_follows_the_episode() -> None:
         engine.ingest(dispatched(i, at))
         if i < 150:  # from minute 150 on, dispatched claims stop arriving
             engine.ingest(arrived(i, at + timedelta(seconds=60)))
-        if i == 155:
+        if i == 151:  # a minute into the break: no claim is overdue yet
             assert engine.links.status(route) == 0
     engine.advance_to((T0 + timedelta(minutes=210)).timestamp())
     assert engine.links.status(route) == 1

@@ -61,3 +61,38 @@ def test_events_flowing_keep_the_clock_out_of_it(config: Config) -> None:
         idle.event_taken()  # events keep coming every 30 s of wall time
         assert not idle.tick()
     assert engine.newest == newest
+
+
+def test_caught_up_event_time_runs_on_with_the_wall_clock_at_the_measured_lag(
+    config: Config,
+) -> None:
+    engine = _fed(config)
+    newest = engine.newest
+    clock = ManualClock(newest + 3)
+    idle = IdleClock(engine, clock)
+    idle.observe(newest + 8, newest - 2)  # read 10 s after it happened
+    idle.observe(newest + 3, newest)  # read 3 s after: the freshest lag
+    assert idle.lag(clock.now()) == 3
+    assert not idle.tick(lambda: False)  # not caught up, not idle: nothing moves
+    assert engine.watermark == newest - engine.lateness
+    clock.advance(40)
+    assert idle.tick(lambda: True)
+    # Where an event read now, 3 s after it happened, would put the watermark.
+    assert engine.watermark == clock.now() - 3 - engine.lateness
+    # The smallest lag is kept for one 5-minute bucket after its own; then the latest counts.
+    clock.advance(900)
+    idle.observe(clock.now(), clock.now() - 7)
+    assert idle.lag(clock.now()) == 7
+
+
+def test_a_backfill_read_long_after_it_happened_never_runs_on_by_the_wall_clock(
+    config: Config,
+) -> None:
+    engine = _fed(config)
+    newest, watermark = engine.newest, engine.watermark
+    clock = ManualClock(newest + 86400)  # history, read a day later
+    idle = IdleClock(engine, clock)
+    idle.observe(clock.now(), newest)
+    clock.advance(30)  # the backfill pauses, caught up
+    assert not idle.tick(lambda: True)
+    assert (engine.newest, engine.watermark) == (newest, watermark)

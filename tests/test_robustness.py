@@ -177,6 +177,7 @@ def test_any_arrival_order_within_the_lateness_gives_the_same_alerts(config: Con
     assert any('"HubLinkBreak", "state": "firing"' in a for a in expected)
     for seed in (1, 2):
         rng = random.Random(seed)
-        # Delay each event by up to 100 s: within the default 120 s allowed lateness.
-        shuffled = sorted(by_time, key=lambda e: e.time.timestamp() + rng.uniform(0, 100))  # type: ignore[union-attr]
+        # Delay each event by up to the allowed lateness (the default, 25 s).
+        lateness = config.engine.allowed_lateness
+        shuffled = sorted(by_time, key=lambda e: e.time.timestamp() + rng.uniform(0, lateness))  # type: ignore[union-attr]
         assert run(shuffled) == expected

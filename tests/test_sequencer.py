@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import zlib
 from datetime import date
@@ -16,6 +17,7 @@ import pytest
 from claimflow import snapshots
 from claimflow.config import Config
 from claimflow.deadletter import MAX_ORIGINAL, Digest, dead_letter, dead_letter_json, original_bytes
+from claimflow.engine import Engine
 from claimflow.events import decode
 from claimflow.rejections import Reason, Rejection
 from claimflow.sequencer import (
@@ -30,6 +32,7 @@ from claimflow.sequencer import (
 )
 from claimflow.simulate import Simulator
 from claimflow.streams.topics import KEY_FIELDS, Topics
+from claimflow.timeutil import iso
 
 TOPICS = Topics()
 INPUTS = TOPICS.inputs()
@@ -262,3 +265,145 @@ def test_live_engine_notices_a_silent_feed_from_progress_reports_alone(config: C
         if a["alert"] == "HubLinkBreak" and a["state"] == "firing"
     }
     assert breaks == {("hub-1", "center-1"), ("hub-2", "center-1")}
+
+
+def _link_break_stream() -> list[tuple[str, float, bytes]]:
+    """hub-1 -> center-1 dispatches a claim a minute; each arrives 60 s later, until minute
+    150: from then on nothing arrives (a total break) while dispatches go on to minute 152.
+    (topic, event time, JSON) in event-time order."""
+    t0 = 1_795_510_800.0  # Tuesday 2026-11-24 09:00 UTC
+    out: list[tuple[str, float, bytes]] = []
+    for i in range(153):
+        at = t0 + 60 * i
+        common = {"claim_id": f"c{i}", "client_id": "northwind-mutual", "hub_id": "hub-1"}
+        received = at - 30
+        out.append(
+            (
+                TOPICS.hub_dispatched,
+                at,
+                json.dumps(
+                    {
+                        "type": "hub_dispatched",
+                        "event_id": f"d{i}",
+                        **common,
+                        "center_id": "center-1",
+                        "hub_received_at": _iso(received),
+                        "dispatched_at": _iso(at),
+                    }
+                ).encode(),
+            )
+        )
+        if i < 150:
+            out.append(
+                (
+                    TOPICS.claim_arrived,
+                    at + 60,
+                    json.dumps(
+                        {
+                            "type": "claim_arrived",
+                            "event_id": f"a{i}",
+                            **common,
+                            "team": "motor",
+                            "claim_type": "motor",
+                            "hub_received_at": _iso(received),
+                            "arrived_at": _iso(at + 60),
+                        }
+                    ).encode(),
+                )
+            )
+    return sorted(out, key=lambda e: e[1])
+
+
+def _iso(t: float) -> str:
+    return iso(t)
+
+
+def _live_feed(
+    config: Config, vouch: bool, reports: int
+) -> tuple[list[tuple[float, dict[str, Any]]], float]:
+    """The stream read one second after each event happens, with a progress report after
+    each event (every partition caught up when `vouch`, else one is not), then `reports`
+    more reports a second apart and no events. Returns (report wall, alert) for each
+    HubLinkBreak that came out, and the wall time of the last event read."""
+    live = LiveEngine(config, INPUTS, LiveSettings(idle_clock_after=60))
+    live.merge.expect(dict.fromkeys(INPUTS, 1))
+    offsets = dict.fromkeys(INPUTS, 0)
+    seq = 0
+    fired: list[tuple[float, dict[str, Any]]] = []
+
+    def report(wall: float) -> list[Any]:
+        nonlocal seq
+        sources = tuple(
+            (topic, 0, offsets[topic], vouch or topic != TOPICS.survey_response) for topic in INPUTS
+        )
+        seq += 1
+        return live.take(seq - 1, Progress(wall, dict.fromkeys(INPUTS, 1), sources))
+
+    def note(wall: float, outputs: list[Any]) -> None:
+        for output in outputs:
+            alert = json.loads(output.value)
+            if output.kind == "alert" and alert["alert"] == "HubLinkBreak":
+                fired.append((wall, alert))
+
+    wall = 0.0
+    for topic, t, raw in _link_break_stream():
+        wall = t + 1
+        note(wall, live.take(seq, Forwarded(topic, 0, offsets[topic], wall, raw, t)))
+        seq += 1
+        offsets[topic] += 1
+        note(wall, report(wall))
+    last = wall
+    for k in range(1, reports + 1):
+        note(last + k, report(last + k))
+    return fired, last
+
+
+def test_caught_up_the_live_engine_judges_a_break_between_events_by_the_wall_clock(
+    config: Config,
+) -> None:
+    """After the last event, only progress reports come. With every partition caught up,
+    event time runs on with their wall stamps at the lag events were read with (1 s), so the
+    break is raised at the first report that puts event time `allowed_lateness` past the
+    tick that judges it, at the same event time as an engine that had seen later events."""
+    reference = Engine(config)
+    for _, _, raw in _link_break_stream():
+        event = decode(raw)
+        assert not isinstance(event, Rejection)
+        assert reference.ingest(event) is None
+    reference.advance_to(reference.newest + 3600)
+    (expected,) = [
+        a for a in reference.drain_alerts() if a.alert == "HubLinkBreak" and a.state == "firing"
+    ]
+
+    fired, last = _live_feed(config, vouch=True, reports=600)
+    (wall, alert), *_ = fired
+    assert alert["state"] == "firing" and alert["at"] == _iso(expected.at)
+    lateness = config.engine.allowed_lateness
+    assert wall == max(last, math.ceil(expected.at + 1 + lateness))  # lag 1 s + lateness
+
+    # A partition not reported caught up: only the idle clock (60 s without events, then
+    # event time at the wall clock minus lateness + 5 min) moves event time on, much later.
+    held, last = _live_feed(config, vouch=False, reports=600)
+    assert held and held[0][1]["at"] == _iso(expected.at)
+    assert held[0][0] >= expected.at + lateness + 300
+
+
+def test_the_merge_is_caught_up_only_while_every_partition_was_vouched_for_recently() -> None:
+    merge = Merge(idle_after=2.0, max_hold=30.0)
+    merge.expect({"a": 2})
+    assert merge.offer(_rec("a", 0, 0, 5.0, 1.0))
+    assert not merge.caught_up()  # a/1 never heard of, a/0 not reported on
+    merge.report(Progress(1.5, {"a": 2}, (("a", 0, 1, True), ("a", 1, 0, True))))
+    assert not merge.release()
+    assert not merge.caught_up()  # the record is still held (until wall 1.0 + idle_after)
+    merge.report(Progress(3.0, {"a": 2}, (("a", 0, 1, True), ("a", 1, 0, True))))
+    assert len(merge.release()) == 1
+    assert merge.caught_up()
+    assert merge.offer(_rec("a", 1, 0, 6.0, 3.2))
+    assert not merge.caught_up()  # a/1 has a record no report has vouched for yet
+    merge.report(Progress(5.5, {"a": 2}, (("a", 0, 1, True), ("a", 1, 1, True))))
+    assert len(merge.release()) == 1
+    assert merge.caught_up()
+    # The worker owning a/1 goes quiet: its last word grows stale, a/0's stays fresh.
+    merge.report(Progress(8.0, {"a": 2}, (("a", 0, 1, True),)))
+    assert not merge.caught_up()
