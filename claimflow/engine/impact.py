@@ -290,31 +290,40 @@ class Impact(Detector[str, dict[str, Any]]):
         shares_of: dict[str, dict[str, float]] = {}
         behind: set[str] = set()
         # Only claims behind a broken route: elsewhere a claim in transit lands in minutes,
-        # and walking every transit each window would cost the replay its speed.
-        for rec in [r for route in sorted(broken) for r in links.routes[route].pending.values()]:
-            client = self.fold(rec.client_id)
-            due, same_day = self.deadlines.due_at(rec.client_id, rec.hub_received_at)
+        # and walking every transit each window would cost the replay its speed. Claims are
+        # first counted by what the figures depend on (route, client, deadline, missing or
+        # not), so the per-team sharing below runs per group, not per claim.
+        groups: dict[tuple[tuple[str, str], str, float, bool, bool], int] = {}
+        due_at, fold = self.deadlines.due_at, self.fold
+        for route in sorted(broken):
+            after = links.missing_after(route)
+            edge = now - after if after is not None else -math.inf
+            for rec in links.routes[route].pending.values():
+                due, same_day = due_at(rec.client_id, rec.hub_received_at)
+                key = (route, fold(rec.client_id), due, same_day, rec.dispatched_at <= edge)
+                groups[key] = groups.get(key, 0) + 1
+        for (route, client, due, same_day, missing), n in groups.items():
             shares = shares_of.get(client)
             if shares is None:
                 shares = shares_of[client] = self.routing.shares(client)
             for team, share in shares.items():
                 per = stuck.setdefault(team, {})
-                per[due] = per.get(due, 0.0) + share
+                per[due] = per.get(due, 0.0) + share * n
                 by = stuck_client.setdefault((team, due), {})
-                by[client] = by.get(client, 0.0) + share
+                by[client] = by.get(client, 0.0) + share * n
             due_today = same_day and self._is_today(due, today)
             if due_today:
-                stuck_same_day[client] = stuck_same_day.get(client, 0) + 1
+                stuck_same_day[client] = stuck_same_day.get(client, 0) + n
             behind.update(shares)
-            delayed[client] = delayed.get(client, 0) + 1
-            impact = routes[rec.route].get(client)
+            delayed[client] = delayed.get(client, 0) + n
+            impact = routes[route].get(client)
             if impact is None:
-                impact = routes[rec.route][client] = RouteImpact()
-            impact.in_transit += 1
-            if links.is_missing(rec, now):
-                impact.missing += 1
+                impact = routes[route][client] = RouteImpact()
+            impact.in_transit += n
+            if missing:
+                impact.missing += n
                 if due_today:
-                    impact.same_day_today += 1
+                    impact.same_day_today += n
                     if impact.earliest_due is None or due < impact.earliest_due:
                         impact.earliest_due = due
         self.backlog.stuck = stuck
