@@ -77,9 +77,12 @@ def replay(
     # The hot loop: summary fields are kept in locals and written back when anyone looks.
     number = events = blank = 0
 
-    def handle(number: int, line: bytes, event: Event | Rejection) -> None:
+    def handle(number: int, line: bytes, event: Event | Rejection, t: float | None = None) -> None:
         nonlocal events
-        problem = event if isinstance(event, Rejection) else ingest(event)
+        if isinstance(event, Rejection):
+            problem: Rejection | None = event
+        else:  # the event time is known already when the loop checked it against the bound
+            problem = ingest(event, t)
         if problem is not None:
             summary.rejected[problem.reason.value] += 1
             summary.lines = number
@@ -102,14 +105,14 @@ def replay(
             problem = bound.judge(head, engine.newest)
             if problem is not None:
                 engine.refuse(problem)
-            handle(head.number, head.line, head.event if problem is None else problem)
+            handle(head.number, head.line, head.event if problem is None else problem, head.t)
             # Hand on, in order, what no longer jumps ahead; the next jump waits for its own.
             while held:
                 item = held[0]
                 if not isinstance(item.event, Rejection) and bound.jumps(item.t, engine.newest):
                     break
                 bound.take()
-                handle(item.number, item.line, item.event)
+                handle(item.number, item.line, item.event, item.t)
 
     for number, line in enumerate(lines, 1):
         if not line or line.isspace():
@@ -124,8 +127,10 @@ def replay(
             engine.newest + jump  # bound.jumps, inlined: this runs once per line
         ):
             bound.hold(Held(number, line, event, t))
-        else:
+        elif isinstance(event, Rejection):
             handle(number, line, event)
+        else:
+            handle(number, line, event, t)
         if not number & 8191 and on_progress is not None:
             summary.lines, summary.events, summary.blank_lines = number, events, blank
             summary.seconds = time.perf_counter() - started

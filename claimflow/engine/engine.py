@@ -209,16 +209,18 @@ class Engine:
 
     # --- input ---------------------------------------------------------------------------
 
-    def ingest(self, event: Event) -> Rejection | None:
+    def ingest(self, event: Event, t: float | None = None) -> Rejection | None:
         """Take one validated event. Returns a Rejection for input that does not count as a
-        new event (unknown team or hub, duplicate, late); the caller dead-letters it."""
+        new event (unknown team or hub, duplicate, late); the caller dead-letters it. `t` is
+        the event time in epoch seconds when the caller has it already (the replay loop)."""
         # The hot path: every event passes here, so it reads locals and skips calls it can.
         check, event_time, apply = self._handlers[event.__class__]
         if check is not None:
             problem = check(event)
             if problem is not None:
                 return self._reject(problem)
-        t = event_time(event).timestamp()
+        if t is None:
+            t = event_time(event).timestamp()
         newest = self.newest
         if t > newest + self.max_jump and newest != -_NEVER:
             return self._reject(

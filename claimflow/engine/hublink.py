@@ -47,6 +47,7 @@ break would go unseen.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,7 @@ from claimflow.config import HubLinkSettings
 from claimflow.engine.alerts import AlertBook, AlertName, Labels, labels_key
 from claimflow.engine.baseline import SeasonalBaseline
 from claimflow.engine.detector import Arrived, Completed, Detector, Dispatched
-from claimflow.engine.transit import TransitCurve, bin_of
+from claimflow.engine.transit import EDGES, TransitCurve, bin_of
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import DAY, iso
 
@@ -255,7 +256,11 @@ class HubLinks(Detector[Route, RouteView]):
 
     @staticmethod
     def _healthy(state: RouteState, dispatched_at: float) -> bool:
-        return not any(since <= dispatched_at <= end for since, end in state.unhealthy)
+        unhealthy = state.unhealthy
+        # Most arrivals come long after the last episode ended: one comparison, not a scan.
+        if not unhealthy or dispatched_at > unhealthy[-1][1]:
+            return True
+        return not any(since <= dispatched_at <= end for since, end in unhealthy)
 
     # --- evaluation --------------------------------------------------------------------
 
@@ -303,8 +308,11 @@ class HubLinks(Detector[Route, RouteView]):
         # straggler, or young claims weighing about 0), nothing can cross: one cheap pass.
         neglog = state.curve.neglog_table()
         bound = 0.0
-        for record in pending.values():
-            bound += neglog[bin_of(now - record.dispatched_at)]
+        for record in pending.values():  # oldest first: S only grows from here on
+            weight = neglog[bisect_right(EDGES, now - record.dispatched_at)]
+            if not weight:
+                return best  # this claim and every younger one weigh nothing
+            bound += weight
             if bound >= h:
                 break
         else:
@@ -408,12 +416,11 @@ class HubLinks(Detector[Route, RouteView]):
     def _judge_open(self, state: RouteState, now: float, history_start: float) -> None:
         episode = state.episode
         assert episode is not None
-        self._count_missing(state, episode, now)
+        lost_since = self._count_missing(state, episode, now)
         episode.max_missing = max(episode.max_missing, episode.missing_now)
         arriving = state.last_arrival is not None and state.last_arrival > episode.detected
         _, expected, silence_threshold = self._silence(state, now, history_start)
         silent = expected is not None and expected / self.s.dispersion >= silence_threshold
-        lost_since = self._missing_since(state, episode.since, now)
         details = self._details(state, episode, now)
         # Flowing again: enough claims dispatched since the alert arrived in normal time,
         # with none lost after them, that a route still losing even the smallest share in
@@ -467,27 +474,34 @@ class HubLinks(Detector[Route, RouteView]):
             return math.inf
         return curve.age_at_survival(max(self.s.missing_survival, curve.floor))
 
-    def _missing_by_client(self, state: RouteState, now: float) -> dict[str, int]:
+    def _missing_by_client(
+        self, state: RouteState, now: float, since: float = math.inf
+    ) -> tuple[dict[str, int], int]:
+        """Claims missing now by client, and how many of them were dispatched at `since` or
+        later: one pass over the claims in transit, oldest first, up to the missing age."""
         edge = now - self._missing_after(state)
         by_client: dict[str, int] = {}
+        after = 0
         for record in state.pending.values():
-            if record.dispatched_at > edge:
-                break
+            dispatched = record.dispatched_at
+            if dispatched > edge:
+                break  # in dispatch order: the rest are younger still
             by_client[record.client_id] = by_client.get(record.client_id, 0) + 1
-        return dict(sorted(by_client.items()))
+            if dispatched >= since:
+                after += 1
+        return dict(sorted(by_client.items())), after
 
-    def _count_missing(self, state: RouteState, episode: BreakEpisode, now: float) -> None:
-        episode.missing_by_client = self._missing_by_client(state, now)
+    def _count_missing(self, state: RouteState, episode: BreakEpisode, now: float) -> int:
+        """Keeps the episode's missing figures current; returns how many claims dispatched
+        since the episode began are missing."""
+        episode.missing_by_client, lost_since = self._missing_by_client(state, now, episode.since)
         episode.missing_now = sum(episode.missing_by_client.values())
+        return lost_since
 
     def is_missing(self, record: Transit, now: float) -> bool:
         """The claim is older than its route's `missing_after` (the views' definition)."""
         edge = now - self._missing_after(self.routes[record.route])
         return record.dispatched_at <= edge
-
-    def _missing_since(self, state: RouteState, since: float, now: float) -> int:
-        edge = now - self._missing_after(state)
-        return sum(1 for r in state.pending.values() if since <= r.dispatched_at <= edge)
 
     def _write_off(self, state: RouteState, now: float) -> None:
         """Claims not arrived `write_off_after` their dispatch are given up on (counted)."""
@@ -574,7 +588,7 @@ class HubLinks(Detector[Route, RouteView]):
     def read(self, route: Route, now: float) -> RouteView:
         """The route's current figures, for metrics, the IT views and the wall page."""
         state = self.routes[route]
-        missing = self._missing_by_client(state, now)
+        missing, _ = self._missing_by_client(state, now)
         curve = state.curve
         quantiles = {}
         for share in QUANTILES:

@@ -72,7 +72,9 @@ class TransitCurve:
                 above += self.counts[i]
                 table[i] = min(1.0, above / denominator)
             self._survival = table
-            self._neglog = [-math.log(v) for v in table]
+            # One entry more than the bins, for ages past the last edge (bisect_right's
+            # answer there is BINS): the evidence pass indexes it without a clamp.
+            self._neglog = [-math.log(v) for v in table] + [-math.log(table[-1])]
         return table
 
     def neglog_table(self) -> list[float]:
