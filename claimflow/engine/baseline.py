@@ -46,6 +46,9 @@ class SeasonalBaseline:
         self.holidays = holidays
         self.reference_weeks = reference_weeks
         self.min_references = min_references
+        # offsets() answers by (start, end, history_start): the same few windows are asked
+        # about by every scope and route at every tick, and each answer costs local-time math.
+        self._offsets: dict[tuple[float, float, float], list[float] | None] = {}
 
     @property
     def retention(self) -> float:
@@ -70,6 +73,16 @@ class SeasonalBaseline:
     def offsets(self, start: float, end: float, history_start: float) -> list[float] | None:
         """How far back the reference windows of [start, end) lie, or None when there is no
         expectation (a holiday today, or fewer than `min_references` usable days)."""
+        key = (start, end, history_start)
+        cache = self._offsets
+        if key in cache:
+            return cache[key]
+        if len(cache) > 256:
+            cache.clear()
+        cache[key] = answer = self._find_offsets(start, end, history_start)
+        return answer
+
+    def _find_offsets(self, start: float, end: float, history_start: float) -> list[float] | None:
         today = self._day(end - 1)
         if today in self.holidays or self._day(start) in self.holidays:
             return None  # a window reaching into a holiday (its last evening hour) too

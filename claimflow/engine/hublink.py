@@ -58,7 +58,7 @@ from claimflow.config import HubLinkSettings
 from claimflow.engine.alerts import AlertBook, AlertName, Labels, labels_key
 from claimflow.engine.baseline import SeasonalBaseline
 from claimflow.engine.detector import Arrived, Completed, Detector, Dispatched
-from claimflow.engine.transit import EDGES, TransitCurve, bin_of
+from claimflow.engine.transit import BINS, EDGES, TransitCurve
 from claimflow.engine.windows import BucketCounts
 from claimflow.timeutil import DAY, iso
 
@@ -307,65 +307,61 @@ class HubLinks(Detector[Route, RouteView]):
         # the sum of -log S over every claim in transit. When that stays under the bar (one
         # straggler, or young claims weighing about 0), nothing can cross: one cheap pass.
         neglog = state.curve.neglog_table()
+        # Oldest first: each claim's bin, and the most the claims up to it can add (prefix
+        # sums of -log S), which later bounds what the older claims of a run can still add.
+        bins: list[int] = []
+        older: list[float] = []
         bound = 0.0
-        for record in pending.values():  # oldest first: S only grows from here on
-            weight = neglog[bisect_right(EDGES, now - record.dispatched_at)]
-            if not weight:
-                return best  # this claim and every younger one weigh nothing
-            bound += weight
-            if bound >= h:
-                break
-        else:
+        for record in pending.values():
+            index = bisect_right(EDGES, now - record.dispatched_at)
+            bins.append(index)
+            older.append(bound)  # what the claims before this one weigh at most
+            bound += neglog[index]
+        if bound < h:
             return best
-        oldest = next(iter(pending.values()))
-        smallest = table[bin_of(now - oldest.dispatched_at)]
         log, exp = math.log, math.exp
         prior = -log(len(self._hypotheses))  # log of each share's weight in the mixture
         dead = -math.inf
         # One pass, newest claim first, every lost share at once: (share, 1 - share,
-        # log-weight of an arrival, the most any older claim can weigh, running total).
-        runs = [
-            [q, 1.0 - q, arrived, log(q / smallest + 1.0 - q), 0.0]
-            for q, arrived in self._hypotheses
-        ]
-        remaining = len(pending)
+        # log-weight of an arrival, running total).
+        runs = [[q, 1.0 - q, arrived, 0.0] for q, arrived in self._hypotheses]
+        i = len(bins)
         prev = state.next_seq
         unit = math.nan  # dispatch time of the newer claim: claims sharing one are one unit
         for record in reversed(pending.values()):
             if record.dispatched_at < after:
                 break
-            remaining -= 1
+            i -= 1
             arrived = prev - record.seq - 1  # claims dispatched in between that arrived
             prev = record.seq
             # A batch (claims dispatched at the same instant, a hub's file) travels as one:
             # its claims are one piece of evidence, not one each.
-            survival = (
-                1.0 if record.dispatched_at == unit else table[bin_of(now - record.dispatched_at)]
-            )
+            survival = 1.0 if record.dispatched_at == unit else table[min(bins[i], BINS - 1)]
             unit = record.dispatched_at
-            top_total, top_share, reach = dead, 1.0, dead
+            top_total, top_share = dead, 1.0
             for run in runs:
-                q, keep, log_arrived, top, total = run
+                q, keep, log_arrived, total = run
                 if total == dead:
                     continue
                 if arrived:
                     if keep == 0.0:
-                        run[4] = dead  # a total break is cleared by any later arrival
+                        run[3] = dead  # a total break is cleared by any later arrival
                         continue
                     total += arrived * log_arrived
                 total += log(q / survival + keep)
-                run[4] = total
+                run[3] = total
                 if total > top_total:
                     top_total, top_share = total, q
-                reach = max(reach, total + remaining * top)
             if top_total == dead:
                 break
-            score = top_total + log(sum(exp(r[4] - top_total) for r in runs if r[4] != dead))
+            score = top_total + log(sum(exp(r[3] - top_total) for r in runs if r[3] != dead))
             score += prior
             if score > best.score:
                 best = Evidence(score, h, top_share, record)
-            if reach <= best.score:
-                break  # older claims cannot make a better run (a mixture <= its largest member)
+            # Older claims add at most their -log S each (arrivals only subtract), and a
+            # mixture is at most its largest member: stop once no run can beat the best.
+            if top_total + older[i] <= best.score:
+                break
         return best
 
     def _judge_healthy(self, state: RouteState, now: float, history_start: float) -> None:
