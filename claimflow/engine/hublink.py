@@ -307,6 +307,18 @@ class HubLinks(Detector[Route, RouteView]):
         # the sum of -log S over every claim in transit. When that stays under the bar (one
         # straggler, or young claims weighing about 0), nothing can cross: one cheap pass.
         neglog = state.curve.neglog_table()
+        # A quick look first, oldest claim first: ages only fall from one claim to the next,
+        # so no later claim weighs more than this one, and the claims left weigh at most
+        # `left` x this one. Usually every claim in transit is young and this ends at once.
+        bound, left = 0.0, len(pending)
+        for record in pending.values():
+            weight = neglog[bisect_right(EDGES, now - record.dispatched_at)]
+            if bound + left * weight < h:
+                return best
+            bound += weight
+            left -= 1
+            if bound >= h:
+                break
         # Oldest first: each claim's bin, and the most the claims up to it can add (prefix
         # sums of -log S), which later bounds what the older claims of a run can still add.
         bins: list[int] = []
