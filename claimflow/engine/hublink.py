@@ -180,6 +180,10 @@ class HubLinks(Detector[Route, RouteView]):
         self._hypotheses = [
             (q, math.log1p(-q) if q < 1 else -math.inf) for q in sorted(settings.lost_shares)
         ]
+        # The least an arrival costs any run: log(1 - q) for the smallest lost share (finite
+        # when only total breaks are looked for: an arrival then ends every run anyway).
+        q_min = min(settings.lost_shares)
+        self._arrival_bound = math.log1p(-q_min) if q_min < 1 else -1e6
 
     def _route(self, route: Route) -> RouteState:
         state = self.routes.get(route)
@@ -319,17 +323,24 @@ class HubLinks(Detector[Route, RouteView]):
             left -= 1
             if bound >= h:
                 break
-        # Oldest first: each claim's bin, and the most the claims up to it can add (prefix
-        # sums of -log S), which later bounds what the older claims of a run can still add.
+        # The bound, with the arrivals in it. A run from the newest claim back to claim k
+        # gains at most -log S per claim in transit and loses at least -log(1 - q_min) per
+        # claim that arrived in between (q = 1 dies at once). With B(k) = (sum of -log S
+        # before k) + c (seq_k - k), c = log(1 - q_min), a run from the end back to k scores
+        # at most B(end) - B(k), and from claim i back to k adds at most B(i) - B(k): so the
+        # best any run can still reach past claim i is B(i) - min(B(k), k <= i).
+        arrival = self._arrival_bound
         bins: list[int] = []
-        older: list[float] = []
-        bound = 0.0
-        for record in pending.values():
+        reach: list[float] = []  # per claim: the most its older claims can still add
+        weights, low = 0.0, math.inf
+        for k, record in enumerate(pending.values()):
             index = bisect_right(EDGES, now - record.dispatched_at)
             bins.append(index)
-            older.append(bound)  # what the claims before this one weigh at most
-            bound += neglog[index]
-        if bound < h:
+            b = weights + arrival * (record.seq - k)
+            low = min(low, b)
+            reach.append(b - low)
+            weights += neglog[index]
+        if weights + arrival * (state.next_seq - len(bins)) - low < h:
             return best
         log, exp = math.log, math.exp
         prior = -log(len(self._hypotheses))  # log of each share's weight in the mixture
@@ -370,9 +381,9 @@ class HubLinks(Detector[Route, RouteView]):
             score += prior
             if score > best.score:
                 best = Evidence(score, h, top_share, record)
-            # Older claims add at most their -log S each (arrivals only subtract), and a
-            # mixture is at most its largest member: stop once no run can beat the best.
-            if top_total + older[i] <= best.score:
+            # What older claims can still add (see above), and a mixture is at most its
+            # largest member: stop once no run can beat the best.
+            if top_total + reach[i] <= best.score:
                 break
         return best
 
