@@ -21,6 +21,7 @@ from kafka.partitioner.default import murmur2
 
 from claimflow import snapshots, state_codec
 from claimflow.agents.ingest import judge
+from claimflow.agents.watch import Resets
 from claimflow.config import Config, ConfigFile
 from claimflow.sequencer import (
     EnvelopeError,
@@ -35,6 +36,15 @@ from claimflow.staffing import RosterFile, attach, roster_of
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 
 log = logging.getLogger("claimflow.detect")
+
+
+def _written_at(value: bytes | None, headers: Any) -> float | None:
+    """The wall time ingest stamped on a sequenced record (None: not one of ours)."""
+    try:
+        envelope = decode_envelope(value, headers or [])
+    except EnvelopeError:
+        return None
+    return float(envelope.wall)
 
 
 class GapFiller:
@@ -121,10 +131,11 @@ class Detector:
         snapshot_key: bytes | None = None,
         config_file: ConfigFile | None = None,
         gaps: GapFiller | None = None,
+        resets: Resets | None = None,
     ) -> None:
         self.gaps = gaps or GapFiller(reader, input_types, 256 * 1024, 600.0)
         self.recreate_topics: Callable[[], Awaitable[object]] | None = None
-        self.log_resets = 0  # times the sequenced log was found shorter than what was applied
+        self.resets = resets or Resets()  # broker resets seen (agents/watch.py)
         self._repeating = False
         self.config_file = config_file  # the agreements file, reloaded when it changes
         self.snapshot_key = snapshot_key  # signs snapshots (HMAC-SHA256); None: a digest
@@ -172,7 +183,17 @@ class Detector:
         if roster_of(live.engine) is not roster:
             attach(live.engine, roster)
         if offset < live.next_offset:
-            if not self._repeating:  # once per run of repeats: after a restart they are many
+            wall = _written_at(value, headers)
+            if wall is not None and wall > live.merge.wall:
+                # Below what was applied, yet written after all of it: not a repeat but a
+                # new log (the broker came back empty). No race with the log's growth.
+                await self._reset(
+                    live,
+                    "sequenced",
+                    f"sequenced offset {offset} was written after the {live.next_offset} "
+                    "already applied",
+                )
+            elif not self._repeating:  # once per run of repeats: after a restart, many
                 self._repeating = True
                 await self._check_log_reset(live, offset)
         else:
@@ -195,15 +216,19 @@ class Detector:
         end = await self.reader.end_offset(self.sequenced_topic, 0)
         if end >= live.next_offset:
             return
-        self.log_resets += 1
-        log.warning(
-            "the broker came back empty: %s ends at offset %d, below the %d already applied; "
-            "recreating topics and taking every offset from here as new (detector state kept)",
-            self.sequenced_topic,
-            end,
-            live.next_offset,
+        await self._reset(
+            live,
+            "sequenced",
+            f"{self.sequenced_topic} ends at offset {end}, below the {live.next_offset} "
+            "already applied",
         )
-        live.log_reset(offset)
+
+    async def _reset(self, live: LiveEngine, signal: str, detail: str) -> None:
+        """Take the sequenced log from offset 0 again (take() then reads what comes before
+        the delivered record from the log) and every input offset as new; the engine state
+        (counts, open claims, baselines) carries on."""
+        self.resets.report(signal, detail)
+        live.log_reset(0)
         self._repeating = False
         if self.recreate_topics is not None:
             try:
