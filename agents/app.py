@@ -154,11 +154,10 @@ def create_app(
 
     async def recreate_topics() -> list[str]:
         created = await ensure_topics(settings, kafka_auth(settings))
-        if created:
-            log.warning("recreated topics: %s", ", ".join(created))
+        if created:  # the watch says why, in its one warning
+            log.info("created topics: %s", ", ".join(created))
         return created
 
-    detector.recreate_topics = recreate_topics
     watch = BrokerWatch(
         app,
         resets,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from kafka.partitioner.default import murmur2
@@ -73,8 +73,14 @@ class GapFiller:
         self.recovered = 0
         self.lost = 0
 
-    async def fill(self, live: LiveEngine, record: Forwarded) -> list[Output]:
+    async def fill(
+        self, live: LiveEngine, record: Forwarded, start: int | None = None
+    ) -> list[Output]:
+        """`start`: where the partition's log starts when the merge has no record of it yet
+        (0 on a log the broker has just created again)."""
         expected = live.expected_offset(record.topic, record.partition)
+        if expected is None:
+            expected = start
         if expected is None or record.offset <= expected:
             return []
         topic, partition = record.topic, record.partition
@@ -134,8 +140,8 @@ class Detector:
         resets: Resets | None = None,
     ) -> None:
         self.gaps = gaps or GapFiller(reader, input_types, 256 * 1024, 600.0)
-        self.recreate_topics: Callable[[], Awaitable[object]] | None = None
         self.resets = resets or Resets()  # broker resets seen (agents/watch.py)
+        self._new_logs: set[tuple[str, int]] = set()  # input partitions begun again at 0
         self._repeating = False
         self.config_file = config_file  # the agreements file, reloaded when it changes
         self.snapshot_key = snapshot_key  # signs snapshots (HMAC-SHA256); None: a digest
@@ -228,13 +234,15 @@ class Detector:
         the delivered record from the log) and every input offset as new; the engine state
         (counts, open claims, baselines) carries on."""
         self.resets.report(signal, detail)
+        # Every input partition starts again at offset 0: a first record forwarded from
+        # further on shows records that were not forwarded (a send the new broker refused).
+        self._new_logs = set(live.merge.sources) | {
+            (topic, p) for topic, n in live.merge.partitions.items() for p in range(n)
+        }
         live.log_reset(0)
         self._repeating = False
-        if self.recreate_topics is not None:
-            try:
-                await self.recreate_topics()
-            except Exception:  # logged; the worker goes on with what the broker has
-                log.exception("recreating topics after the broker reset failed")
+        # Missing topics are created again by the watch (agents/watch.py, every few
+        # seconds), not here: admin requests to a broker just back must not hold up the agent.
 
     def snapshot(self) -> None:
         """Write the state to the table; call only while handling a sequenced record."""
@@ -262,7 +270,12 @@ class Detector:
         except EnvelopeError as exc:
             envelope = exc
         if isinstance(envelope, Forwarded) and offset >= live.next_offset:
-            for output in await self.gaps.fill(live, envelope):
+            source = (envelope.topic, envelope.partition)
+            start = None
+            if source in self._new_logs:  # a log the broker began again: it starts at 0
+                self._new_logs.discard(source)
+                start = 0
+            for output in await self.gaps.fill(live, envelope, start):
                 await self._publish(output)
         try:
             outputs = live.take(offset, envelope)

@@ -24,6 +24,7 @@ partition) has records waiting and has not moved for `STALL_AFTER` seconds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ log = logging.getLogger("claimflow.worker")
 
 SIGNALS = ("topics", "consumer", "sequenced")
 WATCH_EVERY = 3.0  # seconds between checks
+TOPICS_TIMEOUT = 15.0  # seconds: a broker that does not answer is reported, not waited for
 EPISODE = 60.0  # seconds: signals this close to the first are the same reset
 STALL_AFTER = 20.0  # seconds with records waiting and no progress: not consuming
 
@@ -106,9 +108,9 @@ class BrokerWatch:
 
     async def _check_topics(self) -> None:
         try:
-            created = await self.ensure_topics()
+            created = await asyncio.wait_for(self.ensure_topics(), TOPICS_TIMEOUT)
         except Exception as exc:  # the broker may be down or refuse: say so on /readyz
-            self.topics_problem = f"topics not usable: {exc}"
+            self.topics_problem = f"topics not usable: {exc!r}"
             log.warning("checking claimflow's topics failed: %s", exc)
             return
         self.topics_problem = None
