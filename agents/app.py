@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from claimflow.agents import web
 from claimflow.agents.detect import Detector, GapFiller
 from claimflow.agents.ingest import Ingest
+from claimflow.agents.watch import WATCH_EVERY, BrokerWatch, Resets
 from claimflow.config import Config, ConfigFile, load_config
 from claimflow.metrics import EngineCollector, register_service_metrics
 from claimflow.staffing import RosterFile
@@ -122,6 +123,7 @@ def create_app(
     )
     table_keys.tolerate_foreign_keys(table)  # a foreign changelog key is skipped, not fatal
     reader = LogReader(settings.bootstrap_servers, kafka_auth(settings))
+    resets = Resets()
 
     def input_partitions() -> dict[str, int]:
         counts = {name: app.consumer.topic_partitions(name) for name in input_types}
@@ -146,15 +148,31 @@ def create_app(
         snapshot_key=_encoded(settings.secret("snapshot_key")),
         config_file=config_file,
         gaps=GapFiller(reader, input_types, settings.max_event_bytes, settings.future_tolerance),
+        resets=resets,
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
-    async def recreate_topics() -> None:
+    async def recreate_topics() -> list[str]:
         created = await ensure_topics(settings, kafka_auth(settings))
-        if created:
-            log.warning("recreated topics: %s", ", ".join(created))
+        if created:  # the watch says why, in its one warning
+            log.info("created topics: %s", ", ".join(created))
+        return created
 
-    detector.recreate_topics = recreate_topics
+    watch = BrokerWatch(
+        app,
+        resets,
+        recreate_topics,
+        set(input_types),
+        lambda: ingest.forwarded_next,
+        (sequenced_tp, lambda: detector.live.next_offset if detector.live is not None else None),
+    )
+
+    @app.timer(WATCH_EVERY)  # type: ignore[untyped-decorator]
+    async def watch_broker() -> None:
+        try:
+            await watch.check()
+        except Exception:  # the watch must never stop the worker
+            log.exception("checking for a broker reset failed")
 
     @app.agent(inputs, name="ingest")
     async def ingest_agent(stream: Any) -> None:
@@ -190,6 +208,7 @@ def create_app(
         app,
         detector,
         registry,
+        watch.not_ready,
         table,
         token=settings.secret("view_token"),
         bind=settings.web_bind or settings.web_host,
@@ -231,12 +250,16 @@ class _WorkerCollector(Collector):
             "with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
         )
-        yield CounterMetricFamily(
+        resets = CounterMetricFamily(
             "claimflow_broker_resets",
-            "Times the sequenced log was found to end below what was already applied (the "
-            "broker came back empty): topics recreated, positions reset, state kept.",
-            value=self.detector.log_resets,
+            "Times the broker came back empty (topics gone, a log ending below what was "
+            "read or applied), by the signal that saw it first: topics recreated, positions "
+            "reset to the start of the new logs, detector state kept.",
+            labels=["signal"],
         )
+        for signal, n in self.detector.resets.counts.items():
+            resets.add_metric([signal], n)
+        yield resets
         gaps = CounterMetricFamily(
             "claimflow_input_gap_records",
             "Input records the sequenced topic skipped (an offset gap after a rebalance): "

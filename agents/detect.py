@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from kafka.partitioner.default import murmur2
 
 from claimflow import snapshots, state_codec
 from claimflow.agents.ingest import judge
+from claimflow.agents.watch import Resets
 from claimflow.config import Config, ConfigFile
 from claimflow.sequencer import (
     EnvelopeError,
@@ -35,6 +36,15 @@ from claimflow.staffing import RosterFile, attach, roster_of
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 
 log = logging.getLogger("claimflow.detect")
+
+
+def _written_at(value: bytes | None, headers: Any) -> float | None:
+    """The wall time ingest stamped on a sequenced record (None: not one of ours)."""
+    try:
+        envelope = decode_envelope(value, headers or [])
+    except EnvelopeError:
+        return None
+    return float(envelope.wall)
 
 
 class GapFiller:
@@ -63,8 +73,14 @@ class GapFiller:
         self.recovered = 0
         self.lost = 0
 
-    async def fill(self, live: LiveEngine, record: Forwarded) -> list[Output]:
+    async def fill(
+        self, live: LiveEngine, record: Forwarded, start: int | None = None
+    ) -> list[Output]:
+        """`start`: where the partition's log starts when the merge has no record of it yet
+        (0 on a log the broker has just created again)."""
         expected = live.expected_offset(record.topic, record.partition)
+        if expected is None:
+            expected = start
         if expected is None or record.offset <= expected:
             return []
         topic, partition = record.topic, record.partition
@@ -121,10 +137,11 @@ class Detector:
         snapshot_key: bytes | None = None,
         config_file: ConfigFile | None = None,
         gaps: GapFiller | None = None,
+        resets: Resets | None = None,
     ) -> None:
         self.gaps = gaps or GapFiller(reader, input_types, 256 * 1024, 600.0)
-        self.recreate_topics: Callable[[], Awaitable[object]] | None = None
-        self.log_resets = 0  # times the sequenced log was found shorter than what was applied
+        self.resets = resets or Resets()  # broker resets seen (agents/watch.py)
+        self._new_logs: set[tuple[str, int]] = set()  # input partitions begun again at 0
         self._repeating = False
         self.config_file = config_file  # the agreements file, reloaded when it changes
         self.snapshot_key = snapshot_key  # signs snapshots (HMAC-SHA256); None: a digest
@@ -172,7 +189,17 @@ class Detector:
         if roster_of(live.engine) is not roster:
             attach(live.engine, roster)
         if offset < live.next_offset:
-            if not self._repeating:  # once per run of repeats: after a restart they are many
+            wall = _written_at(value, headers)
+            if wall is not None and wall > live.merge.wall:
+                # Below what was applied, yet written after all of it: not a repeat but a
+                # new log (the broker came back empty). No race with the log's growth.
+                await self._reset(
+                    live,
+                    "sequenced",
+                    f"sequenced offset {offset} was written after the {live.next_offset} "
+                    "already applied",
+                )
+            elif not self._repeating:  # once per run of repeats: after a restart, many
                 self._repeating = True
                 await self._check_log_reset(live, offset)
         else:
@@ -195,21 +222,27 @@ class Detector:
         end = await self.reader.end_offset(self.sequenced_topic, 0)
         if end >= live.next_offset:
             return
-        self.log_resets += 1
-        log.warning(
-            "the broker came back empty: %s ends at offset %d, below the %d already applied; "
-            "recreating topics and taking every offset from here as new (detector state kept)",
-            self.sequenced_topic,
-            end,
-            live.next_offset,
+        await self._reset(
+            live,
+            "sequenced",
+            f"{self.sequenced_topic} ends at offset {end}, below the {live.next_offset} "
+            "already applied",
         )
-        live.log_reset(offset)
+
+    async def _reset(self, live: LiveEngine, signal: str, detail: str) -> None:
+        """Take the sequenced log from offset 0 again (take() then reads what comes before
+        the delivered record from the log) and every input offset as new; the engine state
+        (counts, open claims, baselines) carries on."""
+        self.resets.report(signal, detail)
+        # Every input partition starts again at offset 0: a first record forwarded from
+        # further on shows records that were not forwarded (a send the new broker refused).
+        self._new_logs = set(live.merge.sources) | {
+            (topic, p) for topic, n in live.merge.partitions.items() for p in range(n)
+        }
+        live.log_reset(0)
         self._repeating = False
-        if self.recreate_topics is not None:
-            try:
-                await self.recreate_topics()
-            except Exception:  # logged; the worker goes on with what the broker has
-                log.exception("recreating topics after the broker reset failed")
+        # Missing topics are created again by the watch (agents/watch.py, every few
+        # seconds), not here: admin requests to a broker just back must not hold up the agent.
 
     def snapshot(self) -> None:
         """Write the state to the table; call only while handling a sequenced record."""
@@ -237,7 +270,12 @@ class Detector:
         except EnvelopeError as exc:
             envelope = exc
         if isinstance(envelope, Forwarded) and offset >= live.next_offset:
-            for output in await self.gaps.fill(live, envelope):
+            source = (envelope.topic, envelope.partition)
+            start = None
+            if source in self._new_logs:  # a log the broker began again: it starts at 0
+                self._new_logs.discard(source)
+                start = 0
+            for output in await self.gaps.fill(live, envelope, start):
                 await self._publish(output)
         try:
             outputs = live.take(offset, envelope)

@@ -158,6 +158,7 @@ def register(
     app: Any,
     detector: Detector,
     registry: CollectorRegistry,
+    not_ready: Callable[[], str | None],
     table: Any,
     token: str | None = None,
     bind: str = "127.0.0.1",
@@ -201,6 +202,9 @@ def register(
         async def get(self, request: Request) -> Response:
             if app.rebalancing or not app.consumer.assignment():
                 return self.json({"ready": False, "why": "joining the consumer group"}, status=503)
+            why = not_ready()  # topics missing, or records waiting and no progress
+            if why is not None:
+                return self.json({"ready": False, "why": why}, status=503)
             actives = app.assignor.assigned_actives()
             owned = sorted(f"{tp.topic}/{tp.partition}" for tp in actives)
             return self.json(
