@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from claimflow.agents.detect import Detector
+from claimflow.engine import Engine
 from claimflow.it_view import (
     MAX_PAGE,
     RouteNotFoundError,
@@ -206,9 +207,9 @@ def register(
             if why is not None:
                 return self.json({"ready": False, "why": why}, status=503)
             actives = app.assignor.assigned_actives()
-            owned = sorted(f"{tp.topic}/{tp.partition}" for tp in actives)
+            partitions = sorted(f"{tp.topic}/{tp.partition}" for tp in actives)
             return self.json(
-                {"ready": True, "detector": detector.live is not None, "partitions": owned}
+                {"ready": True, "detector": detector.live is not None, "partitions": partitions}
             )
 
     page = (resources.files("claimflow") / "data" / "wall.html").read_bytes()
@@ -241,83 +242,51 @@ def register(
         async def _page(self, request: Request) -> Response:
             return self.bytes(page, content_type="text/html")
 
-    @app.page("/api/wall")
-    class WallData(View):
-        @private
-        async def get(self, request: Request) -> Response:
-            response: Response = await owned(type(self)._routed)(self, request)
-            return response
+    def state_view(
+        path: str, name: str, render: Callable[[View, Engine, Request], Response]
+    ) -> None:
+        """A view that reads the detector state: guarded, routed by Faust to the worker that
+        holds it, 503 with a clear body while the state loads there or moves (`owned`)."""
 
-        @route  # type: ignore[untyped-decorator]
-        async def _routed(self, request: Request) -> Response:
-            if detector.live is None:
-                return self.json(LOADING, status=503)
-            return self.json(wall_view(detector.live.engine))
+        @app.page(path, name=name)
+        class StateView(View):
+            @private
+            async def get(self, request: Request) -> Response:
+                response: Response = await owned(type(self)._routed)(self, request)
+                return response
 
-    @app.page("/api/clients")
-    class ClientsData(View):
-        @private
-        async def get(self, request: Request) -> Response:
-            response: Response = await owned(type(self)._routed)(self, request)
-            return response
+            @route  # type: ignore[untyped-decorator]
+            async def _routed(self, request: Request) -> Response:
+                live = detector.live
+                if live is None:
+                    return self.json(LOADING, status=503)
+                return render(self, live.engine, request)
 
-        @route  # type: ignore[untyped-decorator]
-        async def _routed(self, request: Request) -> Response:
-            if detector.live is None:
-                return self.json(LOADING, status=503)
-            return self.json(clients_view(detector.live.engine))
+    def transit(view: View, engine: Engine, request: Request) -> Response:
+        query = request.query
+        hub, center = query.get("hub_id"), query.get("center_id")
+        if not hub or not center:
+            return view.json({"error": "give hub_id and center_id"}, status=400)
+        try:
+            offset = int(query.get("offset", "0"))
+            limit = int(query.get("limit", "100"))
+            page = transit_page(engine, hub, center, offset, limit)
+        except ValueError as exc:
+            return view.json(
+                {"error": f"{exc} (offset >= 0, 1 <= limit <= {MAX_PAGE})"}, status=400
+            )
+        except RouteNotFoundError as exc:
+            return view.json({"error": str(exc)}, status=404)
+        return view.json(page)
 
-    @app.page("/it/routes")
-    class Routes(View):
-        @private
-        async def get(self, request: Request) -> Response:
-            response: Response = await owned(type(self)._routed)(self, request)
-            return response
-
-        @route  # type: ignore[untyped-decorator]
-        async def _routed(self, request: Request) -> Response:
-            if detector.live is None:
-                return self.json(LOADING, status=503)
-            return self.json({"routes": routes_overview(detector.live.engine)})
-
-    @app.page("/it/breaks")
-    class Breaks(View):
-        @private
-        async def get(self, request: Request) -> Response:
-            response: Response = await owned(type(self)._routed)(self, request)
-            return response
-
-        @route  # type: ignore[untyped-decorator]
-        async def _routed(self, request: Request) -> Response:
-            if detector.live is None:
-                return self.json(LOADING, status=503)
-            return self.json({"episodes": break_episodes(detector.live.engine)})
-
-    @app.page("/it/transit")
-    class Transit(View):
-        @private
-        async def get(self, request: Request) -> Response:
-            response: Response = await owned(type(self)._routed)(self, request)
-            return response
-
-        @route  # type: ignore[untyped-decorator]
-        async def _routed(self, request: Request) -> Response:
-            if detector.live is None:
-                return self.json(LOADING, status=503)
-            query = request.query
-            hub, center = query.get("hub_id"), query.get("center_id")
-            if not hub or not center:
-                return self.json({"error": "give hub_id and center_id"}, status=400)
-            try:
-                offset = int(query.get("offset", "0"))
-                limit = int(query.get("limit", "100"))
-                page = transit_page(detector.live.engine, hub, center, offset, limit)
-            except ValueError as exc:
-                return self.json(
-                    {"error": f"{exc} (offset >= 0, 1 <= limit <= {MAX_PAGE})"}, status=400
-                )
-            except RouteNotFoundError as exc:
-                return self.json({"error": str(exc)}, status=404)
-            return self.json(page)
+    state_view("/api/wall", "WallData", lambda v, engine, _: v.json(wall_view(engine)))
+    state_view("/api/clients", "ClientsData", lambda v, engine, _: v.json(clients_view(engine)))
+    state_view(
+        "/it/routes", "Routes", lambda v, engine, _: v.json({"routes": routes_overview(engine)})
+    )
+    state_view(
+        "/it/breaks", "Breaks", lambda v, engine, _: v.json({"episodes": break_episodes(engine)})
+    )
+    state_view("/it/transit", "Transit", transit)
 
     return guard
