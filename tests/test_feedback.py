@@ -10,6 +10,7 @@ import pytest
 
 from claimflow.config import NegativeFeedbackSettings
 from claimflow.engine.alerts import Alert, AlertBook
+from claimflow.engine.detector import Arrived, Completed
 from claimflow.engine.feedback import (
     MAX_STRENGTH,
     Feedback,
@@ -25,6 +26,17 @@ from claimflow.timeutil import DAY, HOUR
 
 T0 = 1_793_577_600.0  # 2026-11-02 00:00 UTC, a Monday
 STEP = 300.0
+
+
+def _arrive(fb: Feedback, claim_id: str, team: str, received: float, due: float) -> None:
+    """The engine's Arrived fact for a claim that reached the team as it reached the hub."""
+    fb.on_arrived(
+        Arrived(claim_id, team, "hub-1", "client", received, received, due, False, True, True)
+    )
+
+
+def _complete(fb: Feedback, claim_id: str, t: float) -> None:
+    fb.on_completed(Completed(claim_id, "motor", t, True, True))
 
 
 class _Stream:
@@ -46,8 +58,8 @@ class _Stream:
         cid = f"c{self.n}"
         received = t - age_hours * HOUR - 600
         due = received + 8 * HOUR
-        self.fb.on_arrival(cid, "motor", received, due)
-        self.fb.on_completion(cid, received + age_hours * HOUR)
+        _arrive(self.fb, cid, "motor", received, due)
+        _complete(self.fb, cid, received + age_hours * HOUR)
         self.fb.on_response(client, None, 1 if negative else 5, t, True, cid)
 
     def until(self, t: float) -> None:
@@ -82,9 +94,9 @@ def _history(days: int = 15, **settings: object) -> _Stream:
 
 def test_the_risk_class_is_the_claims_age_and_whether_it_was_late() -> None:
     fb = Feedback(NegativeFeedbackSettings(), 300.0, AlertBook())
-    fb.on_arrival("c1", "motor", T0, T0 + 8 * HOUR)
+    _arrive(fb, "c1", "motor", T0, T0 + 8 * HOUR)
     assert fb.risk_class("c1", T0 + 3 * HOUR) == ("age", age_bin(3 * HOUR), False)
-    fb.on_completion("c1", T0 + 15 * HOUR)
+    _complete(fb, "c1", T0 + 15 * HOUR)
     assert fb.risk_class("c1", T0 + 20 * HOUR) == ("age", age_bin(15 * HOUR), True)
     assert age_bin(12 * HOUR) == age_bin(18 * HOUR) != age_bin(9 * HOUR)
     assert fb.risk_class(None, T0 + 9 * HOUR)[0] == "week"  # no claim: time of week

@@ -266,13 +266,6 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         if facts is not None and facts[2] is None:
             facts[2] = fact.t
 
-    def on_arrival(self, claim_id: str, team: str, received: float, due: float) -> None:
-        """`on_arrived` from plain values (tests and tools that hold no engine)."""
-        self.on_arrived(Arrived(claim_id, team, "", "", received, received, due, False, True, True))
-
-    def on_completion(self, claim_id: str, t: float) -> None:
-        self.on_completed(Completed(claim_id, "", t, True, True))
-
     def team_of(self, claim_id: str) -> str | None:
         facts = self.claims.get(claim_id)
         return None if facts is None else str(facts[3])
