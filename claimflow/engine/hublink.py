@@ -306,14 +306,11 @@ class HubLinks(Detector[Route, RouteView]):
         if not pending or state.curve.total < self.s.min_samples:
             return best
         table = state.curve.survival_table()
-        # No claim weighs more than log(q / S + 1 - q) <= log(1 / S), an arrival weighs at
-        # most 0, and a mixture is at most its largest member: so no run can score more than
-        # the sum of -log S over every claim in transit. When that stays under the bar (one
-        # straggler, or young claims weighing about 0), nothing can cross: one cheap pass.
+        # No claim weighs more than log(q / S + 1 - q) <= -log S, an arrival at most 0, and a
+        # mixture at most its largest member. A quick look first, oldest claim first: ages
+        # only fall along the claims, so the claims left weigh at most `left` x this one's
+        # -log S. Usually every claim in transit is young and this ends at the first one.
         neglog = state.curve.neglog_table()
-        # A quick look first, oldest claim first: ages only fall from one claim to the next,
-        # so no later claim weighs more than this one, and the claims left weigh at most
-        # `left` x this one. Usually every claim in transit is young and this ends at once.
         bound, left = 0.0, len(pending)
         for record in pending.values():
             weight = neglog[bisect_right(EDGES, now - record.dispatched_at)]
@@ -323,7 +320,7 @@ class HubLinks(Detector[Route, RouteView]):
             left -= 1
             if bound >= h:
                 break
-        # The bound, with the arrivals in it. A run from the newest claim back to claim k
+        # Then the bound with the arrivals in it. A run from the newest claim back to claim k
         # gains at most -log S per claim in transit and loses at least -log(1 - q_min) per
         # claim that arrived in between (q = 1 dies at once). With B(k) = (sum of -log S
         # before k) + c (seq_k - k), c = log(1 - q_min), a run from the end back to k scores
