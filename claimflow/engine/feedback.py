@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -250,6 +251,10 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         self._ready = False
         self._classes: set[RiskClass] = set()
         self._strengths: dict[str, float] = {}  # learned prior strength per class family
+        # Per (scope, class): what an answer adds under the current model (see _step).
+        self._steps: dict[tuple[Scope, RiskClass], tuple[float, float, float, float | None, float]]
+        self._steps = {}
+        self._log_odds = math.log(settings.odds_ratio)
 
     # --- claim facts -----------------------------------------------------------------------
 
@@ -313,43 +318,71 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         risk = self.risk_class(claim_id, t)
         if team is None and claim_id:
             team = self.team_of(claim_id)
-        scopes: list[Scope] = [("client", client_id)]
-        if team is not None:
-            scopes.append(("team", team))
-        mine = tuple(scope for scope in scopes if scope[0] in s.scopes)
-        if len(self.keys) < 10_000:  # client ids come from the input: stay bounded
-            self.keys.update(mine)
+        mine = self._scopes_of(client_id, team)
+        # An open surge of one of its scopes keeps the answer out of the learning counts.
+        # (AlertBook.is_open, inlined: this runs once per answer.)
+        open_alerts = self.book.open
         healthy = True
         for scope in mine:
-            healthy = healthy and not self.book.is_open(
-                "NegativeFeedbackSurge", {_LABEL[scope[0]]: scope[1]}
-            )
-        if self._ready:
-            for scope in mine:
-                p = self.expected_p(scope, risk)
-                self.cusum[scope] = cusum_step(
-                    self.cusum.get(scope, 0.0), negative, p, s.odds_ratio
-                )
-                self.trailing.add(t, (scope,), negative, p)
+            if ("NegativeFeedbackSurge", ((_LABEL[scope[0]], scope[1]),)) in open_alerts:
+                healthy = False
+                break
+        ready = self._ready
+        daily = self.daily
+        ones: list[Hashable] = []  # the learning counts this answer adds one to
         if healthy:  # a surge does not teach the model what is normal
             self._classes.add(risk)
-            daily = self.daily
-            for key in (risk, _POOL):
-                daily.add((key, "all"), t)
+            ones += ((risk, "all"), (_POOL, "all"))
+            if negative:
+                ones += ((risk, "neg"), (_POOL, "neg"))
+        for scope in mine:
+            if ready:
+                p, rate, fall, q, step = self._step(scope, risk)
+                score_now = self.cusum.get(scope, 0.0) + step
                 if negative:
-                    daily.add((key, "neg"), t)
-            for scope in mine:
-                daily.add((scope, "all"), t)
-                if self._ready:  # the scope's factor compares like with like: judged answers
-                    daily.add((scope, "judged"), t)
-                    daily.add((scope, "exp"), t, self.expected_rate(risk))
-                    p_scope = self.expected_p(scope, risk)
-                    daily.add((scope, "drift"), t, drift(p_scope, s.odds_ratio))
-                    if s.threshold == "negatives":
-                        q = alternative_share(p_scope, s.odds_ratio)
+                    score_now += self._log_odds
+                self.cusum[scope] = max(0.0, score_now)
+                self.trailing.add(t, (scope,), negative, p)
+            if healthy:
+                ones.append((scope, "all"))
+                if ready:  # the scope's factor compares like with like: judged answers
+                    ones.append((scope, "judged"))
+                    daily.add((scope, "exp"), t, rate)
+                    daily.add((scope, "drift"), t, fall)
+                    if q is not None:
                         daily.add((scope, "alt"), t, q)
                     if negative:
-                        daily.add((scope, "neg"), t)
+                        ones.append((scope, "neg"))
+        daily.add_many(tuple(ones), t)
+
+    def _scopes_of(self, client_id: str, team: str | None) -> tuple[Scope, ...]:
+        """The configured scopes an answer counts in; remembered (bounded) for the views."""
+        scopes = self.s.scopes
+        mine: tuple[Scope, ...] = (("client", client_id),) if "client" in scopes else ()
+        if team is not None and "team" in scopes:
+            mine += (("team", team),)
+        if len(self.keys) < 10_000:  # client ids come from the input: stay bounded
+            self.keys.update(mine)
+        return mine
+
+    def _step(
+        self, scope: Scope, risk: RiskClass
+    ) -> tuple[float, float, float, float | None, float]:
+        """What one answer of this class in this scope adds, under the current model: the
+        expected negative share p, the class's rate, the in-control drift, the alternative
+        share (for `threshold: negatives`) and the CUSUM step of a positive answer. The model
+        changes once a day (`_learn`), so these are worked out once per scope and class."""
+        key = (scope, risk)
+        found = self._steps.get(key)
+        if found is None:
+            odds = self.s.odds_ratio
+            rate = self.expected_rate(risk)
+            p = min(0.95, max(1e-3, rate * self._factors.get(scope, 1.0)))
+            q = alternative_share(p, odds) if self.s.threshold == "negatives" else None
+            found = (p, rate, drift(p, odds), q, -math.log(1 - p + odds * p))
+            if len(self._steps) < 100_000:
+                self._steps[key] = found
+        return found
 
     # --- the model -------------------------------------------------------------------------
 
@@ -410,6 +443,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
             )
         self._pooled, self._rates, self._factors, self._volume = pooled, rates, factors, volume
         self._drifts, self._alternative = drifts, alternative
+        self._steps = {}
         self._ready = True
 
     def _prior(self, risk: RiskClass, pooled: float) -> float:
