@@ -77,21 +77,22 @@ def replay(
     # The hot loop: summary fields are kept in locals and written back when anyone looks.
     number = events = blank = 0
 
+    def refused(number: int, line: bytes, problem: Rejection) -> bool:
+        """Count and report a line the engine refused; True when it was applied all the same
+        (a late event updates claim state)."""
+        summary.rejected[problem.reason.value] += 1
+        summary.lines = number
+        on_reject(number, problem, line)
+        return problem.applied
+
     def handle(number: int, line: bytes, event: Event | Rejection, t: float | None = None) -> None:
         nonlocal events
-        if isinstance(event, Rejection):
-            problem: Rejection | None = event
-        else:  # the event time is known already when the loop checked it against the bound
-            problem = ingest(event, t)
-        if problem is not None:
-            summary.rejected[problem.reason.value] += 1
-            summary.lines = number
-            on_reject(number, problem, line)
-            if not problem.applied:
-                return
-        events += 1
-        if book.pending:  # tested inline: this runs once per line
-            publish()
+        # the event time is known already when the loop checked it against the bound
+        problem = event if isinstance(event, Rejection) else ingest(event, t)
+        if problem is None or refused(number, line, problem):
+            events += 1
+            if book.pending:  # tested inline: this runs once per line
+                publish()
 
     # One event dated far ahead must not move event time (claimflow/ahead.py): a jump past
     # the allowed lateness is held with the lines after it until the stream confirms it.
@@ -129,8 +130,10 @@ def replay(
             bound.hold(Held(number, line, event, t))
         elif isinstance(event, Rejection):
             handle(number, line, event)
-        else:
-            handle(number, line, event, t)
+        elif (problem := ingest(event, t)) is None or refused(number, line, problem):
+            events += 1  # handle(), inlined for the common case
+            if book.pending:
+                publish()
         if not number & 8191 and on_progress is not None:
             summary.lines, summary.events, summary.blank_lines = number, events, blank
             summary.seconds = time.perf_counter() - started

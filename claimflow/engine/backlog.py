@@ -130,6 +130,12 @@ class Backlog(Detector[str, TeamBacklog]):
             or self._done_before.get(claim_id)
         )
 
+    def knows(self, claim_id: str) -> bool:
+        """Arrived already (open, or done within the memory)."""
+        return (
+            claim_id in self._open_team or claim_id in self._done or claim_id in self._done_before
+        )
+
     def open_claim(self, claim_id: str, team: str, due: float, t: float) -> bool:
         """Opens the claim; False when it is already open or done (a repeated fact)."""
         queue = self.teams[team]

@@ -359,7 +359,7 @@ class Engine:
             handle(fact)
 
     def _apply_dispatch(self, event: HubDispatched, t: float, count: bool) -> None:
-        if count and self.backlog.team_of(event.claim_id) is None:  # not arrived already
+        if count and not self.backlog.knows(event.claim_id):  # not arrived already
             fact = Dispatched(
                 event.claim_id,
                 (event.hub_id, event.center_id),

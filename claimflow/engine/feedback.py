@@ -66,6 +66,7 @@ own bar). Without `min_baseline_responses` learned, or before `min_history`, no 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter, deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -94,12 +95,12 @@ def _late(risk: RiskClass) -> bool:
     return risk[0] == "age" and bool(risk[2])
 
 
+_AGE_EDGES_S = tuple(edge * HOUR for edge in AGE_EDGES)
+
+
 def age_bin(age: float) -> int:
-    hours = age / HOUR
-    for i, edge in enumerate(AGE_EDGES):
-        if hours < edge:
-            return i
-    return len(AGE_EDGES)
+    """The index of the first edge above `age` (seconds); len(AGE_EDGES) past the last."""
+    return bisect_right(_AGE_EDGES_S, age)
 
 
 def cusum_step(s: float, negative: bool, p: float, odds_ratio: float) -> float:

@@ -224,10 +224,15 @@ class HubLinks(Detector[Route, RouteView]):
                 and t - record.dispatched_at <= self._missing_after(state)
             ):
                 episode.fresh.append(record.dispatched_at)
+            unhealthy = state.unhealthy  # _healthy's fast path, inlined (once per arrival)
             if (
                 state.episode is None
                 and record.dispatched_at != state.learned_dispatch
-                and self._healthy(state, record.dispatched_at)
+                and (
+                    not unhealthy
+                    or record.dispatched_at > unhealthy[-1][1]
+                    or self._healthy(state, record.dispatched_at)
+                )
             ):
                 # One sample per dispatch time: a batching hub's file travels as one unit,
                 # and thirty copies of its transit would make the curve thirty times surer.

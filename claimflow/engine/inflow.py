@@ -77,20 +77,30 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
             else settings.false_alarms_per_quarter * settings.window / QUARTER
         )
         self.arrived_total: dict[str, int] = {}  # team -> arrivals ever counted (a counter)
+        self._keys_of: dict[tuple[str, str, str], tuple[tuple[str, ...], ...]] = {}
         self._history_start = float("inf")  # as of the last evaluation
 
     def on_arrived(self, fact: Arrived) -> None:
         if not fact.counted:
             return  # late: the windows it belongs to were judged already
-        team, hub_id = fact.team, fact.hub_id
+        team, hub_id, client_id = fact.team, fact.hub_id, fact.client_id
         self.arrived_total[team] = self.arrived_total.get(team, 0) + 1
-        client = ("client", fact.client_id)
-        # The route key learns which teams each hub feeds (for one episode at the hub).
-        self.counts.add_many(
-            (("team", team), ("hub", hub_id), client, ("route", hub_id, team)), fact.t
-        )
+        keys = self._keys_of.get((team, hub_id, client_id))
+        if keys is None:
+            keys = self._scope_keys(team, hub_id, client_id)
+        self.counts.add_many(keys, fact.t)
+
+    def _scope_keys(self, team: str, hub_id: str, client_id: str) -> tuple[tuple[str, ...], ...]:
+        """The count keys of an arrival, built once per team, hub and client (bounded: client
+        ids come from the input). The route key learns which teams each hub feeds (for one
+        episode at the hub)."""
+        client = ("client", client_id)
+        keys = (("team", team), ("hub", hub_id), client, ("route", hub_id, team))
+        if len(self._keys_of) < 10_000:
+            self._keys_of[(team, hub_id, client_id)] = keys
         if self._clients and client not in self.keys:
             self.keys.add(client)
+        return keys
 
     def observed(self, key: ScopeKey, now: float) -> float:
         return self.counts.window_sum(key, now - self.s.window, now)
