@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import TYPE_CHECKING, Any
 
 from claimflow.config import load_config
 from claimflow.logs import logging_config, say
 from claimflow.streams.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    import faust
+    from faust.worker import Worker
 
 
 class WorkerError(RuntimeError):
@@ -58,8 +63,6 @@ def views_note(settings: WorkerSettings) -> str:
 
 
 def run_worker(settings: WorkerSettings) -> int:
-    from faust.worker import Worker
-
     from claimflow.agents.app import create_app, kafka_auth
     from claimflow.streams.declare import TopicError, ensure_topics
 
@@ -84,6 +87,15 @@ def run_worker(settings: WorkerSettings) -> int:
         f"claimflow worker {settings.app_id}: Kafka {settings.bootstrap}, "
         f"metrics {settings.web_url}/metrics, IT views {settings.web_url}/it/routes",
     )
+    worker = faust_worker(app, settings, log_config)
+    worker.execute_from_commandline()  # returns only through SystemExit
+    return 0
+
+
+def faust_worker(app: faust.App, settings: WorkerSettings, log_config: dict[str, Any]) -> Worker:
+    """The Faust worker that runs `app`, logging with `log_config` at the settings' level."""
+    from faust.worker import Worker
+
     worker = Worker(
         app,
         loglevel=settings.log_level,
@@ -93,6 +105,6 @@ def run_worker(settings: WorkerSettings) -> int:
     # Faust's progress spinner hooks a handler onto the root logger and sets that logger to
     # DEBUG, so every debug call in faust and aiokafka built a LogRecord to throw away: about
     # 3-7% of a busy worker (py-spy), whatever the log level asked for. No spinner, no cost.
+    # tests/test_logs.py checks that debug stays off once the worker has set up logging.
     worker.spinner = None
-    worker.execute_from_commandline()  # returns only through SystemExit
-    return 0
+    return worker
