@@ -16,7 +16,6 @@ is not an incident.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,6 +29,13 @@ from claimflow.timeutil import DAY, HOUR, WEEK
 class Expectation:
     expected: float
     references: tuple[tuple[float, float], ...]  # (offset seconds, count), most recent first
+
+
+def _median(values: list[float]) -> float:
+    """statistics.median, without its generality (judged for every scope at every window)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 class SeasonalBaseline:
@@ -49,6 +55,7 @@ class SeasonalBaseline:
         # offsets() answers by (start, end, history_start): the same few windows are asked
         # about by every scope and route at every tick, and each answer costs local-time math.
         self._offsets: dict[tuple[float, float, float], list[float] | None] = {}
+        self._days: dict[int, tuple[date, float]] = {}  # see _day_and_end
 
     @property
     def retention(self) -> float:
@@ -58,6 +65,21 @@ class SeasonalBaseline:
 
     def is_holiday(self, epoch: float) -> bool:
         return self._day(epoch) in self.holidays
+
+    def _day_and_end(self, epoch: float) -> tuple[date, float]:
+        """The local day of `epoch` and the epoch of the next local midnight. Cached per
+        quarter hour (UTC): every time zone's offset is a whole number of quarter hours, so
+        a quarter hour never straddles a local midnight; silences are judged every tick."""
+        quarter = int(epoch // 900)
+        found = self._days.get(quarter)
+        if found is None:
+            local = datetime.fromtimestamp(epoch, self.tz)
+            midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
+            found = (local.date(), midnight.replace(tzinfo=self.tz).timestamp())
+            if len(self._days) > 4096:
+                self._days.clear()
+            self._days[quarter] = found
+        return found
 
     def _back(self, epoch: float, days: int) -> float:
         """Seconds from the same local wall-clock time `days` days earlier to `epoch`."""
@@ -118,7 +140,7 @@ class SeasonalBaseline:
         refs = tuple(
             (offset, counts.window_sum(key, start - offset, end - offset)) for offset in offsets
         )
-        return Expectation(statistics.median(c for _, c in refs), refs)
+        return Expectation(_median([c for _, c in refs]), refs)
 
     def expect_span(
         self, counts: BucketCounts, key: Hashable, start: float, end: float, history_start: float
@@ -130,10 +152,9 @@ class SeasonalBaseline:
         total, judged = 0.0, False
         t = start
         while t < end:
-            local = datetime.fromtimestamp(t, self.tz)
-            midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
-            part_end = min(end, midnight.replace(tzinfo=self.tz).timestamp())
-            if not self.is_holiday(t):
+            day, midnight = self._day_and_end(t)
+            part_end = min(end, midnight)
+            if day not in self.holidays:
                 part = self.expect(counts, key, t, part_end, history_start)
                 if part is None:
                     return None
