@@ -56,6 +56,7 @@ class SeasonalBaseline:
         # about by every scope and route at every tick, and each answer costs local-time math.
         self._offsets: dict[tuple[float, float, float], list[float] | None] = {}
         self._days: dict[int, tuple[date, float]] = {}  # see _day_and_end
+        self._backs: dict[tuple[int, int], float] = {}  # see _back
 
     @property
     def retention(self) -> float:
@@ -82,12 +83,21 @@ class SeasonalBaseline:
         return found
 
     def _back(self, epoch: float, days: int) -> float:
-        """Seconds from the same local wall-clock time `days` days earlier to `epoch`."""
-        local = datetime.fromtimestamp(epoch, self.tz)
-        return epoch - (local - timedelta(days=days)).timestamp()
+        """Seconds from the same local wall-clock time `days` days earlier to `epoch`: days x
+        86,400 s plus the change of UTC offset in between. Both offsets are constant within a
+        UTC quarter hour (changes fall on quarter hours), so the answer is cached per one."""
+        key = (int(epoch // 900), days)
+        found = self._backs.get(key)
+        if found is None:
+            local = datetime.fromtimestamp(epoch, self.tz)
+            found = epoch - (local - timedelta(days=days)).timestamp()
+            if len(self._backs) > 8192:
+                self._backs.clear()
+            self._backs[key] = found
+        return found
 
     def _day(self, epoch: float) -> date:
-        return datetime.fromtimestamp(epoch, self.tz).date()
+        return self._day_and_end(epoch)[0]
 
     def _is_business(self, day: date) -> bool:
         return day.weekday() in self.business_days and day not in self.holidays
