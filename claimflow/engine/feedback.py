@@ -256,6 +256,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         self._steps: dict[tuple[Scope, RiskClass], tuple[float, float, float, float | None, float]]
         self._steps = {}
         self._log_odds = math.log(settings.odds_ratio)
+        self._scopes_cache: dict[tuple[str, str | None], tuple[Scope, ...]] = {}
 
     # --- claim facts -----------------------------------------------------------------------
 
@@ -358,12 +359,16 @@ class Feedback(Detector[Scope, ScopeFeedback]):
 
     def _scopes_of(self, client_id: str, team: str | None) -> tuple[Scope, ...]:
         """The configured scopes an answer counts in; remembered (bounded) for the views."""
+        known = self._scopes_cache.get((client_id, team))
+        if known is not None:
+            return known
         scopes = self.s.scopes
         mine: tuple[Scope, ...] = (("client", client_id),) if "client" in scopes else ()
         if team is not None and "team" in scopes:
             mine += (("team", team),)
         if len(self.keys) < 10_000:  # client ids come from the input: stay bounded
             self.keys.update(mine)
+            self._scopes_cache[(client_id, team)] = mine
         return mine
 
     def _step(
