@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from claimflow.timeutil import iso
@@ -138,6 +139,17 @@ class AlertBook:
         alert = Alert(name, "resolved", at, dict(labels), summary, details)
         self.pending.append(alert)
         return alert
+
+    def seal(self) -> None:
+        """Freeze the figures of the changes not drained yet, as they stand at the end of
+        this evaluation. Detectors keep an open episode's details current in place (the
+        views show them), and the same object waits in `pending` until the caller drains:
+        replay drains after every event, the live worker after each released batch, which
+        can span ticks. Without this, what is published would depend on that batching."""
+        open_ = self.open
+        for i, alert in enumerate(self.pending):
+            if open_.get((alert.alert, labels_key(alert.labels))) is alert:
+                self.pending[i] = replace(alert, details=copy.deepcopy(alert.details))
 
     def drain(self) -> list[Alert]:
         if not self.pending:

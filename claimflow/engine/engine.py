@@ -386,6 +386,8 @@ class Engine:
         history_start = self.history_start
         for detector in self.detectors:
             detector.evaluate(now, history_start)
+        if self.book.pending:
+            self.book.seal()  # published as of this tick, however late it is drained
         if now >= self._next_expiry:
             self._next_expiry = now + HOUR
             for detector in self.detectors:

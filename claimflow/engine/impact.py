@@ -256,8 +256,12 @@ class Impact(Detector[str, dict[str, Any]]):
         event time (their cost is per evaluation; a quarter hour is fresh enough). The
         stuck demand itself is computed before each backlog projection
         (`Backlog.before_projection`)."""
+        # Fired at this very tick: `pending` holds the changes not drained yet, and how many
+        # ticks pass before a drain depends on how the input was batched (replay drains
+        # after every event, the live worker after each released batch).
         if now % self.window and any(
-            a.alert == "HubLinkBreak" and a.state == "firing" for a in self.book.pending
+            a.alert == "HubLinkBreak" and a.state == "firing" and a.at == now
+            for a in self.book.pending
         ):
             self.stuck_demand(now)
         if now % self.window == 0 and now % CLIENT_EVERY == 0:
@@ -391,10 +395,13 @@ class Impact(Detector[str, dict[str, Any]]):
             finish = self._finish(team, due, now)
             for client, expected in per.items():
                 day = days[client]
-                day.deadline = due if day.deadline is None else min(day.deadline, due)
-                if finish is not None:
-                    done = day.projected_done
-                    day.projected_done = finish if done is None else max(done, finish)
+                # Stuck claims due today need not be same-day ones (a weekend's, a
+                # holiday's): a client with no same-day claim open has no same-day deadline.
+                if day.open:
+                    day.deadline = due if day.deadline is None else min(day.deadline, due)
+                    if finish is not None:
+                        done = day.projected_done
+                        day.projected_done = finish if done is None else max(done, finish)
                 trusted = team in backlog.trusted  # as SlaAtRisk: a pace fit to open on
                 if projection is not None and projection.misses and total and trusted:
                     risk[client] = risk.get(client, 0.0) + projection.misses * expected / total
