@@ -257,6 +257,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         self._steps = {}
         self._log_odds = math.log(settings.odds_ratio)
         self._scopes_cache: dict[tuple[str, str | None], tuple[Scope, ...]] = {}
+        self._week_class: dict[int, RiskClass] = {}  # see risk_class
 
     # --- claim facts -----------------------------------------------------------------------
 
@@ -296,8 +297,17 @@ class Feedback(Detector[Scope, ScopeFeedback]):
             received, due, completed, _ = facts
             end = completed if completed is not None else t
             return ("age", age_bin(end - received), end > due)
-        local = datetime.fromtimestamp(t, self.tz)
-        return ("week", local.weekday() in self.business_days, local.hour // 2)
+        # The time-of-week class is the same over a UTC quarter hour (every zone's offset is
+        # a whole number of quarter hours): worked out once per quarter hour seen.
+        quarter = int(t // 900)
+        week = self._week_class.get(quarter)
+        if week is None:
+            local = datetime.fromtimestamp(t, self.tz)
+            week = ("week", local.weekday() in self.business_days, local.hour // 2)
+            if len(self._week_class) > 4096:
+                self._week_class.clear()
+            self._week_class[quarter] = week
+        return week
 
     def expected_p(self, scope: Scope, risk: RiskClass) -> float:
         p = self.expected_rate(risk) * self._factors.get(scope, 1.0)
@@ -330,13 +340,12 @@ class Feedback(Detector[Scope, ScopeFeedback]):
                 healthy = False
                 break
         ready = self._ready
-        daily = self.daily
-        ones: list[Hashable] = []  # the learning counts this answer adds one to
+        learn: list[tuple[Hashable, float]] = []  # the learning counts this answer adds to
         if healthy:  # a surge does not teach the model what is normal
             self._classes.add(risk)
-            ones += ((risk, "all"), (_POOL, "all"))
+            learn += (((risk, "all"), 1), ((_POOL, "all"), 1))
             if negative:
-                ones += ((risk, "neg"), (_POOL, "neg"))
+                learn += (((risk, "neg"), 1), ((_POOL, "neg"), 1))
         for scope in mine:
             if ready:
                 p, rate, fall, q, step = self._step(scope, risk)
@@ -346,16 +355,15 @@ class Feedback(Detector[Scope, ScopeFeedback]):
                 self.cusum[scope] = max(0.0, score_now)
                 self.trailing.add(t, (scope,), negative, p)
             if healthy:
-                ones.append((scope, "all"))
+                learn.append(((scope, "all"), 1))
                 if ready:  # the scope's factor compares like with like: judged answers
-                    ones.append((scope, "judged"))
-                    daily.add((scope, "exp"), t, rate)
-                    daily.add((scope, "drift"), t, fall)
+                    learn += (((scope, "judged"), 1), ((scope, "exp"), rate))
+                    learn.append(((scope, "drift"), fall))
                     if q is not None:
-                        daily.add((scope, "alt"), t, q)
+                        learn.append(((scope, "alt"), q))
                     if negative:
-                        ones.append((scope, "neg"))
-        daily.add_many(tuple(ones), t)
+                        learn.append(((scope, "neg"), 1))
+        self.daily.add_each(learn, t)
 
     def _scopes_of(self, client_id: str, team: str | None) -> tuple[Scope, ...]:
         """The configured scopes an answer counts in; remembered (bounded) for the views."""

@@ -44,6 +44,17 @@ class BucketCounts:
                 self._oldest[key] = index
             buckets[index] = buckets.get(index, 0) + 1
 
+    def add_each(self, amounts: list[tuple[Hashable, float]], t: float) -> None:
+        """Several keys, each with its own amount, at one time: one call, one index."""
+        index = int(t // self.width)
+        data = self._data
+        for key, amount in amounts:
+            buckets = data.get(key)
+            if buckets is None:
+                buckets = data[key] = {}
+                self._oldest[key] = index
+            buckets[index] = buckets.get(index, 0) + amount
+
     def window_sum(self, key: Hashable, start: float, end: float) -> float:
         buckets = self._data.get(key)
         if not buckets:
