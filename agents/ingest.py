@@ -18,7 +18,7 @@ from aiokafka.errors import IllegalStateError
 from claimflow.deadletter import MAX_ORIGINAL, Digest
 from claimflow.events import decode
 from claimflow.rejections import Reason, Rejection
-from claimflow.sequencer import Forwarded, Progress
+from claimflow.sequencer import Forwarded, Progress, bundles
 from claimflow.timeutil import Clock
 
 log = logging.getLogger("claimflow.ingest")
@@ -48,11 +48,24 @@ class Ingest:
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
 
     async def forward(self, topic: str, partition: int, offset: int, raw: bytes | None) -> None:
-        record = self.judge(topic, partition, offset, raw if raw is not None else b"")
-        value, headers = record.encode()
-        key = f"{topic}/{partition}".encode()
-        await self.sequenced.send(key=key, value=value, headers=headers, partition=0, force=True)
-        self.forwarded_next[(topic, partition)] = offset + 1
+        await self.forward_many([(topic, partition, offset, raw)])
+
+    async def forward_many(self, batch: list[tuple[str, int, int, bytes | None]]) -> None:
+        """Forward a batch of input records (topic, partition, offset, value), in the order
+        read, as few sequenced records as fit (`Bundle`): one produce request per bundle
+        instead of one per input record (issue 15)."""
+        records = [
+            self.judge(topic, partition, offset, raw if raw is not None else b"")
+            for topic, partition, offset, raw in batch
+        ]
+        for bundle in bundles(records):
+            value, headers = bundle.encode()
+            await self.sequenced.send(
+                key=b"bundle", value=value, headers=headers, partition=0, force=True
+            )
+            forwarded = self.forwarded_next
+            for record in bundle.records:
+                forwarded[(record.topic, record.partition)] = record.offset + 1
 
     def judge(self, topic: str, partition: int, offset: int, raw: bytes) -> Forwarded:
         """What to forward for one input record: the record with its event time, or why not."""
