@@ -141,7 +141,13 @@ def create_app(
         return {name: n for name, n in counts.items() if n}
 
     ingest = Ingest(
-        app, input_types, sequenced, clock, settings.max_event_bytes, settings.future_tolerance
+        app,
+        input_types,
+        sequenced,
+        clock,
+        settings.max_event_bytes,
+        settings.future_tolerance,
+        busy_for=2 * settings.idle_after + settings.progress_every,
     )
     detector = Detector(
         config,
