@@ -1,7 +1,8 @@
 """Stage one: the ingest agent, spread over the input partitions by the consumer group.
 
 It validates each record and forwards it, bytes unchanged, to the sequenced topic with its
-source, event time and the wall time it was read (or the reason it was refused). A timer
+source, event time and the wall time it was read (or the reason it was refused), in batches:
+many records to one sequenced record (`sequencer.Bundle`, one produce request). A timer
 reports, for every input partition this worker owns, how far it has forwarded and whether
 anything is waiting behind that: the merge in claimflow/sequencer.py needs both to order
 records across partitions. No state, so nothing to recover: a restart forwards again what

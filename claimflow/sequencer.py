@@ -3,8 +3,9 @@
 The live worker has two stages (docs/design-live-pipeline.md). The ingest agents, spread over
 the input partitions, validate every record and forward it (its bytes, where it came from,
 its event time and the wall time it was read) to the single-partition topic
-`claimflow.sequenced`. The worker that owns that partition runs `LiveEngine` over it. This
-module is that logic, with no Kafka in it, so tests drive it directly:
+`claimflow.sequenced`, many records to one sequenced record (`Bundle`). The worker that
+owns that partition runs `LiveEngine` over it. This module is that logic, with no Kafka in
+it, so tests drive it directly:
 
 * **Merge.** Records from different input partitions reach the sequenced topic in whatever
   order the ingest agents happened to run: during a fast backfill one partition can be hours
@@ -355,7 +356,7 @@ class Output:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    idle_after: float = 0.5  # a caught-up partition quiet this long holds nobody back
+    idle_after: float = 2.0  # a caught-up partition quiet this long holds nobody back
     max_hold: float = 30.0  # a partition not heard of this long holds nobody back
     # No events this long: move event time on by the wall clock; 0 turns every wall-clock
     # advance off (also the one between events when caught up: claimflow/idle.py).

@@ -119,7 +119,7 @@ class WorkerSettings(BaseSettings):
     commit_interval: Annotated[float, _at_least(0.1)] = 2.8
     snapshot_every: Annotated[float, _at_least(0.5)] = 10.0  # wall seconds between snapshots
     progress_every: Annotated[float, _at_least(0.1)] = 0.25  # s between reports (while busy)
-    idle_after: Annotated[float, _at_least(0.1)] = 0.5
+    idle_after: Annotated[float, _at_least(0.1)] = 2.0
     max_hold: Annotated[float, _at_least(0.5)] = 30.0
     idle_clock_after: Annotated[float, _at_least(0.0)] = 60.0  # 0 turns the wall-clock advance off
     log_level: str = "warn"
