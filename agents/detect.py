@@ -24,6 +24,7 @@ from claimflow.agents.ingest import judge
 from claimflow.agents.watch import Resets
 from claimflow.config import Config, ConfigFile
 from claimflow.sequencer import (
+    Bundle,
     EnvelopeError,
     Forwarded,
     LiveEngine,
@@ -269,14 +270,32 @@ class Detector:
             envelope: Any = decode_envelope(value, headers or [])
         except EnvelopeError as exc:
             envelope = exc
+        if isinstance(envelope, Bundle):
+            if offset < live.next_offset:
+                return
+            # Record by record, a gap before each filled first, as if forwarded one by one;
+            # the bundle's offset counts as applied only once all of it is.
+            for record in envelope.records:
+                await self._fill(live, record)
+                try:
+                    outputs = live.recover(record)
+                except Exception:  # as below: log, count, go on
+                    self.errors += 1
+                    log.exception(
+                        "a record of sequenced bundle %d (%s/%d offset %d) could not be "
+                        "applied; skipped",
+                        offset,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                    )
+                    continue
+                for output in outputs:
+                    await self._publish(output)
+            live.applied(offset)
+            return
         if isinstance(envelope, Forwarded) and offset >= live.next_offset:
-            source = (envelope.topic, envelope.partition)
-            start = None
-            if source in self._new_logs:  # a log the broker began again: it starts at 0
-                self._new_logs.discard(source)
-                start = 0
-            for output in await self.gaps.fill(live, envelope, start):
-                await self._publish(output)
+            await self._fill(live, envelope)
         try:
             outputs = live.take(offset, envelope)
         except Exception:  # a bug must not stop detection for everyone: log, count, go on
@@ -284,6 +303,16 @@ class Detector:
             log.exception("sequenced record %d could not be applied; skipped", offset)
             return
         for output in outputs:
+            await self._publish(output)
+
+    async def _fill(self, live: LiveEngine, record: Forwarded) -> None:
+        """Apply what ingest skipped before `record` (GapFiller), publishing its outputs."""
+        source = (record.topic, record.partition)
+        start = None
+        if source in self._new_logs:  # a log the broker began again: it starts at 0
+            self._new_logs.discard(source)
+            start = 0
+        for output in await self.gaps.fill(live, record, start):
             await self._publish(output)
 
     async def _publish(self, output: Output) -> None:

@@ -1,7 +1,8 @@
 """Stage one: the ingest agent, spread over the input partitions by the consumer group.
 
 It validates each record and forwards it, bytes unchanged, to the sequenced topic with its
-source, event time and the wall time it was read (or the reason it was refused). A timer
+source, event time and the wall time it was read (or the reason it was refused), in batches:
+many records to one sequenced record (`sequencer.Bundle`, one produce request). A timer
 reports, for every input partition this worker owns, how far it has forwarded and whether
 anything is waiting behind that: the merge in claimflow/sequencer.py needs both to order
 records across partitions. No state, so nothing to recover: a restart forwards again what
@@ -18,10 +19,11 @@ from aiokafka.errors import IllegalStateError
 from claimflow.deadletter import MAX_ORIGINAL, Digest
 from claimflow.events import decode
 from claimflow.rejections import Reason, Rejection
-from claimflow.sequencer import Forwarded, Progress
+from claimflow.sequencer import Forwarded, Progress, bundles
 from claimflow.timeutil import Clock
 
 log = logging.getLogger("claimflow.ingest")
+QUIET_EVERY = 1.0  # seconds between progress reports while nothing is forwarded
 
 
 class Ingest:
@@ -33,8 +35,18 @@ class Ingest:
         clock: Clock,
         max_event_bytes: int = 256 * 1024,
         future_tolerance: float = 600.0,
+        busy_for: float = 0.0,
     ) -> None:
         self.app = app
+        # Reports go out at every timer tick (CLAIMFLOW_PROGRESS_EVERY) only while records
+        # flow: for `busy_for` seconds after the last forward (long enough for a report that
+        # vouches for it, CLAIMFLOW_IDLE_AFTER later); when quiet, one every QUIET_EVERY
+        # seconds keeps the detector's wall clock moving. Frequent reports are what lets
+        # the merge release a record well under a second after the other partitions were
+        # last seen caught up; sent always, they would fill the sequenced log.
+        self.busy_for = busy_for
+        self.last_forward = -float("inf")  # clock time of the last forward
+        self.last_report = -float("inf")  # clock time of the last report sent
         # Records over this size are refused (`too_large`) and only an excerpt is forwarded:
         # the whole would not fit in a sequenced record (issue 14 item 5).
         self.max_event_bytes = max_event_bytes
@@ -48,11 +60,26 @@ class Ingest:
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
 
     async def forward(self, topic: str, partition: int, offset: int, raw: bytes | None) -> None:
-        record = self.judge(topic, partition, offset, raw if raw is not None else b"")
-        value, headers = record.encode()
-        key = f"{topic}/{partition}".encode()
-        await self.sequenced.send(key=key, value=value, headers=headers, partition=0, force=True)
-        self.forwarded_next[(topic, partition)] = offset + 1
+        await self.forward_many([(topic, partition, offset, raw)])
+
+    async def forward_many(self, batch: list[tuple[str, int, int, bytes | None]]) -> None:
+        """Forward a batch of input records (topic, partition, offset, value), in the order
+        read, as few sequenced records as fit (`Bundle`): one produce request per bundle
+        instead of one per input record (issue 15)."""
+        records = [
+            self.judge(topic, partition, offset, raw if raw is not None else b"")
+            for topic, partition, offset, raw in batch
+        ]
+        for bundle in bundles(records):
+            value, headers = bundle.encode()
+            await self.sequenced.send(
+                key=b"bundle", value=value, headers=headers, partition=0, force=True
+            )
+            forwarded = self.forwarded_next
+            for record in bundle.records:
+                forwarded[(record.topic, record.partition)] = record.offset + 1
+        if records:
+            self.last_forward = records[-1].wall
 
     def judge(self, topic: str, partition: int, offset: int, raw: bytes) -> Forwarded:
         """What to forward for one input record: the record with its event time, or why not."""
@@ -99,7 +126,11 @@ class Ingest:
             for topic in self.input_types
             if (count := app.consumer.topic_partitions(topic)) is not None
         }
-        value, headers = Progress(self.clock.now(), partitions, tuple(sources)).encode()
+        now = self.clock.now()
+        if now - self.last_forward > self.busy_for and now - self.last_report < QUIET_EVERY:
+            return  # quiet: the lag above is current, the report can wait
+        self.last_report = now
+        value, headers = Progress(now, partitions, tuple(sources)).encode()
         await self.sequenced.send(key=b"progress", value=value, headers=headers, partition=0)
 
 

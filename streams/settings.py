@@ -118,7 +118,7 @@ class WorkerSettings(BaseSettings):
     producer_max_batch_bytes: Annotated[int, _whole_at_least(1, 64 * 1024 * 1024)] = 1
     commit_interval: Annotated[float, _at_least(0.1)] = 2.8
     snapshot_every: Annotated[float, _at_least(0.5)] = 10.0  # wall seconds between snapshots
-    progress_every: Annotated[float, _at_least(0.1)] = 1.0  # seconds between progress reports
+    progress_every: Annotated[float, _at_least(0.1)] = 0.25  # s between reports (while busy)
     idle_after: Annotated[float, _at_least(0.1)] = 2.0
     max_hold: Annotated[float, _at_least(0.5)] = 30.0
     idle_clock_after: Annotated[float, _at_least(0.0)] = 60.0  # 0 turns the wall-clock advance off

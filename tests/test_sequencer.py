@@ -21,6 +21,9 @@ from claimflow.engine import Engine
 from claimflow.events import decode
 from claimflow.rejections import Reason, Rejection
 from claimflow.sequencer import (
+    BUNDLE_BYTES,
+    BUNDLE_RECORDS,
+    Bundle,
     EnvelopeError,
     Forwarded,
     LiveEngine,
@@ -28,6 +31,7 @@ from claimflow.sequencer import (
     Merge,
     OutputGate,
     Progress,
+    bundles,
     decode_envelope,
 )
 from claimflow.simulate import Simulator
@@ -50,6 +54,44 @@ def test_envelopes_round_trip_through_bytes_and_headers() -> None:
         assert decode_envelope(*envelope.encode()) == envelope
     with pytest.raises(EnvelopeError):
         decode_envelope(b"x", [])
+
+
+def test_bundles_round_trip_and_are_cut_by_count_and_bytes() -> None:
+    records = [Forwarded("t", i % 3, i, 10.0 + i, b"x" * 1000, time=99.0 + i) for i in range(2500)]
+    records.append(Forwarded("t", 0, 2500, 3.0, b"{", reason="malformed_json", detail="bad"))
+    digest = Digest.of(b"y" * 700_000)
+    large = Forwarded(
+        "t", 1, 2501, 4.0, b"y" * MAX_ORIGINAL, reason="too_large", detail="big",
+        size=digest.size, sha256=digest.sha256,
+    )  # fmt: skip
+    records.append(large)
+    cut = bundles(records)
+    assert [r for b in cut for r in b.records] == records  # all, in order
+    assert all(sum(len(r.raw) for r in b.records) <= BUNDLE_BYTES for b in cut)
+    assert all(len(b.records) <= BUNDLE_RECORDS for b in cut)
+    for bundle in cut:
+        value, headers = bundle.encode()
+        assert len(value) < 1024 * 1024
+        assert decode_envelope(value, headers) == bundle
+    assert cut[0].wall == max(r.wall for r in cut[0].records)
+    (alone,) = bundles([Forwarded("t", 0, 0, 1.0, b"z" * (BUNDLE_BYTES + 1), time=1.0)])
+    assert len(alone.records) == 1  # a record larger than a bundle still travels, alone
+    for bad in (b"", b"\x90", b"not msgpack", b"\x91\x93\xa1t\x00\x00"):
+        with pytest.raises(EnvelopeError):
+            decode_envelope(bad, [("cf-kind", b"bundle")])
+
+
+def test_a_bundle_is_applied_once_at_its_offset(config: Config) -> None:
+    live = LiveEngine(config, INPUTS, LiveSettings(idle_clock_after=0))
+    topic = next(iter(INPUTS))
+    bundle = Bundle(
+        tuple(Forwarded(topic, 0, i, 1.0, b"{", reason="malformed_json") for i in range(2))
+    )
+    letters = live.take(0, bundle)
+    assert [o.kind for o in letters] == ["deadletter", "deadletter"]
+    assert live.next_offset == 1
+    assert live.take(0, bundle) == []  # read again after a restart: nothing twice
+    assert live.merge.sources[(topic, 0)].next_offset == 2
 
 
 def test_a_too_large_record_travels_as_an_excerpt_and_its_dead_letter_says_so(
@@ -140,11 +182,13 @@ def _partitioned(lines: list[bytes], partitions: int) -> dict[tuple[str, int], l
     return parts
 
 
+@pytest.mark.parametrize("bundled", [False, True], ids=["one-by-one", "bundled"])
 def test_live_engine_gives_replay_alerts_whatever_the_interleaving_of_partitions(
-    config: Config, scenario: Any
+    config: Config, scenario: Any, bundled: bool
 ) -> None:
     """Partitions are forwarded in bursts of up to 3,000 records, hours of event time apart:
-    the merge must hand the engine the same history replay sees, with nothing late."""
+    the merge must hand the engine the same history replay sees, with nothing late. Forwarded
+    in bundles (what ingest sends since issue 15, through their bytes), the same."""
     run = scenario("hub-break", 10, 1)
     lines = Path(run.events).read_bytes().splitlines()
     parts = _partitioned(lines, 4)
@@ -155,15 +199,17 @@ def test_live_engine_gives_replay_alerts_whatever_the_interleaving_of_partitions
     wall, offset, outputs = 1000.0, 0, []
     while any(position[k] < len(v) for k, v in parts.items()):
         source = rng.choice([k for k in parts if position[k] < len(parts[k])])
+        burst = []
         for i in range(
             position[source], min(position[source] + rng.randint(1, 3000), len(parts[source]))
         ):
             event = decode(parts[source][i], INPUTS[source[0]])
             assert not isinstance(event, Rejection)
-            record = Forwarded(*source, i, wall, parts[source][i], time=event.time.timestamp())
-            outputs += live.take(offset, record)
-            offset += 1
+            burst.append(Forwarded(*source, i, wall, parts[source][i], time=event.time.timestamp()))
             position[source] = i + 1
+        for envelope in bundles(burst) if bundled else burst:
+            outputs += live.take(offset, decode_envelope(*envelope.encode()))
+            offset += 1
         wall += 0.01
     for _ in range(2):  # every partition reports caught up, twice idle_after apart
         wall += 5
