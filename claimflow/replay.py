@@ -8,9 +8,11 @@ claimflow/ahead.py.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from math import nan
 
@@ -54,7 +56,40 @@ class ReplaySummary:
         return "\n".join(out)
 
 
+# The replay allocates a few small containers per event (reorder-buffer entries, facts'
+# keys), nearly all freed by reference counting at once. At CPython's default gen-0
+# threshold (700 allocations) that means a young collection every few dozen events and
+# more full collections over the engine's large, long-lived state: 6-9% of a replay,
+# measured on the 21-day mixed scenario. Cycles are rare here, so young collections run
+# every YOUNG_EVERY allocations while a replay runs, and the threshold is put back after.
+YOUNG_EVERY = 100_000
+
+
+@contextmanager
+def _fewer_collections(young: int) -> Iterator[None]:
+    previous = gc.get_threshold()
+    gc.set_threshold(max(young, previous[0]), *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def replay(
+    config: Config,
+    lines: Iterable[bytes],
+    on_alert: Callable[[Alert], None],
+    on_reject: Callable[[int, Rejection, bytes], None],
+    on_progress: Callable[[ReplaySummary], None] | None = None,
+    engine: Engine | None = None,
+) -> ReplaySummary:
+    """Feed `lines` through the engine (a new one unless given), reporting alerts, refused
+    lines (with their line numbers) and, every 8,192 lines, progress."""
+    with _fewer_collections(YOUNG_EVERY):
+        return _replay(config, lines, on_alert, on_reject, on_progress, engine)
+
+
+def _replay(
     config: Config,
     lines: Iterable[bytes],
     on_alert: Callable[[Alert], None],
