@@ -119,6 +119,10 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    # Started as a background job (`claimflow demo &`), the process inherits SIGINT ignored,
+    # and Python then leaves it ignored: Ctrl-C or `kill -INT` would not stop the demo, and
+    # its broker and worker would outlive whoever started it. Stop on SIGINT regardless.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     broker = EmbeddedBroker(options.broker_port or free_port(), log=folder / "broker.log")
     worker: subprocess.Popen[bytes] | None = None
     web = f"http://127.0.0.1:{options.web_port}"

@@ -108,14 +108,22 @@ def test_wall_page_in_chromium_the_morning_meeting_on_one_screen(tmp_path: Path)
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
-        demo = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "claimflow.cli", "demo"),
-                *("--speed", "0", "--stop-at", "09:30", "--web-port", str(port)),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        # As a background job starts it (`claimflow demo &`): SIGINT ignored (inherited across
+        # exec). The demo must stop on SIGINT all the same. A session of its own, so that a
+        # demo that does not stop is killed with its broker and worker, not left running.
+        ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            demo = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "claimflow.cli", "demo"),
+                    *("--speed", "0", "--stop-at", "09:30", "--web-port", str(port)),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            signal.signal(signal.SIGINT, ignored)
     web = f"http://127.0.0.1:{port}"
     pids: list[int] = []
     try:
@@ -192,7 +200,12 @@ def test_wall_page_in_chromium_the_morning_meeting_on_one_screen(tmp_path: Path)
                 assert not overlap, (a, ba, b, bb)
     finally:
         demo.send_signal(signal.SIGINT)
-        code = demo.wait(60)
+        try:
+            code = demo.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+            raise
     assert code == 0, log.read_text()[-2000:]
     assert "nothing left running" in log.read_text()
     assert pids and not [pid for pid in pids if alive(pid)]
