@@ -8,13 +8,14 @@ claimflow/ahead.py.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from math import nan
+from typing import ParamSpec, TypeVar
 
 from claimflow.ahead import AheadBound, Held
 from claimflow.config import Config
@@ -63,18 +64,24 @@ class ReplaySummary:
 # measured on the 21-day mixed scenario. Cycles are rare here, so young collections run
 # every YOUNG_EVERY allocations while a replay runs, and the threshold is put back after.
 YOUNG_EVERY = 100_000
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-@contextmanager
-def _fewer_collections(young: int) -> Iterator[None]:
-    previous = gc.get_threshold()
-    gc.set_threshold(max(young, previous[0]), *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
+def _fewer_collections(run: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(run)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        previous = gc.get_threshold()
+        gc.set_threshold(max(YOUNG_EVERY, previous[0]), *previous[1:])
+        try:
+            return run(*args, **kwargs)
+        finally:
+            gc.set_threshold(*previous)
+
+    return wrapped
 
 
+@_fewer_collections
 def replay(
     config: Config,
     lines: Iterable[bytes],
@@ -85,18 +92,6 @@ def replay(
 ) -> ReplaySummary:
     """Feed `lines` through the engine (a new one unless given), reporting alerts, refused
     lines (with their line numbers) and, every 8,192 lines, progress."""
-    with _fewer_collections(YOUNG_EVERY):
-        return _replay(config, lines, on_alert, on_reject, on_progress, engine)
-
-
-def _replay(
-    config: Config,
-    lines: Iterable[bytes],
-    on_alert: Callable[[Alert], None],
-    on_reject: Callable[[int, Rejection, bytes], None],
-    on_progress: Callable[[ReplaySummary], None] | None = None,
-    engine: Engine | None = None,
-) -> ReplaySummary:
     engine = engine or Engine(config)
     summary = ReplaySummary()
     started = time.perf_counter()
