@@ -336,18 +336,22 @@ class Worker:
             env[f"CLAIMFLOW_TOPIC_{name}"] = f"bench.{name.lower()}.{suffix}"
         self.log = folder / f"{label}.log"
         self.scrapes, self.scrape_s = 0, 0.0  # what our polling of /metrics costs
+        self.last, self.unanswered = 0.0, 0
         self.started = time.time()
         self.process = _spawn([sys.executable, "-m", "claimflow.cli", "worker"], env, self.log)
 
     def applied(self) -> float:
+        """The count on /metrics; the last one read when it does not answer within 5 s (a
+        worker busy draining a backlog may not), noted in `unanswered`."""
         began = time.perf_counter()
         try:
-            return _metrics_count(self.url)
+            self.last = _metrics_count(self.url)
         except OSError:
-            return 0.0
+            self.unanswered += 1
         finally:
             self.scrapes += 1
             self.scrape_s += time.perf_counter() - began
+        return self.last
 
     def stop(self) -> None:
         _stop(self.process)
@@ -375,7 +379,10 @@ def run_worker(bootstrap: str, total: int, folder: Path, timeout: float, label: 
                 run.error = f"worker exited {worker.process.returncode}; see {worker.log}"
                 return run
             if now - worker.started > timeout:
-                run.error = f"{n:,.0f} of {total:,} applied after {timeout:.0f}s"
+                run.error = (
+                    f"{n:,.0f} of {total:,} applied after {timeout:.0f}s; /metrics did not "
+                    f"answer within 5 s {worker.unanswered} of {worker.scrapes} times"
+                )
                 if first:
                     run.first_s = first - worker.started
                 return run
@@ -383,7 +390,8 @@ def run_worker(bootstrap: str, total: int, folder: Path, timeout: float, label: 
                 label,
                 15,
                 f"  {label}: {n:,.0f} of {total:,} applied after "
-                f"{now - worker.started:.0f}s, RSS {run.peak_mb:.0f} MB peak",
+                f"{now - worker.started:.0f}s, RSS {run.peak_mb:.0f} MB peak, "
+                f"/metrics unanswered {worker.unanswered} of {worker.scrapes} times",
             )
             time.sleep(0.1)
     finally:
