@@ -1,33 +1,44 @@
 """The live worker next to its peers on one pre-filled topic, timed as a user waits. A benchmark,
 not a test: run it by hand.
 
-    python benchmarks/live_throughput.py [--rounds 1] [--days 14] [--claims-per-day 1550]
+    python benchmarks/live_throughput.py [--rounds 3] [--days 14] [--claims-per-day 1550]
         [--peers bare,faust,quix,bytewax,claimflow] [--catch-up-days 90] [--latency-seconds 60]
 
-One generated scenario (mixed: all four event types, ~55k events at the defaults) is produced
-into the four input topics of a fresh embedded broker (`claimflow broker`), then each
-consumer is started as its own process and consumes all of it, one after the other:
+Three parts, each skipped with its own flag: the table (`--peers ""` skips it), the paced
+latency (`--latency-seconds 0`) and the catch-up (`--catch-up-days 0`).
+
+The table: one generated scenario (`claimflow simulate`, mixed: all four event types, ~55k
+events at the defaults, ending yesterday) is produced into the four input topics of a fresh
+embedded broker (`claimflow broker`), then each consumer is started as its own process and
+consumes all of it, one after the other, each round under fresh consumer groups:
 
 * bare: aiokafka + orjson doing a per-team one-minute window count (the baseline);
 * faust: a naive Faust agent doing the same count;
 * quix: Quix Streams, the count in `sdf.update`;
-* bytewax: Bytewax `count_window` (tumbling one-minute event-time windows per team);
-* claimflow: `claimflow worker`, full detection, until its /metrics count every event.
+* bytewax: Bytewax `count_window` (tumbling one-minute event-time windows per team); its
+  last record is taken as applied when it has been handed to the window operator;
+* claimflow: `claimflow worker`, full detection, default settings but a 6 s session timeout
+  (as the Faust agent); applied = `claimflow_events_total` + `claimflow_rejected_events_total`
+  on its /metrics (read from the engines' state at scrape time) count every record.
 
-Quix Streams and Bytewax are installed into their own virtual environment under
-`--cache` (their pins clash with faust-streaming's). For each consumer: from process start to
-all applied (what a user waits for), start to first applied, the sustained rate from first to
-last applied, and that rate as a ratio to the bare loop's in the same round. Medians over
-`--rounds` rounds (each consumer reads under a fresh consumer group).
+Quix Streams and Bytewax are installed into their own virtual environment under `--cache`
+(their pins clash with faust-streaming's). For each consumer: from process start to all
+applied (what a user waits for), start to first applied, the sustained rate from first to
+last applied, the two as ratios to the bare loop's in the same run (higher is faster), and
+the peak resident memory of its process tree (sampled every 50-500 ms). Medians over
+`--rounds` rounds; a consumer that fails or times out is reported as such, never given a
+number.
 
 Then, for the claimflow worker alone:
-* catch-up: a fresh broker holding `--catch-up-days` days at `--catch-up-claims` claims a day,
-  time from start to all applied, and the peak resident memory of the worker's process tree;
-* latency: with the worker caught up and idle, records produced one at a time at a steady
-  `--rate` events/s for `--latency-seconds`; the latency of record k is from its produce call
-  returning to the moment `claimflow_events_total` on /metrics (polled every 50 ms) first
-  counts k records. p50 and p99.
-Prints markdown tables. A step that fails or times out is reported as such, not skipped.
+* latency: on a fresh broker, with the worker up and idle (`--settle` s), records produced one
+  at a time at a steady `--rate` events/s for `--latency-seconds`; the latency of record k is
+  from its produce call returning to the moment the /metrics count (polled every 50 ms) first
+  reaches k. p50 and p99.
+* catch-up: a fresh broker holding `--catch-up-days` days at `--catch-up-claims` claims a day
+  (mixed; normal under 14 days), time from start to all applied, to the first applied (the
+  first effect), and the peak resident memory of the worker's process tree.
+Prints markdown tables; progress lines on long steps. Logs of every process in the folder it
+names first.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +55,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from claimflow.broker import EmbeddedBroker, free_port
@@ -93,7 +105,8 @@ from aiokafka import AIOKafkaConsumer
 
 async def main():
     consumer = AIOKafkaConsumer(*TOPICS, bootstrap_servers=BOOTSTRAP, group_id=GROUP,
-                                auto_offset_reset="earliest", enable_auto_commit=True)
+                                auto_offset_reset="earliest", enable_auto_commit=True,
+                                session_timeout_ms=6000, heartbeat_interval_ms=1000)
     await consumer.start()
     try:
         while state["n"] < TOTAL:
@@ -142,8 +155,13 @@ def _tolerant(cls, topics):
             t.broker_config.extra_config.setdefault("retention.ms", "-1")
     return _derive(cls, topics)
 TopicManager.derive_topic_config = classmethod(_tolerant)
+# State in the run's folder, not the working directory; the same 6 s session timeout as the
+# Faust agent and the claimflow worker.
 app = Application(broker_address=BOOTSTRAP, consumer_group=GROUP, auto_offset_reset="earliest",
-                  auto_create_topics=False, use_changelog_topics=False)
+                  auto_create_topics=False, use_changelog_topics=False,
+                  state_dir=os.environ["BENCH_STATE"],
+                  consumer_extra_config={"session.timeout.ms": 6000,
+                                         "heartbeat.interval.ms": 1000})
 config = TopicConfig(num_partitions=4, replication_factor=1, extra_config={})
 
 def update(value):
@@ -244,6 +262,7 @@ def run_script(
     name: str, python: str, script: str, bootstrap: str, total: int, folder: Path, timeout: float
 ) -> Run:
     run = Run(name)
+    _LAST_PRINT.pop(name, None)  # progress lines start anew each round
     path = folder / f"bench_{name}.py"
     path.write_text(script)
     result = folder / f"{name}.result"
@@ -255,6 +274,7 @@ def run_script(
         "BENCH_TOPICS": ",".join(TOPICS.inputs()),
         "BENCH_GROUP": f"bench-{name}-{time.time_ns()}",
         "BENCH_RESULT": str(result),
+        "BENCH_STATE": str(folder / f"{name}-state"),
     }
     command = [python, str(path)]
     if name == "bytewax":
@@ -271,6 +291,12 @@ def run_script(
             if time.time() - started > timeout:
                 run.error = f"timed out after {timeout:.0f}s"
                 return run
+            _every(
+                name,
+                15,
+                f"  {name}: running for {time.time() - started:.0f}s, "
+                f"RSS {run.peak_mb:.0f} MB peak",
+            )
             time.sleep(0.05)
         figures = json.loads(result.read_text())
         run.finish(started, figures["n"], figures["first"], figures["last"])
@@ -301,17 +327,31 @@ class Worker:
             "CLAIMFLOW_WEB_PORT": str(self.port),
             "CLAIMFLOW_APP_ID": f"bench-{label}-{time.time_ns()}",
             "CLAIMFLOW_SESSION_TIMEOUT": "6",
+            "CLAIMFLOW_DATA_DIR": str(folder / f"{label}-data"),
         }
+        # Its own sequenced, alerts and dead-letter topics: a later round must not read the
+        # sequenced log an earlier round's worker wrote on the same broker.
+        suffix = f"{label}-{time.time_ns()}"
+        for name in ("SEQUENCED", "ALERTS", "DEADLETTER"):
+            env[f"CLAIMFLOW_TOPIC_{name}"] = f"bench.{name.lower()}.{suffix}"
+        self.log = folder / f"{label}.log"
+        self.scrapes, self.scrape_s = 0, 0.0  # what our polling of /metrics costs
+        self.last, self.unanswered = 0.0, 0
         self.started = time.time()
-        self.process = _spawn(
-            [sys.executable, "-m", "claimflow.cli", "worker"], env, folder / f"{label}.log"
-        )
+        self.process = _spawn([sys.executable, "-m", "claimflow.cli", "worker"], env, self.log)
 
     def applied(self) -> float:
+        """The count on /metrics; the last one read when it does not answer within 5 s (a
+        worker busy draining a backlog may not), noted in `unanswered`."""
+        began = time.perf_counter()
         try:
-            return _metrics_count(self.url)
+            self.last = _metrics_count(self.url)
         except OSError:
-            return 0.0
+            self.unanswered += 1
+        finally:
+            self.scrapes += 1
+            self.scrape_s += time.perf_counter() - began
+        return self.last
 
     def stop(self) -> None:
         _stop(self.process)
@@ -336,13 +376,23 @@ def run_worker(bootstrap: str, total: int, folder: Path, timeout: float, label: 
                 run.finish(worker.started, int(n), first, now)
                 return run
             if worker.process.poll() is not None:
-                run.error = f"worker exited {worker.process.returncode}"
+                run.error = f"worker exited {worker.process.returncode}; see {worker.log}"
                 return run
             if now - worker.started > timeout:
-                run.error = f"{n:,.0f} of {total:,} applied after {timeout:.0f}s"
+                run.error = (
+                    f"{n:,.0f} of {total:,} applied after {timeout:.0f}s; /metrics did not "
+                    f"answer within 5 s {worker.unanswered} of {worker.scrapes} times"
+                )
                 if first:
                     run.first_s = first - worker.started
                 return run
+            _every(
+                label,
+                15,
+                f"  {label}: {n:,.0f} of {total:,} applied after "
+                f"{now - worker.started:.0f}s, RSS {run.peak_mb:.0f} MB peak, "
+                f"/metrics unanswered {worker.unanswered} of {worker.scrapes} times",
+            )
             time.sleep(0.1)
     finally:
         worker.stop()
@@ -368,18 +418,54 @@ def peer_python(cache: Path) -> str | None:
     return str(python)
 
 
-def fill(bootstrap: str, lines: list[bytes]) -> None:
+def fill(bootstrap: str, lines: list[bytes]) -> int:
+    """Produce every line onto its input topic (4 partitions each); returns how many were sent
+    (what every consumer must apply: lines that cannot be routed are not sent)."""
     ensure_topics(bootstrap, TOPICS.inputs(), 4)
     producer = make_producer(bootstrap)
-    produce(lines, producer, TOPICS)
-    producer.flush()
+    try:
+        summary = produce(
+            lines,
+            producer,
+            TOPICS,
+            on_progress=lambda s: _every(
+                "fill", 10, f"  produced {sum(s.sent.values()):,} of {len(lines):,}"
+            ),
+        )
+        producer.flush()
+    finally:
+        producer.close()
+    return sum(summary.sent.values())
+
+
+_LAST_PRINT: dict[str, float] = {}
+
+
+def _every(what: str, seconds: float, message: str) -> None:
+    """Print a progress line for `what` at most every `seconds` seconds."""
+    now = time.time()
+    if what not in _LAST_PRINT:  # the first call starts the clock
+        _LAST_PRINT[what] = now
+    elif now - _LAST_PRINT[what] >= seconds:
+        _LAST_PRINT[what] = now
+        print(message, flush=True)
 
 
 def scenario(folder: Path, name: str, days: int, claims: int, kind: str = "mixed") -> list[bytes]:
+    """`claimflow simulate` output, ending yesterday: all of it in the past, none refused as
+    dated in the future, as a backlog would be."""
     path = folder / f"{name}.jsonl"
-    sim = Simulator(load_config(), kind, days, date(2026, 11, 2), 1, claims)
-    write_scenario(sim, path)
-    return path.read_bytes().splitlines()
+    start = datetime.now(UTC).date() - timedelta(days=days + 1)
+    sim = Simulator(load_config(), kind, days, start, 1, claims)
+    began = time.time()
+    write_scenario(sim, path, progress=lambda n: _every("simulate", 10, f"  simulated {n:,}"))
+    lines = path.read_bytes().splitlines()
+    print(
+        f"{name}: {len(lines):,} events, {days} days from {start}, simulated in "
+        f"{time.time() - began:.0f}s",
+        flush=True,
+    )
+    return lines
 
 
 def _median(values: list[float]) -> float:
@@ -389,7 +475,6 @@ def _median(values: list[float]) -> float:
 
 def main_table(args: argparse.Namespace, folder: Path) -> None:
     lines = scenario(folder, "main", args.days, args.claims_per_day)
-    total = len(lines)
     peers = args.peers.split(",")
     python = sys.executable
     extra = peer_python(Path(args.cache)) if {"quix", "bytewax"} & set(peers) else None
@@ -409,7 +494,7 @@ def main_table(args: argparse.Namespace, folder: Path) -> None:
     runs: dict[str, list[Run]] = {p: [] for p in peers}
     with EmbeddedBroker(log=folder / "broker.log") as broker:
         started = time.time()
-        fill(broker.bootstrap, lines)
+        total = fill(broker.bootstrap, lines)
         print(f"{total:,} events produced in {time.time() - started:.1f}s", flush=True)
         for round_ in range(args.rounds):
             for peer in peers:
@@ -429,37 +514,45 @@ def main_table(args: argparse.Namespace, folder: Path) -> None:
                 runs[peer].append(run)
                 print(
                     f"round {round_ + 1} {peer}: all applied after {run.total_s:.1f}s, "
-                    f"first after {run.first_s:.1f}s, {run.rate:,.0f} events/s {run.error}",
+                    f"first after {run.first_s:.1f}s, {run.rate:,.0f} events/s, "
+                    f"peak RSS {run.peak_mb:.0f} MB {run.error}",
                     flush=True,
                 )
-    base = _median([r.rate for r in runs.get("bare", [])])
+    base_rate = _median([r.rate for r in runs.get("bare", [])])
+    base_total = _median([r.total_s for r in runs.get("bare", [])])
     print(
-        f"\n{total:,} mixed contract events, 4 partitions per topic, embedded broker, "
-        f"median of {args.rounds} round(s):\n"
+        f"\n{total:,} mixed contract events ({args.days} days at {args.claims_per_day:,} claims a "
+        f"day), 4 partitions per topic, embedded broker, median of {args.rounds} round(s); "
+        "ratios are to the bare loop's median in the same run (higher is faster):\n"
     )
     print(
-        "| consumer | start to all applied | start to first applied | sustained rate "
-        "(first to last) | ratio to bare loop | peak RSS |"
+        "| consumer | start to all applied | ratio | start to first applied | "
+        "sustained rate (first to last) | ratio | peak RSS |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for peer in peers:
         rs = runs[peer]
-        rate = _median([r.rate for r in rs])
+        good = [r for r in rs if not r.error]
+        rate = _median([r.rate for r in good])
+        total_s = _median([r.total_s for r in good])
         errors = "; ".join(sorted({r.error for r in rs if r.error}))
+        if not good:
+            print(f"| {labels[peer]} | did not finish: {errors} | | | | | |")
+            continue
         print(
-            f"| {labels[peer]} | {_median([r.total_s for r in rs]):.1f} s | "
-            f"{_median([r.first_s for r in rs]):.1f} s | {rate:,.0f} events/s | "
-            f"{rate / base:.3f} | {max(r.peak_mb for r in rs):.0f} MB |"
-            + (f" {errors}" if errors else "")
+            f"| {labels[peer]} | {total_s:.1f} s | {base_total / total_s:.2f} | "
+            f"{_median([r.first_s for r in good]):.1f} s | {rate:,.0f} events/s | "
+            f"{rate / base_rate:.3f} | {max(r.peak_mb for r in good):.0f} MB |"
+            + (f" ({len(rs) - len(good)} of {len(rs)} rounds failed: {errors})" if errors else "")
         )
 
 
 def catch_up(args: argparse.Namespace, folder: Path) -> None:
-    lines = scenario(folder, "backlog", args.catch_up_days, args.catch_up_claims)
-    total = len(lines)
+    kind = "mixed" if args.catch_up_days >= 14 else "normal"  # mixed needs two weeks
+    lines = scenario(folder, "backlog", args.catch_up_days, args.catch_up_claims, kind)
     with EmbeddedBroker(log=folder / "broker-backlog.log") as broker:
         started = time.time()
-        fill(broker.bootstrap, lines)
+        total = fill(broker.bootstrap, lines)
         print(f"backlog: {total:,} events produced in {time.time() - started:.0f}s", flush=True)
         run = run_worker(broker.bootstrap, total, folder, args.catch_up_timeout, "catch-up")
     print(
@@ -516,16 +609,17 @@ def latency(args: argparse.Namespace, folder: Path) -> None:
         f"\nEnd-to-end latency at {args.rate:g} events/s for {args.latency_seconds:g}s "
         f"(record produced -> counted in /metrics, polled every 50 ms):\n"
     )
-    print("| records | seen | p50 | p99 | max |")
-    print("|---|---|---|---|---|")
+    print("| records | seen | p50 | p99 | max | mean /metrics scrape |")
+    print("|---|---|---|---|---|---|")
+    scrape = f"{1000 * worker.scrape_s / max(1, worker.scrapes):.0f} ms"
     if delays:
         p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
         print(
             f"| {len(produced):,} | {got:,} | {statistics.median(delays):.2f} s | "
-            f"{p99:.2f} s | {delays[-1]:.2f} s |"
+            f"{p99:.2f} s | {delays[-1]:.2f} s | {scrape} |"
         )
     else:
-        print(f"| {len(produced):,} | 0 | - | - | - |")
+        print(f"| {len(produced):,} | 0 | - | - | - | {scrape} |")
 
 
 def _metrics_up(worker: Worker) -> bool:
@@ -552,7 +646,7 @@ def _poll_until(worker: Worker, seen_at: list[float], seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--claims-per-day", type=int, default=1550)
     parser.add_argument("--peers", default="bare,faust,quix,bytewax,claimflow")
@@ -569,6 +663,8 @@ def main() -> None:
         help="where the peers' virtual environment lives",
     )
     args = parser.parse_args()
+    # `kill PID` unwinds like Ctrl-C: every consumer, worker and broker started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(tempfile.mkdtemp(prefix="claimflow-live-bench-"))
     print(f"logs in {folder}", flush=True)
     steps: list[Callable[[argparse.Namespace, Path], None]] = []
