@@ -87,6 +87,8 @@ QUARTER = 91.3125 * DAY
 # Claim age bins (hours): the seed data's 11-19 h answers are their own class.
 AGE_EDGES = (1.0, 2.0, 4.0, 8.0, 11.0, 19.0, 24.0, 48.0, 96.0)
 _POOL: RiskClass = ("pool",)
+# What an answer adds (Feedback._step): p, rate, drift, alternative share, CUSUM weights.
+Step = tuple[float, float, float, float | None, float, float]
 MAX_STRENGTH = 1e6  # pseudo-answers: classes no different from chance share the pooled rate
 
 
@@ -103,12 +105,17 @@ def age_bin(age: float) -> int:
     return bisect_right(_AGE_EDGES_S, age)
 
 
-def cusum_step(s: float, negative: bool, p: float, odds_ratio: float) -> float:
-    """One step of the risk-adjusted Bernoulli CUSUM (log-likelihood ratio of odds x R)."""
+def answer_weights(p: float, odds_ratio: float) -> tuple[float, float]:
+    """What a positive and a negative answer of probability p add to the risk-adjusted
+    Bernoulli CUSUM: the log-likelihood ratio of odds x R against the model's odds."""
     w = -math.log(1 - p + odds_ratio * p)
-    if negative:
-        w += math.log(odds_ratio)
-    return max(0.0, s + w)
+    return w, w + math.log(odds_ratio)
+
+
+def cusum_step(s: float, negative: bool, p: float, odds_ratio: float) -> float:
+    """One step of the risk-adjusted Bernoulli CUSUM."""
+    positive_w, negative_w = answer_weights(p, odds_ratio)
+    return max(0.0, s + (negative_w if negative else positive_w))
 
 
 def drift(p: float, odds_ratio: float) -> float:
@@ -253,9 +260,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         self._classes: set[RiskClass] = set()
         self._strengths: dict[str, float] = {}  # learned prior strength per class family
         # Per (scope, class): what an answer adds under the current model (see _step).
-        self._steps: dict[tuple[Scope, RiskClass], tuple[float, float, float, float | None, float]]
-        self._steps = {}
-        self._log_odds = math.log(settings.odds_ratio)
+        self._steps: dict[tuple[Scope, RiskClass], Step] = {}
         self._scopes_cache: dict[tuple[str, str | None], tuple[Scope, ...]] = {}
         self._week_class: dict[int, RiskClass] = {}  # see risk_class
 
@@ -348,11 +353,9 @@ class Feedback(Detector[Scope, ScopeFeedback]):
                 learn += (((risk, "neg"), 1), ((_POOL, "neg"), 1))
         for scope in mine:
             if ready:
-                p, rate, fall, q, step = self._step(scope, risk)
-                score_now = self.cusum.get(scope, 0.0) + step
-                if negative:
-                    score_now += self._log_odds
-                self.cusum[scope] = max(0.0, score_now)
+                p, rate, fall, q, positive_w, negative_w = self._step(scope, risk)
+                step = negative_w if negative else positive_w
+                self.cusum[scope] = max(0.0, self.cusum.get(scope, 0.0) + step)  # cusum_step
                 self.trailing.add(t, (scope,), negative, p)
             if healthy:
                 learn.append(((scope, "all"), 1))
@@ -379,21 +382,19 @@ class Feedback(Detector[Scope, ScopeFeedback]):
             self._scopes_cache[(client_id, team)] = mine
         return mine
 
-    def _step(
-        self, scope: Scope, risk: RiskClass
-    ) -> tuple[float, float, float, float | None, float]:
+    def _step(self, scope: Scope, risk: RiskClass) -> Step:
         """What one answer of this class in this scope adds, under the current model: the
         expected negative share p, the class's rate, the in-control drift, the alternative
-        share (for `threshold: negatives`) and the CUSUM step of a positive answer. The model
-        changes once a day (`_learn`), so these are worked out once per scope and class."""
+        share (for `threshold: negatives`) and the CUSUM steps of a positive and a negative
+        answer. The model changes once a day (`_learn`), so these are worked out once per
+        scope and class."""
         key = (scope, risk)
         found = self._steps.get(key)
         if found is None:
             odds = self.s.odds_ratio
-            rate = self.expected_rate(risk)
-            p = min(0.95, max(1e-3, rate * self._factors.get(scope, 1.0)))
+            p = self.expected_p(scope, risk)
             q = alternative_share(p, odds) if self.s.threshold == "negatives" else None
-            found = (p, rate, drift(p, odds), q, -math.log(1 - p + odds * p))
+            found = (p, self.expected_rate(risk), drift(p, odds), q, *answer_weights(p, odds))
             if len(self._steps) < 100_000:
                 self._steps[key] = found
         return found

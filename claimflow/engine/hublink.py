@@ -224,7 +224,7 @@ class HubLinks(Detector[Route, RouteView]):
                 and t - record.dispatched_at <= self._missing_after(state)
             ):
                 episode.fresh.append(record.dispatched_at)
-            unhealthy = state.unhealthy  # _healthy's fast path, inlined (once per arrival)
+            unhealthy = state.unhealthy  # the last episode first: one comparison, usually
             if (
                 state.episode is None
                 and record.dispatched_at != state.learned_dispatch
@@ -265,11 +265,9 @@ class HubLinks(Detector[Route, RouteView]):
 
     @staticmethod
     def _healthy(state: RouteState, dispatched_at: float) -> bool:
-        unhealthy = state.unhealthy
-        # Most arrivals come long after the last episode ended: one comparison, not a scan.
-        if not unhealthy or dispatched_at > unhealthy[-1][1]:
-            return True
-        return not any(since <= dispatched_at <= end for since, end in unhealthy)
+        """Dispatched outside every past episode (on_arrived looks at the last one first:
+        most arrivals come long after it ended)."""
+        return not any(since <= dispatched_at <= end for since, end in state.unhealthy)
 
     # --- evaluation --------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from claimflow.timeutil import DAY, format_duration
 QUARTER = 91.3125 * DAY
 
 ScopeKey = tuple[str, str]  # ("team", "motor"), ("hub", "hub-1"), ("client", "alpine-re")
+CountKeys = tuple[tuple[tuple[str, ...], int], ...]  # an arrival's count keys, one each
 _LABEL = {"team": "team", "hub": "hub_id", "client": "client_id"}
 
 
@@ -77,7 +78,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
             else settings.false_alarms_per_quarter * settings.window / QUARTER
         )
         self.arrived_total: dict[str, int] = {}  # team -> arrivals ever counted (a counter)
-        self._keys_of: dict[tuple[str, str, str], tuple[tuple[str, ...], ...]] = {}
+        self._keys_of: dict[tuple[str, str, str], CountKeys] = {}
         self._history_start = float("inf")  # as of the last evaluation
 
     def on_arrived(self, fact: Arrived) -> None:
@@ -88,14 +89,16 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
         keys = self._keys_of.get((team, hub_id, client_id))
         if keys is None:
             keys = self._scope_keys(team, hub_id, client_id)
-        self.counts.add_many(keys, fact.t)
+        self.counts.add_each(keys, fact.t)
 
-    def _scope_keys(self, team: str, hub_id: str, client_id: str) -> tuple[tuple[str, ...], ...]:
-        """The count keys of an arrival, built once per team, hub and client (bounded: client
-        ids come from the input). The route key learns which teams each hub feeds (for one
-        episode at the hub)."""
+    def _scope_keys(self, team: str, hub_id: str, client_id: str) -> CountKeys:
+        """The count keys of an arrival, each with its count of one, built once per team, hub
+        and client (bounded: client ids come from the input). The route key learns which
+        teams each hub feeds (for one episode at the hub)."""
         client = ("client", client_id)
-        keys = (("team", team), ("hub", hub_id), client, ("route", hub_id, team))
+        keys = tuple(
+            (key, 1) for key in (("team", team), ("hub", hub_id), client, ("route", hub_id, team))
+        )
         if len(self._keys_of) < 10_000:
             self._keys_of[(team, hub_id, client_id)] = keys
         if self._clients and client not in self.keys:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from itertools import repeat
 
 
@@ -33,19 +33,9 @@ class BucketCounts:
             self._oldest[key] = index
         buckets[index] = buckets.get(index, 0) + amount
 
-    def add_many(self, keys: tuple[Hashable, ...], t: float) -> None:
-        """One event counted under several keys (team, hub, client): one call, one index."""
-        index = int(t // self.width)
-        data = self._data
-        for key in keys:
-            buckets = data.get(key)
-            if buckets is None:
-                buckets = data[key] = {}
-                self._oldest[key] = index
-            buckets[index] = buckets.get(index, 0) + 1
-
-    def add_each(self, amounts: list[tuple[Hashable, float]], t: float) -> None:
-        """Several keys, each with its own amount, at one time: one call, one index."""
+    def add_each(self, amounts: Iterable[tuple[Hashable, float]], t: float) -> None:
+        """Several keys, each with its own amount, at one time (one event counted under
+        several keys): one call, one index."""
         index = int(t // self.width)
         data = self._data
         for key, amount in amounts:
