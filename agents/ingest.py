@@ -59,9 +59,6 @@ class Ingest:
         self.forwarded_next: dict[tuple[str, int], int] = {}  # per owned input partition
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
 
-    async def forward(self, topic: str, partition: int, offset: int, raw: bytes | None) -> None:
-        await self.forward_many([(topic, partition, offset, raw)])
-
     async def forward_many(self, batch: list[tuple[str, int, int, bytes | None]]) -> None:
         """Forward a batch of input records (topic, partition, offset, value), in the order
         read, as few sequenced records as fit (`Bundle`): one produce request per bundle
