@@ -11,11 +11,16 @@ was not committed, and the merge skips it by offset.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
+from aiokafka.structs import TopicPartition
+from faust.types import TP as _TP
 
+from claimflow.alignment import Alignment, Source
 from claimflow.deadletter import MAX_ORIGINAL, Digest
 from claimflow.events import decode
 from claimflow.rejections import Reason, Rejection
@@ -24,6 +29,7 @@ from claimflow.timeutil import Clock
 
 log = logging.getLogger("claimflow.ingest")
 QUIET_EVERY = 1.0  # seconds between progress reports while nothing is forwarded
+RECONCILE_EVERY = 2.0  # seconds between settings of the consumer's pauses in full
 
 
 class Ingest:
@@ -36,8 +42,21 @@ class Ingest:
         max_event_bytes: int = 256 * 1024,
         future_tolerance: float = 600.0,
         busy_for: float = 0.0,
+        align_drift: float = 0.0,
+        fetch_max_wait: float | None = None,
     ) -> None:
         self.app = app
+        # Partitions far ahead in event time are paused while a backlog is read, so that the
+        # merge holds a bounded number of records (claimflow/alignment.py).
+        self.alignment = Alignment(align_drift)
+        self._generation: int | None = None  # the consumer generation the pauses belong to
+        # Records waiting per owned input partition: from the reports (every partition), and
+        # updated as records are forwarded.
+        self.waiting: dict[Source, int] = {}
+        self._pausing = False  # a pause/resume call is queued for the consumer thread
+        self._paused_at = -float("inf")  # clock time the last one was queued
+        self.fetch_max_wait = fetch_max_wait
+        self._fetch_tuned: object = None  # the aiokafka consumer whose fetch wait was set
         # Reports go out at every timer tick (CLAIMFLOW_PROGRESS_EVERY) only while records
         # flow: for `busy_for` seconds after the last forward (long enough for a report that
         # vouches for it, CLAIMFLOW_IDLE_AFTER later); when quiet, one every QUIET_EVERY
@@ -77,6 +96,74 @@ class Ingest:
                 forwarded[(record.topic, record.partition)] = record.offset + 1
         if records:
             self.last_forward = records[-1].wall
+            if self.alignment.max_drift > 0:
+                seen = self.alignment.forwarded
+                for record in records:
+                    seen((record.topic, record.partition), record.time, record.wall)
+                ends = self.app.consumer.highwater
+                for source in {(r.topic, r.partition) for r in records}:
+                    end = ends(_TP(*source))
+                    if end is not None:
+                        self.waiting[source] = max(0, end - self.forwarded_next[source])
+                await self.align()
+
+    async def align(self) -> None:
+        """Pause the owned input partitions running ahead in event time, resume those the
+        others have caught up with (claimflow/alignment.py). Not while Faust rebalances or
+        recovers tables: it pauses and resumes partitions itself then, and a new assignment
+        starts with nothing paused."""
+        app = self.app
+        if self.alignment.max_drift <= 0 or app.rebalancing or app.in_recovery:
+            return
+        generation = app.consumer_generation_id
+        if generation != self._generation:
+            self._generation = generation
+            owned = {
+                (tp.topic, tp.partition)
+                for tp in app.assignor.assigned_actives()
+                if tp.topic in self.input_types
+            }
+            self.alignment.forget(owned)
+            self._pausing = False  # a call queued to the old assignment may never run
+            self.waiting = {s: n for s, n in self.waiting.items() if s in owned}
+        now = self.clock.now()
+        pause, resume = self.alignment.decide(self.waiting, now)
+        # Also every few seconds whatever changed: the consumer's pauses are set in full from
+        # the target each time, so one that failed (a rebalance, a broker reset under way)
+        # or was lost with the consumer thread's queue is put right.
+        due = pause or resume or now - self._paused_at >= RECONCILE_EVERY
+        if due and (not self._pausing or now - self._paused_at >= RECONCILE_EVERY):
+            # Not awaited: the consumer thread may be inside a long poll, and ingest must
+            # not wait for it. One call at a time; it reads the latest target when it runs.
+            self._pausing = True
+            self._paused_at = now
+            await _pause_resume(app, self, self.input_types)
+
+    async def _tune_fetch(self) -> None:
+        """Set how long a fetch waits at the broker (`fetch_max_wait`), once per consumer.
+
+        Faust creates aiokafka's consumer with `fetch_max_wait_ms=1500` and no setting to
+        change it. A fetch covers every partition being read, and on the embedded broker it
+        waited the whole 1.5 s whenever some of them had nothing new: an aligned 30-day
+        catch-up took nearly twice as long with it as at 0.1 s. It also bounds how
+        stale the partition ends are that progress reports vouch with (CLAIMFLOW_IDLE_AFTER).
+        The attribute is aiokafka's own (`Fetcher._fetch_max_wait_ms`, read at every fetch
+        request); if a version lacks it, the wait stays Faust's and the worker logs why."""
+        thread: Any = getattr(self.app.consumer, "_thread", None)
+        consumer = getattr(thread, "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if thread is None or fetcher is None or self._fetch_tuned is consumer:
+            return
+        self._fetch_tuned = consumer
+        if not hasattr(fetcher, "_fetch_max_wait_ms"):
+            log.warning("cannot set the fetch wait on this aiokafka: it stays Faust's 1.5 s")
+            return
+        wait_ms = round(1000 * (self.fetch_max_wait or 0.0))
+
+        async def apply() -> None:
+            fetcher._fetch_max_wait_ms = wait_ms
+
+        await thread.call_thread(apply)
 
     def judge(self, topic: str, partition: int, offset: int, raw: bytes) -> Forwarded:
         """What to forward for one input record: the record with its event time, or why not."""
@@ -94,6 +181,8 @@ class Ingest:
     async def report(self) -> None:
         """Send a progress report for the input partitions this worker owns now."""
         app = self.app
+        if self.fetch_max_wait is not None:
+            await self._tune_fetch()
         owned = [tp for tp in app.assignor.assigned_actives() if tp.topic in self.input_types]
         for key in [
             k for k in self.forwarded_next if k not in {(t.topic, t.partition) for t in owned}
@@ -104,6 +193,7 @@ class Ingest:
         ends = {tp: app.consumer.highwater(tp) for tp in owned}
         sources = []
         lag: dict[str, int] = dict.fromkeys(self.input_types, 0)
+        waiting: dict[Source, int] = {}
         for tp in sorted(owned):
             end = ends.get(tp)
             nxt = self.forwarded_next.get((tp.topic, tp.partition))
@@ -116,8 +206,11 @@ class Ingest:
                 sources.append((tp.topic, tp.partition, nxt or 0, False))
                 continue
             lag[tp.topic] += max(0, end - nxt)
+            waiting[(tp.topic, tp.partition)] = max(0, end - nxt)
             sources.append((tp.topic, tp.partition, nxt, nxt >= end))
         self.lag = lag
+        self.waiting = waiting
+        await self.align()
         partitions = {
             topic: count
             for topic in self.input_types
@@ -129,6 +222,53 @@ class Ingest:
         self.last_report = now
         value, headers = Progress(now, partitions, tuple(sources)).encode()
         await self.sequenced.send(key=b"progress", value=value, headers=headers, partition=0)
+
+
+async def _pause_resume(app: Any, ingest: Ingest, topics: Iterable[str]) -> None:
+    """Make aiokafka's consumer, which runs in Faust's consumer thread, fetch from none of
+    the partitions `ingest.alignment` holds paused and from every other assigned partition
+    of `topics`. Faust's own `pause_partitions` is not used: it drops records already
+    fetched for the partition from the batch being handed out (an offset gap,
+    faust-streaming #216), where aiokafka's pause discards only what it has not handed out
+    and fetches it again on resume. Faust never pauses at that level itself, so the whole
+    state is ours, set in full from the latest target when the thread runs the call."""
+    thread = getattr(app.consumer, "_thread", None)
+    if thread is None:  # not the aiokafka driver: no alignment
+        ingest._pausing = False
+        return
+    topics = set(topics)
+
+    async def apply() -> None:
+        ingest._pausing = False  # a change decided from here on queues another call
+        consumer = thread._consumer
+        paused = ingest.alignment.paused
+        target = {TopicPartition(topic, partition) for topic, partition in set(paused)}
+        now_paused = consumer.paused()
+        for tp in consumer.assignment():
+            if tp.topic not in topics:
+                continue
+            try:
+                if tp in target and tp not in now_paused:
+                    consumer.pause(tp)
+                elif tp not in target and tp in now_paused:
+                    consumer.resume(tp)
+            except IllegalStateError:  # no longer assigned: a rebalance is under way
+                continue
+
+    # Queued thread-safely (mode's `cast_thread` touches the thread's queue from this one)
+    # and not awaited: the consumer thread may be inside a long poll.
+    task = asyncio.ensure_future(thread.call_thread(apply))
+    _PENDING.add(task)
+    task.add_done_callback(_settled)
+
+
+_PENDING: set[asyncio.Future[Any]] = set()  # pause/resume calls under way (kept referenced)
+
+
+def _settled(task: asyncio.Future[Any]) -> None:
+    _PENDING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("pausing or resuming input partitions failed: %r", task.exception())
 
 
 def judge(

@@ -120,6 +120,10 @@ class WorkerSettings(BaseSettings):
     snapshot_every: Annotated[float, _at_least(0.5)] = 10.0  # wall seconds between snapshots
     progress_every: Annotated[float, _at_least(0.1)] = 0.25  # s between reports (while busy)
     idle_after: Annotated[float, _at_least(0.1)] = 2.0
+    # Seconds a fetch waits at the broker for records (Faust fixes aiokafka's at 1.5 s): how
+    # stale a report's view of a caught-up partition's end can be, and what a backlog read
+    # waits for each time the partitions being read share a fetch with ones that are not.
+    fetch_max_wait: Annotated[float, _at_least(0.01)] = 0.1
     max_hold: Annotated[float, _at_least(0.5)] = 30.0
     idle_clock_after: Annotated[float, _at_least(0.0)] = 60.0  # 0 turns the wall-clock advance off
     log_level: str = "warn"
@@ -144,6 +148,9 @@ class WorkerSettings(BaseSettings):
     max_event_bytes: Annotated[int, _whole_at_least(1024, 900 * 1024)] = 256 * 1024
     # Seconds an event may be dated ahead of the wall clock that read it (`future_timestamp`).
     future_tolerance: Annotated[float, _at_least(0.0)] = 600.0
+    # Seconds of event time an input partition may run ahead of the slowest one with records
+    # waiting before it is paused (claimflow/alignment.py); 0 turns alignment off.
+    align_drift: Annotated[float, _at_least(0.0)] = 1800.0
 
     @classmethod
     def settings_customise_sources(
@@ -338,6 +345,11 @@ def _check(s: WorkerSettings) -> None:
         )
     if s.commit_interval > s.session_timeout * 10:
         raise ValueError("CLAIMFLOW_COMMIT_INTERVAL must be at most 10 x CLAIMFLOW_SESSION_TIMEOUT")
+    if s.idle_after < 2 * s.fetch_max_wait:
+        raise ValueError(
+            "CLAIMFLOW_IDLE_AFTER must be at least twice CLAIMFLOW_FETCH_MAX_WAIT: a partition "
+            "end seen in a fetch response is up to that old"
+        )
     if s.max_hold < s.idle_after:
         raise ValueError("CLAIMFLOW_MAX_HOLD must be at least CLAIMFLOW_IDLE_AFTER")
     topics = s.topics

@@ -39,6 +39,7 @@ Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 WORKER_ONLY = (
     "claimflow_detector_active",
     "claimflow_input_lag_messages",
+    "claimflow_input_pause",  # alignment: claimflow_input_paused_partitions, _pauses_total
     "claimflow_worker_errors",
     "claimflow_merge_",
     "claimflow_snapshot_bytes",

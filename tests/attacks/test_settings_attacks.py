@@ -27,6 +27,7 @@ INTERVALS = (
     "SESSION_TIMEOUT",
     "STAFFING_CHECK_EVERY",
     "CONFIG_CHECK_EVERY",
+    "FETCH_MAX_WAIT",
 )
 
 
@@ -49,6 +50,12 @@ def test_nonsense_intervals_are_refused_naming_the_variable(name: str, value: st
         ({"CLAIMFLOW_TOPIC_ALERTS": "two words"}, "CLAIMFLOW_TOPIC_ALERTS='two words'"),
         ({"CLAIMFLOW_PARTITIONS": "-3"}, "CLAIMFLOW_PARTITIONS=-3: must be at least 1"),
         ({"CLAIMFLOW_MAX_HOLD": "1", "CLAIMFLOW_IDLE_AFTER": "5"}, "CLAIMFLOW_MAX_HOLD must be"),
+        (
+            {"CLAIMFLOW_IDLE_AFTER": "0.5", "CLAIMFLOW_FETCH_MAX_WAIT": "0.3"},
+            "CLAIMFLOW_IDLE_AFTER must be at least twice CLAIMFLOW_FETCH_MAX_WAIT",
+        ),
+        ({"CLAIMFLOW_ALIGN_DRIFT": "-1"}, "CLAIMFLOW_ALIGN_DRIFT=-1"),
+        ({"CLAIMFLOW_ALIGN_DRIFT": "nan"}, "CLAIMFLOW_ALIGN_DRIFT=nan"),
         ({"CLAIMFLOW_VIEW_TOKEN": "short"}, "CLAIMFLOW_VIEW_TOKEN(_FILE): at least 16"),
         ({"CLAIMFLOW_LOG_LEVEL": "loud"}, "CLAIMFLOW_LOG_LEVEL='loud'"),
         ({"CLAIMFLOW_PRODUCER_MAX_BATCH_BYTES": "0"}, "CLAIMFLOW_PRODUCER_MAX_BATCH_BYTES=0"),

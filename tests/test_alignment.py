@@ -1,0 +1,78 @@
+"""Event-time alignment of input partitions (claimflow/alignment.py): which partitions a
+backlog read pauses and resumes, on hand-made positions."""
+
+from __future__ import annotations
+
+from claimflow.alignment import Alignment
+
+A, B, C = ("claims.arrived", 0), ("claims.arrived", 1), ("surveys", 0)
+HOUR = 3600.0
+
+
+def test_a_partition_ahead_of_the_slowest_is_paused_and_resumed_when_it_is_caught_up() -> None:
+    align = Alignment(max_drift=HOUR)
+    align.forwarded(A, 10 * HOUR, wall=0.0)
+    align.forwarded(B, 12 * HOUR, wall=0.0)
+    assert align.decide({A: 100, B: 100}, now=0.0) == ({B}, set())
+    # B stays paused until A is within half the drift of it (hysteresis), not just within it.
+    align.forwarded(A, 11.2 * HOUR, wall=1.0)
+    assert align.decide({A: 90, B: 100}, now=1.0) == (set(), set())
+    align.forwarded(A, 11.6 * HOUR, wall=2.0)
+    assert align.decide({A: 80, B: 100}, now=2.0) == (set(), {B})
+    assert align.paused == set()
+    assert align.pauses == 1
+
+
+def test_the_slowest_partition_is_never_paused_so_the_backlog_always_drains() -> None:
+    align = Alignment(max_drift=HOUR)
+    for i, source in enumerate((A, B, C)):
+        align.forwarded(source, (1 + 5 * i) * HOUR, wall=0.0)
+    pause, _ = align.decide({A: 5, B: 5, C: 5}, now=0.0)
+    assert pause == {B, C}
+    assert A not in align.paused
+
+
+def test_a_partition_with_nothing_waiting_holds_nobody_back() -> None:
+    align = Alignment(max_drift=HOUR)
+    align.forwarded(A, 1 * HOUR, wall=0.0)  # caught up: live, what comes next is new
+    align.forwarded(B, 9 * HOUR, wall=0.0)
+    assert align.decide({A: 0, B: 500}, now=0.0) == (set(), set())
+
+
+def test_a_partition_not_started_holds_the_others_until_it_starts_or_stalls() -> None:
+    align = Alignment(max_drift=HOUR, stall_after=5.0)
+    align.forwarded(B, 9 * HOUR, wall=0.0)
+    assert align.decide({A: 50, B: 500}, now=0.0) == ({B}, set())
+    # A never delivers (its "waiting" records never come: a transaction marker, a compacted
+    # range): after stall_after it holds nobody back.
+    assert align.decide({A: 50, B: 500}, now=4.0) == (set(), set())
+    assert align.decide({A: 50, B: 500}, now=6.0) == (set(), {B})
+
+
+def test_a_resumed_partition_gets_a_fresh_stall_allowance() -> None:
+    align = Alignment(max_drift=HOUR, stall_after=5.0)
+    align.forwarded(A, 1 * HOUR, wall=0.0)
+    align.forwarded(B, 9 * HOUR, wall=0.0)
+    assert align.decide({A: 10, B: 10}, now=0.0) == ({B}, set())
+    align.forwarded(A, 8.9 * HOUR, wall=100.0)  # A caught up after a long while
+    assert align.decide({A: 10, B: 10}, now=100.0) == (set(), {B})
+    # B was paused for 100 s; resumed, it is not taken as stalled.
+    align.forwarded(A, 11 * HOUR, wall=101.0)
+    assert align.decide({A: 10, B: 10}, now=101.0) == ({A}, set())
+
+
+def test_a_new_assignment_starts_with_nothing_paused() -> None:
+    align = Alignment(max_drift=HOUR)
+    align.forwarded(A, 1 * HOUR, wall=0.0)
+    align.forwarded(B, 9 * HOUR, wall=0.0)
+    align.decide({A: 10, B: 10}, now=0.0)
+    align.forget({A})
+    assert align.paused == set()
+    assert align.newest == {A: 1 * HOUR}
+
+
+def test_zero_drift_turns_alignment_off() -> None:
+    align = Alignment(max_drift=0.0)
+    align.forwarded(A, 0.0, wall=0.0)
+    align.forwarded(B, 100 * HOUR, wall=0.0)
+    assert align.decide({A: 10, B: 10}, now=0.0) == (set(), set())
