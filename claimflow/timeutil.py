@@ -41,8 +41,7 @@ def parse_duration(value: str | float) -> float:
 
 def format_duration(seconds: float) -> str:
     """A short human form, `1h05m`, for summaries and alert texts."""
-    seconds = round(seconds)
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(round(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
