@@ -21,17 +21,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from claimflow.engine.windows import BucketCounts
+from claimflow.engine.windows import Amount, BucketCounts
 from claimflow.timeutil import DAY, HOUR, WEEK
 
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    expected: float
-    references: tuple[tuple[float, float], ...]  # (offset seconds, count), most recent first
+    # The median of the reference counts: one of them (an int) for an odd number of
+    # references, their mean (a float) for an even one; kept so, in both builds (windows.py).
+    expected: Amount
+    references: tuple[tuple[float, Amount], ...]  # (offset seconds, count), most recent first
 
 
-def _median(values: list[float]) -> float:
+def _median(values: list[Amount]) -> Amount:
     """statistics.median, without its generality (judged for every scope at every window)."""
     ordered = sorted(values)
     mid = len(ordered) // 2
