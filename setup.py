@@ -36,29 +36,35 @@ def _pure() -> bool:
     return os.environ.get("CLAIMFLOW_PURE_PYTHON", "").strip() not in ("", "0")
 
 
-def _remove_in_tree_extensions() -> None:
-    """A pure build must leave no compiled module in the source tree: an editable install
-    imports an extension in preference to the .py next to it."""
-    for module in MODULES:
-        *folders, name = module.split(".")
-        for suffix in EXTENSION_SUFFIXES:
-            built = HERE.joinpath(*folders, name + suffix)
-            if built.exists():
-                print(f"claimflow: removing {built.relative_to(HERE)}", file=sys.stderr)
-                built.unlink()
-    for shared in HERE.glob("claimflow__mypyc*"):
-        if shared.suffix in (".so", ".pyd"):
-            print(f"claimflow: removing {shared.relative_to(HERE)}", file=sys.stderr)
-            shared.unlink()
+def _remove_in_tree_extensions(keep: tuple[str, ...]) -> None:
+    """Remove compiled modules left in the source tree by an earlier editable build, except
+    those about to be rebuilt (`keep`): Python imports an extension in preference to the .py
+    next to it, so after a pure build, or once a module leaves MODULES, one left behind would
+    run instead of its source (or fail to load from a library that no longer has it)."""
+    for built in sorted((HERE / "claimflow").rglob("*")):
+        suffix = next((s for s in EXTENSION_SUFFIXES if built.name.endswith(s)), None)
+        if suffix is None:
+            continue
+        parts = built.relative_to(HERE).parts
+        module = ".".join((*parts[:-1], built.name.removesuffix(suffix)))
+        if module not in keep:
+            print(f"claimflow: removing {built.relative_to(HERE)}", file=sys.stderr)
+            built.unlink()
+    if not keep:
+        for shared in HERE.glob("claimflow__mypyc.*"):
+            if any(shared.name.endswith(s) for s in EXTENSION_SUFFIXES):
+                print(f"claimflow: removing {shared.relative_to(HERE)}", file=sys.stderr)
+                shared.unlink()
 
 
 def _ext_modules() -> list[object]:
     if _pure():
         print("claimflow: CLAIMFLOW_PURE_PYTHON set, building without mypyc", file=sys.stderr)
-        _remove_in_tree_extensions()
+        _remove_in_tree_extensions(keep=())
         return []
     from mypyc.build import mypycify  # noqa: PLC0415 (a pure build needs no mypy)
 
+    _remove_in_tree_extensions(keep=MODULES)
     # mypy type-checks the whole import closure with pyproject.toml's [tool.mypy] (strict);
     # a type error fails the build, as it should: mypyc relies on the annotations at run time.
     paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in MODULES]

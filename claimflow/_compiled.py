@@ -12,9 +12,9 @@ Standard library only: setup.py reads MODULES from this file before anything is 
 
 from __future__ import annotations
 
-import json
+import site
 import sys
-from importlib import metadata
+import sysconfig
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
@@ -36,6 +36,9 @@ MODULES = (
     "claimflow.deadlines",
     "claimflow.workhours",
     "claimflow.timeutil",
+    "claimflow.replay",
+    "claimflow.ahead",
+    "claimflow.rejections",
 )
 
 REBUILD = (
@@ -46,10 +49,10 @@ REBUILD = (
 _PACKAGE = Path(__file__).resolve().parent
 
 
-def _files(module: str) -> tuple[Path, Path | None]:
+def _files(module: str, package: Path = _PACKAGE) -> tuple[Path, Path | None]:
     """The module's source and the extension that shadows it (None: there is none), found the
     way the import system finds them: an extension suffix first, then `.py`."""
-    folder = _PACKAGE.joinpath(*module.split(".")[1:-1])
+    folder = package.joinpath(*module.split(".")[1:-1])
     name = module.rsplit(".", 1)[1]
     for suffix in EXTENSION_SUFFIXES:
         candidate = folder / f"{name}{suffix}"
@@ -75,34 +78,30 @@ def running() -> str:
     return "compiled (mypyc)" if len(compiled) == len(loaded) else "mixed"
 
 
-def _editable_or_unknown() -> bool:
-    """True unless claimflow is a regular (wheel) install. There, the installer writes each
-    file when it unpacks it, so a `.py` may be a moment newer than its extension without
-    being edited; only an editable install's sources are meant to be edited in place."""
-    try:
-        direct_url = metadata.distribution("claimflow").read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        return True  # run from a source tree on sys.path
-    if direct_url is None:
-        return False  # installed from an index: a wheel
-    try:
-        return bool(json.loads(direct_url).get("dir_info", {}).get("editable", False))
-    except ValueError:
-        return True
+def _installed_copy(package: Path) -> bool:
+    """True when claimflow runs from an installed wheel (in site-packages), not a source tree.
+    The installer writes each file as it unpacks it, so there a `.py` may be a moment newer
+    than its extension without having been edited; sources are edited in a source tree."""
+    folders = {
+        sysconfig.get_path("purelib"),
+        sysconfig.get_path("platlib"),
+        *site.getsitepackages(),
+    }
+    return any(Path(f).resolve() in package.parents for f in folders if f)
 
 
-def stale() -> list[str]:
+def stale(package: Path = _PACKAGE) -> list[str]:
     """Compiled modules whose source was changed after they were built: the extension runs,
-    not the source someone edited. Empty for a pure or a regular (non-editable) install."""
+    not the source someone edited. Empty for a pure build and for an installed wheel."""
+    if _installed_copy(package):
+        return []
     found = []
     for module in MODULES:
-        source, extension = _files(module)
+        source, extension = _files(module, package)
         if extension is None or not source.exists():
             continue
         if source.stat().st_mtime > extension.stat().st_mtime:
             found.append(module)
-    if found and not _editable_or_unknown():
-        return []
     return found
 
 
