@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from claimflow.config import SlaAtRiskSettings
 from claimflow.engine.alerts import Alert, AlertBook
@@ -53,6 +54,7 @@ class OpenClaim(msgspec.Struct, gc=False):
     arrived_at: float
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class TeamQueue:
     __slots__ = ("calendar", "due_counts", "open", "pace")
 
@@ -63,6 +65,7 @@ class TeamQueue:
         self.pace: float | None = None  # claims per busy working second, last trusted value
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class TeamBacklog:
     """One team's queue and projection as the views show it, current as of `now`."""
@@ -78,6 +81,7 @@ class TeamBacklog:
     completions_without_arrival: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Backlog(Detector[str, TeamBacklog]):
     """The claim registry the engine consults to place facts (which team holds an open
     claim, whether an arrival or completion repeats one) and the SlaAtRisk detector over

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.engine.windows import Amount, BucketCounts
 from claimflow.timeutil import DAY, HOUR, WEEK
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class Expectation:
     # The median of the reference counts: one of them (an int) for an odd number of
@@ -40,6 +43,7 @@ def _median(values: list[Amount]) -> Amount:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class SeasonalBaseline:
     def __init__(
         self,

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.config import InflowDropSettings
 from claimflow.engine.alerts import AlertBook
 from claimflow.engine.baseline import SeasonalBaseline
@@ -38,6 +40,7 @@ CountKeys = tuple[tuple[tuple[str, ...], int], ...]  # an arrival's count keys, 
 _LABEL = {"team": "team", "hub": "hub_id", "client": "client_id"}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class ScopeInflow:
     """One scope's inflow over the detector's window ending at a whole window."""
@@ -47,6 +50,7 @@ class ScopeInflow:
     references: tuple[tuple[float, Amount], ...]  # (offset seconds, count), most recent first
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Inflow(Detector[ScopeKey, ScopeInflow]):
     def __init__(
         self,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Iterator
 from itertools import repeat
 
+from mypy_extensions import mypyc_attr
+
 # What a bucket holds: a count of events (an int) or a sum of seconds (a float), kept as it
 # was added. Annotated as the union, not `float`, because compiled by mypyc a `float` is a C
 # double: counts would come back as 448.0 where plain Python gives 448, and that shows in
@@ -12,6 +14,7 @@ from itertools import repeat
 Amount = int | float
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class BucketCounts:
     """`width`-second tumbling windows per key, kept for `retention` seconds of event time.
 
