@@ -21,7 +21,7 @@ import pytest
 import claimflow
 from claimflow import _compiled
 from claimflow.config import Config
-from tests.parity_dump import dump
+from tests.parity_dump import dump, resume, write_snapshot
 
 HERE = Path(__file__).resolve().parent
 
@@ -128,3 +128,35 @@ def test_stale_compiled_module_is_found(tmp_path: Path) -> None:
     os.utime(source, (3_000_000, 3_000_000))  # edited after the build
     assert _compiled.stale(tmp_path / "claimflow") == ["claimflow.engine.windows"]
     assert "pip install -e ." in _compiled.stale_message(["claimflow.engine.windows"])
+
+
+@pytest.mark.slow
+def test_a_snapshot_moves_between_compiled_and_pure(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A worker upgraded from one build to the other restores the other's snapshot: taken
+    half-way through a multi-week scenario by either build, restored by the other, it gives
+    the same alerts for the second half as the compiled engine going on with its own."""
+    if not _compiled_engine():
+        pytest.skip("the engine is installed as plain Python: both sides would be the same code")
+    events = scenario("mixed").events
+    pure = _pure_copy(tmp_path / "pure")
+
+    def pure_side(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, str(HERE / "parity_dump.py"), str(events), *args],
+            env={**os.environ, "PYTHONPATH": str(pure)},
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        assert done.stderr.decode().strip().endswith("pure Python")
+
+    write_snapshot(events, tmp_path / "compiled.snapshot")
+    expected = resume(events, tmp_path / "compiled.snapshot")
+    assert expected.count("firing") >= 5  # the second half has alerts to compare
+
+    pure_side(str(tmp_path / "pure.snapshot"), "--write-snapshot")
+    assert resume(events, tmp_path / "pure.snapshot") == expected  # pure -> compiled
+
+    pure_side(str(tmp_path / "resumed.txt"), "--resume", str(tmp_path / "compiled.snapshot"))
+    assert (tmp_path / "resumed.txt").read_text() == expected  # compiled -> pure
