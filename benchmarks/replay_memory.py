@@ -58,7 +58,8 @@ def nested_len(container: Any) -> int:
 def _attributes(obj: object) -> Iterator[tuple[str, Any]]:
     yield from getattr(obj, "__dict__", {}).items()
     for cls in type(obj).__mro__:
-        for name in getattr(cls, "__slots__", ()):
+        # a class compiled by mypyc (setup.py) lists its attributes in __mypyc_attrs__
+        for name in (*getattr(cls, "__slots__", ()), *getattr(cls, "__mypyc_attrs__", ())):
             if hasattr(obj, name) and name != "__dict__":
                 yield name, getattr(obj, name)
 

@@ -10,7 +10,8 @@ Prints, for one generated mixed scenario (all four event types, five faults):
   replay (decode + engine + detectors), in events per second and as a ratio to the baseline;
 * bytes of engine state per open claim and per claim in transit (tracemalloc), and the
   event-id memory that dedupe holds per event within its horizon.
-Everything runs on one core, in this process.
+Everything runs on one core, in this process. The engine is compiled with mypyc unless the
+package was built with CLAIMFLOW_PURE_PYTHON=1 (setup.py); the output says which ran.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from claimflow import _compiled
 from claimflow.config import load_config
 from claimflow.contract import validate
 from claimflow.engine import Engine
@@ -67,6 +69,8 @@ def throughput(path: Path, runs: int) -> None:
     t_contract = _best_of(runs, contract)
     t_decode = _best_of(runs, fast_decode)
     t_full = _best_of(runs, full)
+    # setup.py compiles the engine with mypyc unless CLAIMFLOW_PURE_PYTHON=1: say which ran.
+    print(f"engine: {_compiled.running()}")
     print(f"events: {n:,} (mixed scenario, all four types)")
     print(f"baseline  bare json.loads loop : {n / t_bare:>10,.0f} events/s")
     print(

@@ -17,6 +17,10 @@ from claimflow.config import ConfigError, load_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from claimflow import _compiled
+
+    if stale := _compiled.stale():  # an edited engine module would not run: say so
+        print(_compiled.stale_message(stale), file=sys.stderr)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -252,10 +256,13 @@ def _parser() -> argparse.ArgumentParser:
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
+    from claimflow import _compiled
+
     try:
-        return version("claimflow")
+        number = version("claimflow")
     except PackageNotFoundError:
-        return "unknown (not installed)"
+        number = "unknown (not installed)"
+    return f"{number}, engine {_compiled.running()}"  # compiled (mypyc) or pure Python
 
 
 def _lines(source: str) -> Iterator[bytes]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.config import WEEKDAYS, Config, Weekday
 
 # The cache keeps the quarter hours of about the last day (two generations of `_GENERATION`
@@ -26,6 +28,7 @@ _GENERATION = 48
 _CACHE_LIMIT = 50_000
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class ClientAgreement:
     tz: ZoneInfo
@@ -48,6 +51,7 @@ class ClientAgreement:
         return datetime.combine(day, clock, tzinfo=self.tz)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class DeadlineCalendar:
     """Due instants for claims, per client. Cached per client and quarter hour: the hot path
     of the engine asks this once per arriving claim. The cache forgets quarter hours that

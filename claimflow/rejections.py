@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 
 class Reason(StrEnum):
     MALFORMED_JSON = "malformed_json"
@@ -25,6 +27,7 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """An input that did not count as an event: the reason is bounded, the detail is for humans.

@@ -34,7 +34,7 @@ import re
 from collections import Counter, deque
 from datetime import date, datetime, time
 from enum import Enum
-from types import MethodType
+from types import BuiltinMethodType, MethodType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -93,11 +93,23 @@ def _name(cls: type, path: str = "") -> str:
 
 def _attributes(obj: Any) -> list[tuple[str, Any]]:
     out = list(getattr(obj, "__dict__", {}).items())
+    seen = {name for name, _ in out}
     for cls in type(obj).__mro__:
-        for slot in getattr(cls, "__slots__", ()):
-            if slot not in ("__dict__", "__weakref__") and hasattr(obj, slot):
+        # A class compiled by mypyc (setup.py) has neither __dict__ nor __slots__: it lists
+        # its attributes in __mypyc_attrs__.
+        for slot in (*getattr(cls, "__slots__", ()), *getattr(cls, "__mypyc_attrs__", ())):
+            if slot not in ("__dict__", "__weakref__") and slot not in seen and hasattr(obj, slot):
+                seen.add(slot)
                 out.append((slot, getattr(obj, slot)))
     return out
+
+
+def _compiled_method(value: Any) -> bool:
+    """A method bound to an instance of a mypyc-compiled class (setup.py): a builtin method
+    whose `__self__` is such an instance, not a MethodType."""
+    return isinstance(value, BuiltinMethodType) and hasattr(
+        type(getattr(value, "__self__", None)), "__mypyc_attrs__"
+    )
 
 
 _SEQUENCE_TAGS: dict[type, str] = {list: "L", tuple: "T", set: "S", frozenset: "F"}
@@ -138,9 +150,9 @@ class _Encoder:
         self.keep.append(value)
         d = depth + 1
         kind = type(value)
-        if isinstance(value, MethodType):
+        if isinstance(value, MethodType) or _compiled_method(value):
             owner = self.node(value.__self__, f"{path}.__self__" if self.paths else "", d)
-            return ["M", index, owner, value.__func__.__name__]
+            return ["M", index, owner, value.__name__]
         if kind in (list, tuple, set, frozenset):
             if set(map(type, value)) <= _PLAIN:  # the common case, without a call per item
                 return [_SEQUENCE_TAGS[kind] + "P", index, list(value)]
@@ -291,7 +303,10 @@ class _Decoder:
             method = getattr(type(owner), str(node[3]), None)
             if not callable(method) or str(node[3]).startswith("__"):
                 raise StateCodecError(f"{type(owner).__qualname__} has no method {node[3]!r}")
-            out = MethodType(method, owner)
+            # A mypyc-compiled class's method binds natively (a builtin method), as it did
+            # when it was written.
+            compiled = hasattr(type(owner), "__mypyc_attrs__")
+            out = method.__get__(owner, type(owner)) if compiled else MethodType(method, owner)
         elif tag == "O":
             return self._object(index, node[2], node[3], d)
         else:
@@ -326,7 +341,9 @@ class _Decoder:
             built = cls(*(values[n] for n in declared or ()))
             self.memo[index] = built
             return built
-        out = object.__new__(cls)
+        # A mypyc-compiled class refuses object.__new__; its own __new__ skips __init__ when
+        # it is declared @mypyc_attr(serializable=True), as the engine's classes are.
+        out = cls.__new__(cls) if hasattr(cls, "__mypyc_attrs__") else object.__new__(cls)
         self.memo[index] = out  # before its attributes: they may refer back to it
         for n, v in pairs:
             object.__setattr__(out, n, self.value(v, depth))

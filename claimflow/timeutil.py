@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -41,8 +43,7 @@ def parse_duration(value: str | float) -> float:
 
 def format_duration(seconds: float) -> str:
     """A short human form, `1h05m`, for summaries and alert texts."""
-    seconds = round(seconds)
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(round(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
@@ -74,11 +75,13 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class SystemClock:
     def now(self) -> float:
         return time.time()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class ManualClock:
     """A clock tests set by hand."""
 

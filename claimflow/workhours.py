@@ -10,9 +10,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.config import WEEKDAYS, Team
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class WorkingCalendar:
     def __init__(self, team: Team, holidays: frozenset[date] = frozenset()) -> None:
         assert team.timezone is not None and team.working_hours is not None

@@ -11,11 +11,19 @@ from typing import Any
 
 import pytest
 
+from claimflow import _compiled
 from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert
 from claimflow.replay import ReplaySummary, replay
 from claimflow.simulate import Simulator, write_scenario
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop before any test when an engine module was edited after it was compiled (an
+    editable install): the tests would run the old compiled code, not the edited source."""
+    if stale := _compiled.stale():
+        pytest.exit(_compiled.stale_message(stale), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from claimflow import state_codec
 from claimflow.config import Config
 from claimflow.engine import Engine
-from claimflow.engine.alerts import AlertBook
+from claimflow.engine.alerts import Alert, AlertBook
 from claimflow.engine.backlog import OpenClaim
 from claimflow.engine.detector import Detector
 from claimflow.rejections import Reason
@@ -90,9 +90,11 @@ def test_an_engine_round_trips_with_its_bound_handlers(config: Config) -> None:
 
 
 def test_what_cannot_be_written_is_named_with_its_place() -> None:
-    book = AlertBook()
-    book.extra = {"a": [1, lambda: 0]}  # type: ignore[attr-defined]
-    with pytest.raises(state_codec.StateCodecError, match=r"state\.extra\.a\[1\]: builtins:"):
+    book = AlertBook()  # an alert's details that picked up a function, two levels down
+    book.pending.append(Alert("InflowDrop", "firing", 0.0, {}, "", {"a": [1, lambda: 0]}))
+    with pytest.raises(
+        state_codec.StateCodecError, match=r"state\.pending\[0\]\.details\.a\[1\]: builtins:"
+    ):
         state_codec.encode(book)
     with pytest.raises(state_codec.StateCodecError, match="64 bits"):
         state_codec.encode({"big": 2**70})

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.timeutil import iso
 
 AlertName = Literal[
@@ -22,6 +24,7 @@ ALERT_NAMES: tuple[AlertName, ...] = (
 Labels = tuple[tuple[str, str], ...]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class Alert:
     alert: AlertName
@@ -49,6 +52,7 @@ def labels_key(labels: dict[str, str]) -> Labels:
     return tuple(sorted(labels.items()))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class AlertBook:
     """Open episodes. `fire` and `resolve` emit only on a change of state, so a detector may
     call them on every evaluation without repeating itself."""

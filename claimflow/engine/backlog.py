@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from claimflow.config import SlaAtRiskSettings
 from claimflow.engine.alerts import Alert, AlertBook
@@ -53,6 +54,7 @@ class OpenClaim(msgspec.Struct, gc=False):
     arrived_at: float
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class TeamQueue:
     __slots__ = ("calendar", "due_counts", "open", "pace")
 
@@ -63,6 +65,7 @@ class TeamQueue:
         self.pace: float | None = None  # claims per busy working second, last trusted value
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class TeamBacklog:
     """One team's queue and projection as the views show it, current as of `now`."""
@@ -78,6 +81,7 @@ class TeamBacklog:
     completions_without_arrival: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Backlog(Detector[str, TeamBacklog]):
     """The claim registry the engine consults to place facts (which team holds an open
     claim, whether an arrival or completion repeats one) and the SlaAtRisk detector over
@@ -260,13 +264,13 @@ class Backlog(Detector[str, TeamBacklog]):
                 projected[due] = (count, misses, capacity, working)
             ahead += demand[due]
         self.projections[team] = {}
-        ahead = 0
+        queued = 0
         for due in sorted(demand):
             if due in projected:
                 count, misses, _, working = projected[due]
-                needed = (ahead + count) / (working / HOUR) if working > 0 else None
+                needed = (queued + count) / (working / HOUR) if working > 0 else None
                 self.projections[team][due] = Projection(count, misses, needed)
-            ahead = round(ahead + demand[due])
+            queued = round(queued + demand[due])
         # Episodes whose deadline passed: resolve, saying how many missed.
         for due in sorted(d for (t, d) in self._at_risk if t == team and d <= now):
             self._at_risk.discard((team, due))
@@ -280,10 +284,10 @@ class Backlog(Detector[str, TeamBacklog]):
             )
             if ended is not None:
                 self._changed.append((ended, team, due))
-        ahead = 0
+        queued = 0
         for due in sorted(demand):
             if due not in projected:
-                ahead = round(ahead + demand[due])
+                queued = round(queued + demand[due])
                 continue
             count, misses, capacity, working = projected[due]
             labels = {"team": team, "deadline": iso(due)}
@@ -291,10 +295,10 @@ class Backlog(Detector[str, TeamBacklog]):
             details = {
                 "deadline": iso(due),
                 "due_claims": count,
-                "ahead_in_queue": ahead,
+                "ahead_in_queue": queued,
                 "projected_misses": misses,
                 "throughput_per_hour": round((pace or 0) * HOUR, 1),
-                "needed_per_hour": round((ahead + count) / hours_left, 1) if hours_left else None,
+                "needed_per_hour": round((queued + count) / hours_left, 1) if hours_left else None,
                 "working_hours_left": round(hours_left, 2),
                 "projected_done": math.floor(capacity),
             }
@@ -325,7 +329,7 @@ class Backlog(Detector[str, TeamBacklog]):
                     self._changed.append((ended, team, due))
             else:
                 self.book.calm("SlaAtRisk", labels)  # still at risk: no resolution under way
-            ahead += count
+            queued += count
 
     def expire(self, now: float) -> None:
         self.completions.expire(now)

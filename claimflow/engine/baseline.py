@@ -21,23 +21,29 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from claimflow.engine.windows import BucketCounts
+from mypy_extensions import mypyc_attr
+
+from claimflow.engine.windows import Amount, BucketCounts
 from claimflow.timeutil import DAY, HOUR, WEEK
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    expected: float
-    references: tuple[tuple[float, float], ...]  # (offset seconds, count), most recent first
+    # The median of the reference counts: one of them (an int) for an odd number of
+    # references, their mean (a float) for an even one; kept so, in both builds (windows.py).
+    expected: Amount
+    references: tuple[tuple[float, Amount], ...]  # (offset seconds, count), most recent first
 
 
-def _median(values: list[float]) -> float:
+def _median(values: list[Amount]) -> Amount:
     """statistics.median, without its generality (judged for every scope at every window)."""
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class SeasonalBaseline:
     def __init__(
         self,

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Generic, Protocol, TypeVar
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from claimflow.engine.alerts import Alert
 
@@ -78,6 +79,7 @@ class Answered(msgspec.Struct, gc=False, frozen=True):
 Fact = Dispatched | Arrived | Completed | Answered
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Detector(Generic[ScopeT, ViewT]):
     """Base of every detector: no-op fact handlers, evaluation and expiry by default."""
 

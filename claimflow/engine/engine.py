@@ -32,6 +32,8 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.config import WEEKDAYS, Config
 from claimflow.deadlines import DeadlineCalendar
 from claimflow.engine.alerts import Alert, AlertBook
@@ -82,6 +84,7 @@ Applier = Callable[[Any, float, bool], None]
 Handler = tuple[Callable[[Any], Rejection | None] | None, Callable[[Any], datetime], Applier]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config

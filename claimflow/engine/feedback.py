@@ -74,6 +74,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.config import NegativeFeedbackSettings
 from claimflow.engine.alerts import AlertBook
 from claimflow.engine.detector import Answered, Arrived, Completed, Detector
@@ -182,6 +184,7 @@ def budget_threshold(
     return max(h, 1.0)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class _Trailing:
     """Answers, negatives and expected negatives per scope over a trailing window (for the
     alert's details: what an on-call reader checks)."""
@@ -212,6 +215,7 @@ class _Trailing:
                     self.negative[scope] -= 1
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class ScopeFeedback:
     """One scope's survey answers over the trailing window and its CUSUM, for the views."""
@@ -223,6 +227,7 @@ class ScopeFeedback:
     threshold: float
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Feedback(Detector[Scope, ScopeFeedback]):
     def __init__(
         self,
@@ -507,10 +512,11 @@ class Feedback(Detector[Scope, ScopeFeedback]):
             labels = {_LABEL[key[0]]: key[1]}
             trailing = self.trailing
             negatives = trailing.negative.get(key, 0)
+            responses = trailing.all.get(key, 0)
             expected = max(0.0, trailing.expected.get(key, 0.0))
             details = {
                 "negative_responses": negatives,
-                "responses": trailing.all.get(key, 0),
+                "responses": responses,
                 "expected_negative": round(expected, 1),
                 "window_seconds": round(s.window),
                 "cusum": round(score, 2),
@@ -521,7 +527,9 @@ class Feedback(Detector[Scope, ScopeFeedback]):
                 if score >= h:
                     summary = (
                         f"{key[0]} {key[1]}: {negatives} negative survey answers of "
-                        f"{details['responses']} in the last {format_duration(s.window)} "
+                        # `responses`, not details["responses"]: mypy types that dict's values
+                        # float, and compiled (mypyc) a read from it comes back as 45.0, not 45.
+                        f"{responses} in the last {format_duration(s.window)} "
                         f"(about {expected:.1f} expected for these claims and hours)"
                     )
                     self.book.fire("NegativeFeedbackSurge", labels, now, summary, details)

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from claimflow.config import HubLinkSettings
 from claimflow.engine.alerts import AlertBook, AlertName, Labels, labels_key
@@ -77,6 +78,7 @@ class Transit(msgspec.Struct, gc=False):
     hub_received_at: float = 0.0  # when the claim reached the hub: its deadline follows
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(slots=True)
 class BreakEpisode:
     """One HubLinkBreak episode, as IT traces it."""
@@ -95,6 +97,7 @@ class BreakEpisode:
     fresh: deque[float] = field(default_factory=lambda: deque(maxlen=512))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(slots=True)
 class RouteView:
     """What the views (metrics, IT, wall) read about one route, current as of `now`."""
@@ -111,6 +114,7 @@ class RouteView:
     healthy_samples: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(slots=True)
 class RouteState:
     route: Route
@@ -139,6 +143,7 @@ class RouteState:
         self.alert_key = ("HubLinkBreak", labels_key(self.labels))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(slots=True)
 class Evidence:
     score: float  # log-likelihood ratio of the most suspicious run
@@ -147,6 +152,7 @@ class Evidence:
     first: Transit | None  # the run's first claim
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class HubLinks(Detector[Route, RouteView]):
     def __init__(
         self,

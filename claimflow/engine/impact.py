@@ -35,6 +35,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.engine.detector import Advisor, Arrived, Completed, Detector
 from claimflow.timeutil import HOUR, iso
 
@@ -53,6 +55,7 @@ ROUTING_MEMORY = 200  # a client's last arrivals its routing shares are taken fr
 RETURN_STEP = 300.0  # grid of the latest-return search
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Routing:
     """Where each client's claims went lately: team shares over its last arrivals."""
 
@@ -119,6 +122,7 @@ def finish_time(calendar: WorkingCalendar, start: float, work: float) -> float |
     return None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(slots=True)
 class RouteImpact:
     """A broken route's stuck claims for one client."""
@@ -137,6 +141,7 @@ class RouteImpact:
         }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(slots=True)
 class ClientDay:
     """One client's same-day claims due today."""
@@ -159,6 +164,7 @@ class ClientDay:
         }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(slots=True)
 class Scenario:
     """If the link comes back at `back`: misses at `deadline` and people needed from then."""
@@ -179,6 +185,7 @@ class Scenario:
         }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Impact(Detector[str, dict[str, Any]]):
     """Stuck claims as demand, break impact per client and route, ClientSameDayAtRisk."""
 

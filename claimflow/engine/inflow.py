@@ -23,12 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from claimflow.config import InflowDropSettings
 from claimflow.engine.alerts import AlertBook
 from claimflow.engine.baseline import SeasonalBaseline
 from claimflow.engine.detector import Arrived, Detector
 from claimflow.engine.stats import poisson_cdf
-from claimflow.engine.windows import BucketCounts
+from claimflow.engine.windows import Amount, BucketCounts
 from claimflow.timeutil import DAY, format_duration
 
 QUARTER = 91.3125 * DAY
@@ -38,15 +40,17 @@ CountKeys = tuple[tuple[tuple[str, ...], int], ...]  # an arrival's count keys, 
 _LABEL = {"team": "team", "hub": "hub_id", "client": "client_id"}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 @dataclass(frozen=True, slots=True)
 class ScopeInflow:
     """One scope's inflow over the detector's window ending at a whole window."""
 
-    observed: float
-    expected: float | None  # None: warming up, or a holiday
-    references: tuple[tuple[float, float], ...]  # (offset seconds, count), most recent first
+    observed: Amount
+    expected: Amount | None  # None: warming up, or a holiday
+    references: tuple[tuple[float, Amount], ...]  # (offset seconds, count), most recent first
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class Inflow(Detector[ScopeKey, ScopeInflow]):
     def __init__(
         self,
@@ -105,7 +109,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
             self.keys.add(client)
         return keys
 
-    def observed(self, key: ScopeKey, now: float) -> float:
+    def observed(self, key: ScopeKey, now: float) -> Amount:
         return self.counts.window_sum(key, now - self.s.window, now)
 
     def expire(self, now: float) -> None:
@@ -134,7 +138,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
         offsets = self.baseline.offsets(start, now, history_start)
         if offsets is None:
             return  # warming up, or a holiday: no episode opens or closes
-        judged: dict[ScopeKey, tuple[int, float, bool, dict[str, Any]]] = {}
+        judged: dict[ScopeKey, tuple[int, Amount, bool, dict[str, Any]]] = {}
         for key in sorted(self.keys):
             expectation = self.baseline.expect(self.counts, key, start, now, history_start, offsets)
             if expectation is None:
@@ -144,7 +148,10 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
             ratio = observed / expected if expected else None
             details: dict[str, Any] = {
                 "observed": observed,
-                "expected": round(expected, 1),
+                # A median of whole counts (windows.py): whole, or a half, as it is; not
+                # round(expected, 1), which mypyc compiles for a float and so turns 448 into
+                # 448.0 where plain Python keeps 448.
+                "expected": expected,
                 "ratio": round(ratio, 3) if ratio is not None else None,
                 "window_seconds": round(s.window),
                 "references": {
@@ -182,7 +189,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
 
     def _explained_by_hubs(
         self,
-        judged: dict[ScopeKey, tuple[int, float, bool, dict[str, Any]]],
+        judged: dict[ScopeKey, tuple[int, Amount, bool, dict[str, Any]]],
         start: float,
         now: float,
         history_start: float,

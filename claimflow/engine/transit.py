@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
+from mypy_extensions import mypyc_attr
+
 STEPS_PER_OCTAVE = 4
 BINS = STEPS_PER_OCTAVE * 24  # up to 2**24 s (194 days): every age the engine remembers
 # Upper edge of each bin, seconds: bin 0 holds [0, 2**0.25), bin i holds [e(i-1), e(i)).
@@ -34,6 +36,7 @@ def bin_of(seconds: float) -> int:
     return min(BINS - 1, bisect_right(EDGES, seconds))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
 class TransitCurve:
     """Healthy transit times of one route and the survival curve they imply."""
 
