@@ -121,8 +121,14 @@ def create_app(
     )
     input_types = topics.inputs()
 
-    def raw_topic(name: str, partitions: int) -> Any:
-        return app.topic(name, partitions=partitions, key_serializer="raw", value_serializer="raw")
+    def raw_topic(name: str, partitions: int, maxsize: int | None = None) -> Any:
+        return app.topic(
+            name,
+            partitions=partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+            maxsize=maxsize,
+        )
 
     for name in input_types:
         raw_topic(name, settings.partitions)
@@ -132,13 +138,7 @@ def create_app(
     inputs = app.topic(
         *input_types, key_serializer="raw", value_serializer="raw", maxsize=INGEST_BUFFER
     )
-    sequenced = app.topic(
-        topics.sequenced,
-        partitions=1,
-        key_serializer="raw",
-        value_serializer="raw",
-        maxsize=SEQUENCED_BUFFER,
-    )
+    sequenced = raw_topic(topics.sequenced, 1, SEQUENCED_BUFFER)
     outputs = {"alert": raw_topic(topics.alerts, 1), "deadletter": raw_topic(topics.deadletter, 1)}
     table = app.Table(
         STATE_TABLE,

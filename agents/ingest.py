@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
@@ -98,10 +97,13 @@ class Ingest:
             self.last_forward = records[-1].wall
             if self.alignment.max_drift > 0:
                 seen = self.alignment.forwarded
+                sources = set()
                 for record in records:
-                    seen((record.topic, record.partition), record.time, record.wall)
+                    source = (record.topic, record.partition)
+                    seen(source, record.time, record.wall)
+                    sources.add(source)
                 ends = self.app.consumer.highwater
-                for source in {(r.topic, r.partition) for r in records}:
+                for source in sources:
                     end = ends(_TP(*source))
                     if end is not None:
                         self.waiting[source] = max(0, end - self.forwarded_next[source])
@@ -128,16 +130,14 @@ class Ingest:
             self.waiting = {s: n for s, n in self.waiting.items() if s in owned}
         now = self.clock.now()
         pause, resume = self.alignment.decide(self.waiting, now)
-        # Also every few seconds whatever changed: the consumer's pauses are set in full from
-        # the target each time, so one that failed (a rebalance, a broker reset under way)
-        # or was lost with the consumer thread's queue is put right.
-        due = pause or resume or now - self._paused_at >= RECONCILE_EVERY
-        if due and (not self._pausing or now - self._paused_at >= RECONCILE_EVERY):
-            # Not awaited: the consumer thread may be inside a long poll, and ingest must
-            # not wait for it. One call at a time; it reads the latest target when it runs.
+        # On a change, unless a call is already queued (it reads the latest target when it
+        # runs); and every few seconds whatever changed: the consumer's pauses are set in
+        # full from the target each time, so one that failed (a rebalance, a broker reset
+        # under way) or was lost with the consumer thread's queue is put right.
+        if now - self._paused_at >= RECONCILE_EVERY or ((pause or resume) and not self._pausing):
             self._pausing = True
             self._paused_at = now
-            await _pause_resume(app, self, self.input_types)
+            self._apply_pauses()
 
     async def _tune_fetch(self) -> None:
         """Set how long a fetch waits at the broker (`fetch_max_wait`), once per consumer.
@@ -149,7 +149,7 @@ class Ingest:
         stale the partition ends are that progress reports vouch with (CLAIMFLOW_IDLE_AFTER).
         The attribute is aiokafka's own (`Fetcher._fetch_max_wait_ms`, read at every fetch
         request); if a version lacks it, the wait stays Faust's and the worker logs why."""
-        thread: Any = getattr(self.app.consumer, "_thread", None)
+        thread = self._consumer_thread()
         consumer = getattr(thread, "_consumer", None)
         fetcher = getattr(consumer, "_fetcher", None)
         if thread is None or fetcher is None or self._fetch_tuned is consumer:
@@ -164,6 +164,47 @@ class Ingest:
             fetcher._fetch_max_wait_ms = wait_ms
 
         await thread.call_thread(apply)
+
+    def _consumer_thread(self) -> Any:
+        """Faust's consumer thread, where aiokafka's consumer runs (None: not the aiokafka
+        driver, so no alignment and no fetch wait)."""
+        return getattr(self.app.consumer, "_thread", None)
+
+    def _apply_pauses(self) -> None:
+        """Make aiokafka's consumer, which runs in Faust's consumer thread, fetch from none of
+        the partitions the alignment holds paused and from every other assigned input
+        partition. Faust's own `pause_partitions` is not used: it drops records already
+        fetched for the partition from the batch being handed out (an offset gap,
+        faust-streaming #216), where aiokafka's pause discards only what it has not handed
+        out and fetches it again on resume. Faust never pauses at that level itself, so the
+        whole state is ours, set in full from the latest target when the thread runs the
+        call. Queued thread-safely (mode's `cast_thread` touches the thread's queue from
+        this one) and not awaited: the consumer thread may be inside a long poll."""
+        thread = self._consumer_thread()
+        if thread is None:
+            self._pausing = False
+            return
+        topics = self.input_types
+
+        async def apply() -> None:
+            self._pausing = False  # a change decided from here on queues another call
+            consumer = thread._consumer
+            target = {TopicPartition(t, p) for t, p in set(self.alignment.paused)}
+            now_paused = consumer.paused()
+            for tp in consumer.assignment():
+                if tp.topic not in topics:
+                    continue
+                try:
+                    if tp in target and tp not in now_paused:
+                        consumer.pause(tp)
+                    elif tp not in target and tp in now_paused:
+                        consumer.resume(tp)
+                except IllegalStateError:  # no longer assigned: a rebalance is under way
+                    continue
+
+        task = asyncio.ensure_future(thread.call_thread(apply))
+        _PENDING.add(task)
+        task.add_done_callback(_settled)
 
     def judge(self, topic: str, partition: int, offset: int, raw: bytes) -> Forwarded:
         """What to forward for one input record: the record with its event time, or why not."""
@@ -222,44 +263,6 @@ class Ingest:
         self.last_report = now
         value, headers = Progress(now, partitions, tuple(sources)).encode()
         await self.sequenced.send(key=b"progress", value=value, headers=headers, partition=0)
-
-
-async def _pause_resume(app: Any, ingest: Ingest, topics: Iterable[str]) -> None:
-    """Make aiokafka's consumer, which runs in Faust's consumer thread, fetch from none of
-    the partitions `ingest.alignment` holds paused and from every other assigned partition
-    of `topics`. Faust's own `pause_partitions` is not used: it drops records already
-    fetched for the partition from the batch being handed out (an offset gap,
-    faust-streaming #216), where aiokafka's pause discards only what it has not handed out
-    and fetches it again on resume. Faust never pauses at that level itself, so the whole
-    state is ours, set in full from the latest target when the thread runs the call."""
-    thread = getattr(app.consumer, "_thread", None)
-    if thread is None:  # not the aiokafka driver: no alignment
-        ingest._pausing = False
-        return
-    topics = set(topics)
-
-    async def apply() -> None:
-        ingest._pausing = False  # a change decided from here on queues another call
-        consumer = thread._consumer
-        paused = ingest.alignment.paused
-        target = {TopicPartition(topic, partition) for topic, partition in set(paused)}
-        now_paused = consumer.paused()
-        for tp in consumer.assignment():
-            if tp.topic not in topics:
-                continue
-            try:
-                if tp in target and tp not in now_paused:
-                    consumer.pause(tp)
-                elif tp not in target and tp in now_paused:
-                    consumer.resume(tp)
-            except IllegalStateError:  # no longer assigned: a rebalance is under way
-                continue
-
-    # Queued thread-safely (mode's `cast_thread` touches the thread's queue from this one)
-    # and not awaited: the consumer thread may be inside a long poll.
-    task = asyncio.ensure_future(thread.call_thread(apply))
-    _PENDING.add(task)
-    task.add_done_callback(_settled)
 
 
 _PENDING: set[asyncio.Future[Any]] = set()  # pause/resume calls under way (kept referenced)
