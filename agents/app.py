@@ -37,6 +37,7 @@ from claimflow.sequencer import BUNDLE_RECORDS
 from claimflow.staffing import RosterFile
 from claimflow.streams import table_keys
 from claimflow.streams.declare import ensure_topics
+from claimflow.streams.delivery import Delivery
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.settings import WorkerSettings
 from claimflow.timeutil import Clock, SystemClock
@@ -151,6 +152,7 @@ def create_app(
     table_keys.tolerate_foreign_keys(table)  # a foreign changelog key is skipped, not fatal
     reader = LogReader(settings.bootstrap_servers, kafka_auth(settings))
     resets = Resets()
+    delivery = Delivery()  # sends awaited until acknowledged, resends counted
 
     def input_partitions() -> dict[str, int]:
         counts = {name: app.consumer.topic_partitions(name) for name in input_types}
@@ -166,6 +168,7 @@ def create_app(
         busy_for=2 * settings.idle_after + settings.progress_every,
         align_drift=settings.align_drift,
         fetch_max_wait=settings.fetch_max_wait,
+        delivery=delivery,
     )
     detector = Detector(
         config,
@@ -184,6 +187,7 @@ def create_app(
         config_file=config_file,
         gaps=GapFiller(reader, input_types, settings.max_event_bytes, settings.future_tolerance),
         resets=resets,
+        delivery=delivery,
     )
     sequenced_tp = TP(topics.sequenced, 0)
 
@@ -306,6 +310,16 @@ class _WorkerCollector(Collector):
             "that failed (logged with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
         )
+        retries = CounterMetricFamily(
+            "claimflow_produce_retries",
+            "Sends the broker refused and that were sent again (bundles to the sequenced "
+            "topic, alerts, dead letters), by topic: none is counted done before the broker "
+            "acknowledged it.",
+            labels=["topic"],
+        )
+        for kind, n in sorted(self.detector.delivery.retries.items()):
+            retries.add_metric([kind], n)
+        yield retries
         resets = CounterMetricFamily(
             "claimflow_broker_resets",
             "Times the broker came back empty (topics gone, a log ending below what was "

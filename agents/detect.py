@@ -11,6 +11,7 @@ landed, so that nothing is lost, counted twice or published twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from claimflow.sequencer import (
     decode_envelope,
 )
 from claimflow.staffing import RosterFile, attach, roster_of
+from claimflow.streams.delivery import Delivery
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 
 log = logging.getLogger("claimflow.detect")
@@ -139,7 +141,10 @@ class Detector:
         config_file: ConfigFile | None = None,
         gaps: GapFiller | None = None,
         resets: Resets | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
+        # An output counts as published once the broker has acknowledged it.
+        self.delivery = delivery or Delivery()
         self.gaps = gaps or GapFiller(reader, input_types, 256 * 1024, 600.0)
         self.resets = resets or Resets()  # broker resets seen (agents/watch.py)
         self._new_logs: set[tuple[str, int]] = set()  # input partitions begun again at 0
@@ -322,12 +327,15 @@ class Detector:
         if not self.gate.should_send(output.kind, partition, output.seq):
             self.suppressed += 1
             return
-        await topic.send(
-            key=output.key,
-            value=output.value,
-            partition=partition,
-            headers=[(SEQ_HEADER, str(output.seq).encode())],
-            force=True,
+        await self.delivery.send(
+            output.kind,
+            lambda: topic.send(
+                key=output.key,
+                value=output.value,
+                partition=partition,
+                headers=[(SEQ_HEADER, str(output.seq).encode())],
+                force=True,
+            ),
         )
         self.published += 1
 
@@ -365,9 +373,19 @@ class Detector:
             live = LiveEngine(self.config, self.input_types, self.live_settings)
         live.merge.expect(self.input_partitions())
         landed: dict[tuple[str, int], int] = {}
-        for kind, topic in self.outputs.items():
+
+        async def last_numbers(topic: Any) -> dict[int, int]:
             await topic.maybe_declare()
-            numbers = await self.reader.last_sequence_numbers(topic.get_topic_name())
+            numbers: dict[int, int] = await self.reader.last_sequence_numbers(
+                topic.get_topic_name()
+            )
+            return numbers
+
+        # The output topics read side by side: each read starts a client and asks for the
+        # topic's end (about half a second apiece on the embedded broker).
+        kinds = list(self.outputs)
+        found = await asyncio.gather(*(last_numbers(self.outputs[kind]) for kind in kinds))
+        for kind, numbers in zip(kinds, found, strict=True):
             self.output_partitions[kind] = max(1, len(numbers))
             landed.update({(kind, p): n for p, n in numbers.items()})
         self.gate = OutputGate(landed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
@@ -24,6 +25,8 @@ from claimflow.deadletter import MAX_ORIGINAL, Digest
 from claimflow.events import decode
 from claimflow.rejections import Reason, Rejection
 from claimflow.sequencer import Forwarded, Progress, bundles
+from claimflow.streams import fair_fetch
+from claimflow.streams.delivery import Delivery
 from claimflow.timeutil import Clock
 
 log = logging.getLogger("claimflow.ingest")
@@ -43,8 +46,11 @@ class Ingest:
         busy_for: float = 0.0,
         align_drift: float = 0.0,
         fetch_max_wait: float | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.app = app
+        # A bundle counts as forwarded once the broker has acknowledged it (resent if not).
+        self.delivery = delivery or Delivery()
         # Partitions far ahead in event time are paused while a backlog is read, so that the
         # merge holds a bounded number of records (claimflow/alignment.py).
         self.alignment = Alignment(align_drift)
@@ -87,8 +93,16 @@ class Ingest:
         ]
         for bundle in bundles(records):
             value, headers = bundle.encode()
-            await self.sequenced.send(
-                key=b"bundle", value=value, headers=headers, partition=0, force=True
+            await self.delivery.send(
+                "sequenced",
+                partial(
+                    self.sequenced.send,
+                    key=b"bundle",
+                    value=value,
+                    headers=headers,
+                    partition=0,
+                    force=True,
+                ),
             )
             forwarded = self.forwarded_next
             for record in bundle.records:
@@ -140,7 +154,9 @@ class Ingest:
             self._apply_pauses()
 
     async def _tune_fetch(self) -> None:
-        """Set how long a fetch waits at the broker (`fetch_max_wait`), once per consumer.
+        """Set how long a fetch waits at the broker (`fetch_max_wait`), and make every poll
+        hand out a share of each partition's fetched records (streams/fair_fetch.py), once
+        per consumer.
 
         Faust creates aiokafka's consumer with `fetch_max_wait_ms=1500` and no setting to
         change it. A fetch covers every partition being read, and on the embedded broker it
@@ -155,13 +171,15 @@ class Ingest:
         if thread is None or fetcher is None or self._fetch_tuned is consumer:
             return
         self._fetch_tuned = consumer
-        if not hasattr(fetcher, "_fetch_max_wait_ms"):
-            log.warning("cannot set the fetch wait on this aiokafka: it stays Faust's 1.5 s")
-            return
         wait_ms = round(1000 * (self.fetch_max_wait or 0.0))
 
         async def apply() -> None:
-            fetcher._fetch_max_wait_ms = wait_ms
+            if hasattr(fetcher, "_fetch_max_wait_ms"):
+                fetcher._fetch_max_wait_ms = wait_ms
+            else:
+                log.warning("cannot set the fetch wait on this aiokafka: it stays Faust's 1.5 s")
+            if not fair_fetch.install(fetcher):
+                log.warning("cannot share polls fairly across partitions on this aiokafka")
 
         await thread.call_thread(apply)
 

@@ -119,7 +119,9 @@ class WorkerSettings(BaseSettings):
     commit_interval: Annotated[float, _at_least(0.1)] = 2.8
     snapshot_every: Annotated[float, _at_least(0.5)] = 10.0  # wall seconds between snapshots
     progress_every: Annotated[float, _at_least(0.1)] = 0.25  # s between reports (while busy)
-    idle_after: Annotated[float, _at_least(0.1)] = 2.0
+    # Seconds after a record was read that a caught-up partition's report vouches for it: it
+    # must cover how stale a report's partition end can be (fetch_max_wait and the hop).
+    idle_after: Annotated[float, _at_least(0.1)] = 0.5
     # Seconds a fetch waits at the broker for records (Faust fixes aiokafka's at 1.5 s): how
     # stale a report's view of a caught-up partition's end can be, and what a backlog read
     # waits for each time the partitions being read share a fetch with ones that are not.

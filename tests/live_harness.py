@@ -44,6 +44,7 @@ WORKER_ONLY = (
     "claimflow_merge_",
     "claimflow_snapshot_bytes",
     "claimflow_broker_resets",
+    "claimflow_produce_retries",
     "claimflow_foreign_records_skipped",
     "claimflow_input_gap_records",
     "claimflow_snapshot_refused",
