@@ -55,7 +55,7 @@ fortnight); a median within 90 minutes needs about 3.4 false alarms per scope-qu
 surge adds 2.5 negatives an hour to a client answering ~12 times an hour with ~0.8
 negatives in working hours: the log-likelihood ratio grows by about 2 an hour on average
 even for an oracle that knows the answer rate, where the budget needs about 7. The model's
-expectation is not biased upward (0.85 expected against 0.8 seen). Odds ratios 4 and 8
+expectation is not biased upward (0.81 expected against 0.78 seen). Odds ratios 4 and 8
 trace about the same frontier, so a union of CUSUMs at several ratios, which must split the
 budget (log 2 or log 3 more on h), does not change the picture.
 
