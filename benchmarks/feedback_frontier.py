@@ -19,6 +19,8 @@ it fires, one episode open until the CUSUM is below its threshold and the traili
 holds at most `resolve_ratio` x the expected negatives, as the detector does (it does not
 model that answers during an episode teach nothing: a small difference).
 
+Rates are per scope-quarter of the judged span (from a day after `min_history`), so a little
+above detection_quality.py's, which divides by whole runs (0.08 here for its 0.07).
 Every row is a threshold picked with hindsight, not a detector: the rate column says what
 the budget allows, the delay columns what that threshold would give. If no row has both a
 rate within the budget and a delay within 90 minutes, no threshold of this CUSUM can meet
