@@ -188,6 +188,7 @@ def create_app(
         gaps=GapFiller(reader, input_types, settings.max_event_bytes, settings.future_tolerance),
         resets=resets,
         delivery=delivery,
+        snapshot_behind_every=settings.snapshot_behind_every,
     )
     sequenced_tp = TP(topics.sequenced, 0)
 

@@ -142,6 +142,7 @@ class Detector:
         gaps: GapFiller | None = None,
         resets: Resets | None = None,
         delivery: Delivery | None = None,
+        snapshot_behind_every: float = 0.0,
     ) -> None:
         # An output counts as published once the broker has acknowledged it.
         self.delivery = delivery or Delivery()
@@ -162,6 +163,11 @@ class Detector:
         self.reader = reader
         self.sequenced_topic = sequenced_topic
         self.snapshot_every = snapshot_every
+        # While records wait (the merge is not caught up), snapshots come at most this often:
+        # measured on a 30-day catch-up, one every 10 s cost 18% of its time and a 30 MB RSS
+        # transient (state_codec builds the whole tree), and a worker taking over redoes the
+        # work since the last one from the sequenced log at engine speed, not pipeline speed.
+        self.snapshot_behind_every = snapshot_behind_every
         self.live: LiveEngine | None = None
         self.gate = OutputGate()
         self.output_partitions: dict[str, int] = {}
@@ -219,7 +225,10 @@ class Detector:
             ):
                 await self._apply(live, gap_offset, gap_value, gap_headers)
         await self._apply(live, offset, value, headers)
-        if time.monotonic() - self.last_snapshot >= self.snapshot_every:
+        since = time.monotonic() - self.last_snapshot
+        if since >= self.snapshot_every and (
+            since >= self.snapshot_behind_every or live.merge.caught_up()
+        ):
             self.snapshot()
 
     async def _check_log_reset(self, live: LiveEngine, offset: int) -> None:

@@ -36,7 +36,8 @@ Then, for the claimflow worker alone:
   reaches k. p50 and p99.
 * catch-up: a fresh broker holding `--catch-up-days` days at `--catch-up-claims` claims a day
   (mixed; normal under 14 days), time from start to all applied, to the first applied (the
-  first effect), and the peak resident memory of the worker's process tree.
+  first effect), and the peak resident memory of the worker's process tree (the worker's
+  peak also covers the 15 s after all applied: the snapshot it writes once caught up).
 Prints markdown tables; progress lines on long steps. Logs of every process in the folder it
 names first.
 """
@@ -357,7 +358,11 @@ class Worker:
         _stop(self.process)
 
 
-def run_worker(bootstrap: str, total: int, folder: Path, timeout: float, label: str) -> Run:
+def run_worker(
+    bootstrap: str, total: int, folder: Path, timeout: float, label: str, rss_after: float = 15.0
+) -> Run:
+    """Start to all applied; the peak RSS also covers `rss_after` seconds after that, so the
+    detector-state snapshot the worker writes once caught up (a transient of its own) counts."""
     run = Run("claimflow")
     worker = Worker(bootstrap, folder, label)
     first = 0.0
@@ -374,6 +379,10 @@ def run_worker(bootstrap: str, total: int, folder: Path, timeout: float, label: 
                 first = now
             if n >= total:
                 run.finish(worker.started, int(n), first, now)
+                until = now + rss_after
+                while time.time() < until and worker.process.poll() is None:
+                    run.peak_mb = max(run.peak_mb, rss_tree_mb(worker.process.pid))
+                    time.sleep(0.5)
                 return run
             if worker.process.poll() is not None:
                 run.error = f"worker exited {worker.process.returncode}; see {worker.log}"

@@ -118,6 +118,9 @@ class WorkerSettings(BaseSettings):
     producer_max_batch_bytes: Annotated[int, _whole_at_least(1, 64 * 1024 * 1024)] = 1
     commit_interval: Annotated[float, _at_least(0.1)] = 2.8
     snapshot_every: Annotated[float, _at_least(0.5)] = 10.0  # wall seconds between snapshots
+    # ... while records wait (a catch-up): a snapshot costs a 30 MB transient and 5-10% of
+    # the catch-up, and redoing the work since the last one after a crash is engine-fast.
+    snapshot_behind_every: Annotated[float, _at_least(0.5)] = 300.0
     progress_every: Annotated[float, _at_least(0.1)] = 0.25  # s between reports (while busy)
     # Seconds after a record was read that a caught-up partition's report vouches for it: it
     # must cover how stale a report's partition end can be (fetch_max_wait and the hop).

@@ -199,7 +199,11 @@ def test_sigkill_and_restart_end_with_the_same_tables_metrics_and_alerts(
     engine, ref_alerts = reference(config, hub_break)
     expected = reference_series(engine)
     total = sum(v for k, v in expected.items() if k[0] == "claimflow_events_total")
-    env = {"CLAIMFLOW_SNAPSHOT_EVERY": snapshot_every}
+    # Killed while records still wait: the snapshots taken then are the "behind" ones.
+    env = {
+        "CLAIMFLOW_SNAPSHOT_EVERY": snapshot_every,
+        "CLAIMFLOW_SNAPSHOT_BEHIND_EVERY": snapshot_every,
+    }
     worker = Worker(broker.bootstrap, tmp_path, "first", env=env).start()
     producing = threading.Thread(target=_produce, args=(broker.bootstrap, hub_break))
     producing.start()

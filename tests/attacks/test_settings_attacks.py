@@ -19,6 +19,7 @@ from claimflow.streams.settings import SettingsError, from_env
 pytestmark = pytest.mark.attack
 INTERVALS = (
     "SNAPSHOT_EVERY",
+    "SNAPSHOT_BEHIND_EVERY",
     "IDLE_AFTER",
     "MAX_HOLD",
     "COMMIT_INTERVAL",
