@@ -578,8 +578,8 @@ class Impact(Detector[str, dict[str, Any]]):
             if not pace or not today_stuck:
                 continue
             deadline = max(today_stuck, key=lambda d: (today_stuck[d], -d))
-            present = sum(c for d, c in queue.due_counts.items() if d <= deadline)
-            # the same-day claims still to reach the hub (on working routes) come as usual
+            # the queue, and the same-day claims still to reach the hub (they come as usual)
+            present = float(sum(c for d, c in queue.due_counts.items() if d <= deadline))
             present += sum(n for d, n in backlog.upcoming.get(team, {}).items() if d <= deadline)
             late = sum(n for d, n in stuck.items() if d <= deadline)
             share = self._stuck_client.get((team, deadline), {})
