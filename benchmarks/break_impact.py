@@ -69,6 +69,7 @@ class Outcome:
     projected_at_fire: int | None = None
     due_at_fire: int | None = None
     rerun_due_at_fire: int | None = None
+    known_at_fire: int | None = None  # misses at the firing moment with the real demand
     truth_misses: int = 0
     truth_due: int = 0
     no_break_misses: int | None = None
@@ -144,6 +145,24 @@ def _team_misses(sim: Simulator, team: str, deadline: float) -> tuple[int, int]:
             if not done <= deadline:  # NaN (never) counts as late
                 late += 1
     return due, late
+
+
+def _known_demand_misses(sim: Simulator, team: str, deadline: float, at: float, done: int) -> int:
+    """The projection at `at` with the real demand: every claim of `team` due by `deadline`
+    and not completed by `at` (queued, stuck, or still to reach the hub), against the same
+    capacity the engine projected (`done`, its `projected_done`), in the engine's own
+    arithmetic. What a re-run that knew every arrival would show at that moment, with the
+    pace as measured: the demand side of the projection, apart from the pace."""
+    c, k = sim.claims, sim.teams.index(team)
+    ahead = at_deadline = 0
+    for i in range(len(c)):
+        if c.team[i] != k or c.due[i] > deadline or c.completed[i] <= at:
+            continue
+        if c.due[i] == deadline:
+            at_deadline += 1
+        else:
+            ahead += 1
+    return min(at_deadline, max(0, ahead + at_deadline - done))
 
 
 def _receiving_team(sim: Simulator, deadline: float) -> tuple[str, int]:
@@ -274,6 +293,9 @@ def run_case(config: Config, case: Case, seed: int, args: Any, say: Callable[[st
             out.fired = a.at
             out.projected_at_fire = a.details["projected_misses"]
             out.due_at_fire = a.details["due_claims"]
+            out.known_at_fire = _known_demand_misses(
+                sim, team, deadline, a.at, a.details["projected_done"]
+            )
         else:
             local = datetime.fromtimestamp(a.at, ZoneInfo(config.timezone)).strftime("%H:%M")
             other = a.labels["team"]
@@ -344,10 +366,10 @@ def main() -> None:
     )
     print(
         "| case | seed | team | stuck due 18:00 | fired | vs link back | vs 18:00 "
-        "| projected misses (of due) | rerun due | truth misses (of due) | error | no break "
-        "| other SlaAtRisk |"
+        "| projected misses (of due) | rerun due | known-demand misses | vs known "
+        "| truth misses (of due) | error | no break | other SlaAtRisk |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         err = "-"
         if r.projected_at_fire is not None:
@@ -356,6 +378,13 @@ def main() -> None:
                 if r.truth_misses
                 else f"{r.projected_at_fire - r.truth_misses:+d}"
             )
+        vs_known = "-"
+        if r.projected_at_fire is not None and r.known_at_fire is not None:
+            vs_known = (
+                f"{(r.projected_at_fire - r.known_at_fire) / r.known_at_fire:+.0%}"
+                if r.known_at_fire
+                else f"{r.projected_at_fire - r.known_at_fire:+d}"
+            )
         print(
             f"| {r.case} | {r.seed} | {r.team} | {r.stuck_due} | {_clock(config, r.fired)} "
             f"| {_hours(None if r.fired is None else r.fired - r.link_back)} "
@@ -363,6 +392,7 @@ def main() -> None:
             f"| {r.projected_at_fire if r.projected_at_fire is not None else '-'}"
             f" ({r.due_at_fire if r.due_at_fire is not None else '-'}) "
             f"| {r.rerun_due_at_fire if r.rerun_due_at_fire is not None else '-'} "
+            f"| {r.known_at_fire if r.known_at_fire is not None else '-'} | {vs_known} "
             f"| {r.truth_misses} ({r.truth_due}) | {err} "
             f"| {r.no_break_misses if r.no_break_misses is not None else '-'} "
             f"| {', '.join(r.other_firings) or '-'} |"
