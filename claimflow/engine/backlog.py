@@ -10,6 +10,12 @@ look slow when the noon batch lands. With less than `min_busy` of such time in t
 (early morning), the last trusted pace is carried over: it can keep or resolve an episode,
 but only a fresh pace opens one (Friday's pace says little about Monday's staffing).
 
+On a hub-link break day (engine/impact.py sets `behind_break`), completions of a team
+starved by the break follow its broken inflow, not its people: there, and for a throughput
+window after the team last expected stuck claims, the pace is at least the team's working
+pace (measured over a window in which it always had a waiting line), and a pace carried
+over while it idles opens an episode only if it was measured in the current shift.
+
 For every upcoming deadline D within `horizon`, the team can still finish
 pace × (working time until D) claims; claims due by D beyond that, in deadline order, miss.
 `SlaAtRisk` fires for (team, D) when at least `min_misses` and `min_miss_share` of the

@@ -11,15 +11,16 @@ only when the flood lands. So, once per evaluation window (never per event):
   client's last arrivals; the dispatch does not say the claim type), at its due instant
   under the client's agreement
   (`DeadlineCalendar.due_at` from `hub_received_at`). `Backlog` projects on that demand.
-* While a route is broken, the same-day claims still to reach the hub before the cutoff
-  are demand too, for the teams behind the break (`SameDayInflow`): they are due at the
-  same deadline as the stuck ones, and on a break morning they are most of what decides
-  whether the team makes it. Measured (benchmarks/break_impact.py): on a night break with
-  the receiving team short-staffed, the projection at 10:00 counted the 146 claims due at
-  18:00 that had reached the hub and said "no misses"; the team missed 31, because some
-  80 more same-day claims reached the hub between 10:00 and the noon cutoff. Outside a
-  break this is left out: the queue is then fed as the claims come and the projection is
-  re-judged at every window (the benchmarked behaviour of SlaAtRisk stays as it was).
+* On a day a break touches a team, the same-day claims still to reach the hub before the
+  cutoff are demand for it too (`SameDayInflow`, a low quantile of the last business
+  days'), from the break until the cutoff, after the link's return included: they are due
+  at the same deadline as the stuck ones, and on a break morning they are much of what
+  decides whether the team makes it. Measured (benchmarks/break_impact.py): on a night
+  break with the receiving team short-staffed, the projection at 10:00 counted the 146
+  claims due at 18:00 that had reached the hub and said "no misses"; the team missed 31,
+  because some 80 more same-day claims reached the hub between 10:00 and the noon cutoff.
+  On other days this is left out: the queue is fed as the claims come and the projection
+  is re-judged at every window (SlaAtRisk's benchmarked behaviour stays as it was).
 * While a route is broken, the projection is repeated for several return times (now, +1 h,
   +2 h) with the stuck claims workable only from the return, and the latest return after
   which the deadline can no longer be met at the current pace is searched.
