@@ -38,7 +38,6 @@ Plain Python: no Faust or Kafka.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -69,6 +68,8 @@ RETURN_STEP = 300.0  # grid of the latest-return search
 INFLOW_DAYS = 10  # business days a team's same-day inflow is learned from (two weeks)
 INFLOW_QUANTILE = 0.25  # of those days' counts still to come: a low one (see SameDayInflow)
 INFLOW_MIN_DAYS = 3  # fewer days than this: no expectation
+QUARTER = 900.0  # the inflow profile's resolution (seconds)
+QUARTERS = 100  # quarter hours a local day can have (25 h on the autumn clock change)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # state_codec.py: __new__ without __init__
@@ -76,10 +77,10 @@ class SameDayInflow:
     """When each team's same-day claims reach the hub, on the last business days: to expect
     the ones still to come today before the cutoff.
 
-    Per team, due time of day and the due's local day: the seconds after that day's local
-    midnight at which its same-day claims reached the hub (a claim counts on its first
-    arrival, keyed by `hub_received_at`, so claims stuck behind a break count on their day
-    when they land, and a break day's profile is as complete as any other). For today, each
+    Per team, due time of day and the due's local day: how many of its same-day claims
+    reached the hub in each quarter hour of that day (a claim counts on its first arrival,
+    keyed by `hub_received_at`, so claims stuck behind a break count on their day when they
+    land, and a break day's profile is as complete as any other). For today, each
     of the last `INFLOW_DAYS` days with such claims (days with none, weekends and holidays,
     are not days of this agreement) gives how many reached the hub later in its day than
     now; the expectation is a low quantile (`INFLOW_QUANTILE`, the third lowest of ten) of
@@ -91,8 +92,9 @@ class SameDayInflow:
     def __init__(self, zone: ZoneInfo, days: int = INFLOW_DAYS) -> None:
         self.zone = zone
         self.days = days
-        # team -> due seconds after local midnight -> local day -> reception offsets
-        self._seen: dict[str, dict[int, dict[date, list[float]]]] = {}
+        # team -> due seconds after local midnight -> local day -> claims per quarter hour
+        # of that day in which they reached the hub (a fixed 100 counts a day: 25 hours)
+        self._seen: dict[str, dict[int, dict[date, list[int]]]] = {}
         self._due_key: dict[float, tuple[date, float, int]] = {}  # due -> (day, midnight, tod)
 
     def _place(self, due: float) -> tuple[date, float, int]:
@@ -107,7 +109,8 @@ class SameDayInflow:
         return entry
 
     def add(self, team: str, due: float, received: float) -> None:
-        """A same-day claim's first arrival (cheap: per arrival, a few look-ups)."""
+        """A same-day claim's first arrival (cheap: per arrival, a few look-ups and a count
+        in the quarter hour it reached the hub)."""
         day, midnight, tod = self._place(due)
         per_tod = self._seen.get(team)
         if per_tod is None:
@@ -115,39 +118,35 @@ class SameDayInflow:
         per = per_tod.get(tod)
         if per is None:
             per = per_tod[tod] = {}
-        offsets = per.get(day)
-        if offsets is None:
-            offsets = per[day] = []
+        bins = per.get(day)
+        if bins is None:
+            bins = per[day] = [0] * QUARTERS
             if len(per) > self.days + 7:  # the days needed, and a few that may be today's
                 del per[min(per)]
-        offset = received - midnight
-        # Kept sorted (claims arrive nearly in the order they reached the hub: an append,
-        # but for a straggler or a stuck claim), so that `expected` bisects.
-        if offsets and offset < offsets[-1]:
-            bisect.insort(offsets, offset)
-        else:
-            offsets.append(offset)
+        bins[min(QUARTERS - 1, max(0, int((received - midnight) // QUARTER)))] += 1
 
     def expected(self, team: str, now: float) -> dict[float, float]:
         """Due instant today -> same-day claims expected to reach the hub after `now` and
         be due then (today's deadlines still ahead only). Per evaluation, for the teams a
-        break touched today: a bisection per day and due time."""
+        break touched today: a hundred additions per day and due time at most."""
         local = datetime.fromtimestamp(now, self.zone)
         today = local.date()
         midnight = datetime.combine(today, datetime.min.time(), self.zone).timestamp()
-        offset = now - midnight
+        position = (now - midnight) / QUARTER
+        current = min(QUARTERS - 1, max(0, int(position)))
+        rest = 1.0 - (position - current)  # of the current quarter hour, still to come
         out: dict[float, float] = {}
         for tod, per in self._seen.get(team, {}).items():
             due = midnight + tod  # (a daylight-saving day shifts it by the hour: rare)
             if due <= now:
                 continue
-            days = sorted((d for d in per if d < today and per[d]), reverse=True)[: self.days]
+            days = sorted((d for d in per if d < today), reverse=True)[: self.days]
             if len(days) < INFLOW_MIN_DAYS:
                 continue
-            counts = sorted(len(per[d]) - bisect.bisect_right(per[d], offset) for d in days)
+            counts = sorted(sum(per[d][current + 1 :]) + rest * per[d][current] for d in days)
             later = counts[int(INFLOW_QUANTILE * (len(counts) - 1))]
             if later > 0:
-                out[due] = float(later)
+                out[due] = later
         return out
 
 
