@@ -17,6 +17,14 @@ day (the team works them earlier), so it is not the truth of the broken day; it 
 `rerun` at the firing moment, as a check of the demand the engine projected (its claims due
 at 18:00), apart from the pace.
 
+Also shown at the firing moment: `known-demand misses`, the engine's arithmetic with the
+real demand (every claim of the team due by the deadline and not done yet, queued, stuck or
+still to reach the hub) against the capacity the engine projected: what a re-run that knew
+every arrival would show then, with the pace as measured (the demand side of the
+projection). And `oracle at link back`: the same at the link's return with the mean rate of
+the people the team has that day (the simulator's staff and handling time): misses beyond
+it come from the team's luck after that, which no projection can know.
+
 Cases: the night break (01:00-10:00) and the midday break (11:00-14:00), each with the
 receiving team at full staff (the simulator staffs teams for a normal week at 65% busy:
 the flood is clearable, and SlaAtRisk must stay silent) and with the receiving team at
