@@ -17,6 +17,14 @@ day (the team works them earlier), so it is not the truth of the broken day; it 
 `rerun` at the firing moment, as a check of the demand the engine projected (its claims due
 at 18:00), apart from the pace.
 
+Also shown at the firing moment: `known-demand misses`, the engine's arithmetic with the
+real demand (every claim of the team due by the deadline and not done yet, queued, stuck or
+still to reach the hub) against the capacity the engine projected: what a re-run that knew
+every arrival would show then, with the pace as measured (the demand side of the
+projection). And `oracle at link back`: the same at the link's return with the mean rate of
+the people the team has that day (the simulator's staff and handling time): misses beyond
+it come from the team's luck after that, which no projection can know.
+
 Cases: the night break (01:00-10:00) and the midday break (11:00-14:00), each with the
 receiving team at full staff (the simulator staffs teams for a normal week at 65% busy:
 the flood is clearable, and SlaAtRisk must stay silent) and with the receiving team at
@@ -41,8 +49,9 @@ from zoneinfo import ZoneInfo
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert, Engine
 from claimflow.replay import replay
-from claimflow.simulate import Fault, Realism, Simulator
+from claimflow.simulate import _HANDLING_MINUTES, Fault, Realism, Simulator
 from claimflow.timeutil import HOUR, MINUTE, iso
+from claimflow.workhours import WorkingCalendar
 
 START = date(2026, 11, 2)  # a Monday; day 15 is a Tuesday
 HUB, CENTER = "hub-1", "center-1"
@@ -69,6 +78,8 @@ class Outcome:
     projected_at_fire: int | None = None
     due_at_fire: int | None = None
     rerun_due_at_fire: int | None = None
+    known_at_fire: int | None = None  # misses at the firing moment with the real demand
+    oracle_at_return: int | None = None  # at the link's return: real demand, people's mean
     truth_misses: int = 0
     truth_due: int = 0
     no_break_misses: int | None = None
@@ -144,6 +155,24 @@ def _team_misses(sim: Simulator, team: str, deadline: float) -> tuple[int, int]:
             if not done <= deadline:  # NaN (never) counts as late
                 late += 1
     return due, late
+
+
+def _known_demand_misses(sim: Simulator, team: str, deadline: float, at: float, done: int) -> int:
+    """The projection at `at` with the real demand: every claim of `team` due by `deadline`
+    and not completed by `at` (queued, stuck, or still to reach the hub), against the same
+    capacity the engine projected (`done`, its `projected_done`), in the engine's own
+    arithmetic. What a re-run that knew every arrival would show at that moment, with the
+    pace as measured: the demand side of the projection, apart from the pace."""
+    c, k = sim.claims, sim.teams.index(team)
+    ahead = at_deadline = 0
+    for i in range(len(c)):
+        if c.team[i] != k or c.due[i] > deadline or c.completed[i] <= at:
+            continue
+        if c.due[i] == deadline:
+            at_deadline += 1
+        else:
+            ahead += 1
+    return min(at_deadline, max(0, ahead + at_deadline - done))
 
 
 def _receiving_team(sim: Simulator, deadline: float) -> tuple[str, int]:
@@ -228,6 +257,19 @@ def run_case(config: Config, case: Case, seed: int, args: Any, say: Callable[[st
     _, stuck_due = _receiving_team(sim, deadline)
     out = Outcome(case.name, seed, team, deadline, fault.end, stuck_due)
     out.truth_due, out.truth_misses = _team_misses(sim, team, deadline)
+    # What a projection that knew everything knowable at the link's return would say: the
+    # real demand (every claim due by the deadline not done yet) against the mean rate of
+    # the people the team has that day (the simulator's staff and mean handling time), in
+    # the engine's arithmetic. Misses beyond it come from the team's luck after that.
+    people = sim.staff[team]
+    if case.staff_share is not None:
+        people = max(1, round(people * case.staff_share))
+    rate = people * HOUR / (_HANDLING_MINUTES * MINUTE)
+    calendar = WorkingCalendar(config.team_settings[team], sim.holidays)
+    working = calendar.working_seconds(fault.end, deadline)
+    out.oracle_at_return = _known_demand_misses(
+        sim, team, deadline, fault.end, int(rate * working / HOUR)
+    )
     if case.staff_share is not None:
         calm, _, _ = _simulate(config, case, seed, args, team, 0.0)
         out.no_break_misses = _team_misses(calm, team, deadline)[1]
@@ -274,6 +316,9 @@ def run_case(config: Config, case: Case, seed: int, args: Any, say: Callable[[st
             out.fired = a.at
             out.projected_at_fire = a.details["projected_misses"]
             out.due_at_fire = a.details["due_claims"]
+            out.known_at_fire = _known_demand_misses(
+                sim, team, deadline, a.at, a.details["projected_done"]
+            )
         else:
             local = datetime.fromtimestamp(a.at, ZoneInfo(config.timezone)).strftime("%H:%M")
             other = a.labels["team"]
@@ -344,10 +389,10 @@ def main() -> None:
     )
     print(
         "| case | seed | team | stuck due 18:00 | fired | vs link back | vs 18:00 "
-        "| projected misses (of due) | rerun due | truth misses (of due) | error | no break "
-        "| other SlaAtRisk |"
+        "| projected misses (of due) | rerun due | known-demand misses | vs known "
+        "| truth misses (of due) | error | oracle at link back | no break | other SlaAtRisk |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         err = "-"
         if r.projected_at_fire is not None:
@@ -356,6 +401,13 @@ def main() -> None:
                 if r.truth_misses
                 else f"{r.projected_at_fire - r.truth_misses:+d}"
             )
+        vs_known = "-"
+        if r.projected_at_fire is not None and r.known_at_fire is not None:
+            vs_known = (
+                f"{(r.projected_at_fire - r.known_at_fire) / r.known_at_fire:+.0%}"
+                if r.known_at_fire
+                else f"{r.projected_at_fire - r.known_at_fire:+d}"
+            )
         print(
             f"| {r.case} | {r.seed} | {r.team} | {r.stuck_due} | {_clock(config, r.fired)} "
             f"| {_hours(None if r.fired is None else r.fired - r.link_back)} "
@@ -363,7 +415,8 @@ def main() -> None:
             f"| {r.projected_at_fire if r.projected_at_fire is not None else '-'}"
             f" ({r.due_at_fire if r.due_at_fire is not None else '-'}) "
             f"| {r.rerun_due_at_fire if r.rerun_due_at_fire is not None else '-'} "
-            f"| {r.truth_misses} ({r.truth_due}) | {err} "
+            f"| {r.known_at_fire if r.known_at_fire is not None else '-'} | {vs_known} "
+            f"| {r.truth_misses} ({r.truth_due}) | {err} | {r.oracle_at_return} "
             f"| {r.no_break_misses if r.no_break_misses is not None else '-'} "
             f"| {', '.join(r.other_firings) or '-'} |"
         )

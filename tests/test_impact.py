@@ -150,7 +150,14 @@ def _compare_with_rerun(run: Run, moment: float) -> dict[str, Any]:
         assert (mine is None) == (truth is None), team
         if mine is None or truth is None:
             continue
-        out[team] = {"due": (mine.due, truth.due), "misses": (mine.misses, truth.misses)}
+        # The break run also expects the same-day claims still to reach the hub before the
+        # cutoff (engine/impact.py, SameDayInflow); the re-run, with no break, does not.
+        upcoming = round(broken.impact.upcoming.get(team, {}).get(due, 0.0))
+        out[team] = {
+            "due": (mine.due - upcoming, truth.due),
+            "misses": (mine.misses, truth.misses),
+            "upcoming": upcoming,
+        }
     # Teams that get most of the stuck claims: within 10% (a team getting a handful of
     # them through the clients' occasional other routing may be off by a few claims).
     for v in out.values():

@@ -10,6 +10,12 @@ look slow when the noon batch lands. With less than `min_busy` of such time in t
 (early morning), the last trusted pace is carried over: it can keep or resolve an episode,
 but only a fresh pace opens one (Friday's pace says little about Monday's staffing).
 
+On a hub-link break day (engine/impact.py sets `behind_break`), completions of a team
+starved by the break follow its broken inflow, not its people: there, and for a throughput
+window after the team last expected stuck claims, the pace is at least the team's working
+pace (measured over a window in which it always had a waiting line), and a pace carried
+over while it idles opens an episode only if it was measured in the current shift.
+
 For every upcoming deadline D within `horizon`, the team can still finish
 pace × (working time until D) claims; claims due by D beyond that, in deadline order, miss.
 `SlaAtRisk` fires for (team, D) when at least `min_misses` and `min_miss_share` of the
@@ -123,9 +129,17 @@ class Backlog(Detector[str, TeamBacklog]):
         # (fractional: split by the client's routing). Set by engine.impact every window.
         self.stuck: dict[str, dict[float, float]] = {}
         self.behind_break: set[str] = set()  # teams expecting claims from a broken route
+        # Same-day claims still to reach the hub today, for teams a break touched today:
+        # team -> due -> claims (a low quantile of the last days', set by engine.impact).
+        self.upcoming: dict[str, dict[float, float]] = {}
         self.trusted: set[str] = set()  # teams whose last projection may open an episode
-        # team -> the pace measured when it last had a waiting line (see _evaluate_team)
+        # team -> the pace measured over a window in which it always had a waiting line,
+        # and when (see _evaluate_team)
         self.working_pace: dict[str, float] = {}
+        self.working_pace_at: dict[str, float] = {}
+        self.paced_at: dict[str, float] = {}  # team -> when its pace was last measured fresh
+        self.starved_at: dict[str, float] = {}  # team -> last working tick it was starved
+        self.break_until: dict[str, float] = {}  # team -> end of its break's pace shadow
 
     # --- facts -------------------------------------------------------------------------
 
@@ -183,15 +197,19 @@ class Backlog(Detector[str, TeamBacklog]):
         return True
 
     def demand(self, team: str) -> dict[float, float]:
-        """Claims due per deadline that the team will have to work: its queue, and the stuck
-        claims expected to reach it (engine/impact.py)."""
+        """Claims due per deadline that the team will have to work: its queue, the stuck
+        claims expected to reach it, and on a break day the same-day claims still to reach
+        the hub before the cutoff (engine/impact.py)."""
         queue = self.teams[team].due_counts
         stuck = self.stuck.get(team)
-        if not stuck:
+        upcoming = self.upcoming.get(team)
+        if not stuck and not upcoming:
             return queue  # type: ignore[return-value]
         out: dict[float, float] = dict(queue)
-        for due, n in stuck.items():
-            out[due] = out.get(due, 0) + n
+        for extra in (stuck, upcoming):
+            if extra:
+                for due, n in extra.items():
+                    out[due] = out.get(due, 0) + n
         return out
 
     # --- evaluation --------------------------------------------------------------------
@@ -212,6 +230,7 @@ class Backlog(Detector[str, TeamBacklog]):
         busy = self.busy.window_sum(team, start, now)
         if busy >= self.s.min_busy:
             queue.pace = self.completions.window_sum(team, start, now) / busy
+            self.paced_at[team] = now
             return queue.pace, True
         return queue.pace, False
 
@@ -229,26 +248,52 @@ class Backlog(Detector[str, TeamBacklog]):
                 for alert, team, due in changed:
                     self.advisor.advise(alert, team, due)
 
+    def _today_shift_start(self, team: str, now: float) -> float | None:
+        calendar = self.teams[team].calendar
+        span = calendar.shift(calendar.local_day(now))
+        return span[0] if span is not None and span[0] <= now else None
+
     def _evaluate_team(self, team: str, now: float) -> None:
         queue = self.teams[team]
         pace, fresh = self.pace(team, now)
         demand = self.demand(team)
-        starved = pace is not None and len(queue.open) < pace * HOUR
-        if pace is not None and fresh and not starved:
-            self.working_pace[team] = pace
         if team in self.behind_break:
-            # Idle for want of claims, not of people: the last trusted pace is the best
-            # estimate of what the team will do when the stuck claims land.
-            fresh = fresh or pace is not None
-            if starved and pace is not None:
-                # Fewer open claims than an hour of its own completions: each claim is done
-                # soon after it lands, so completions follow the (broken) inflow, not the
-                # people, and the measured pace falls with the break. It is then a lower
-                # bound: the pace measured when the team last had a waiting line is kept.
-                # (benchmarks/break_impact.py, midday break, 3 seeds, the receiving team at
-                # full and at half staff: teams starved this way raised 12 SlaAtRisk for
-                # claims they then cleared on time before, none after.)
-                pace = max(pace, self.working_pace.get(team, pace))
+            self.break_until[team] = now + self.s.throughput_window
+        shift_start = self._today_shift_start(team, now)
+        if pace is not None and shift_start is not None and queue.calendar.is_working(now):
+            # Starved: fewer open claims than an hour of work at the pace the team showed
+            # with a waiting line today (or its current pace, if higher). Each claim is then
+            # done soon after it lands: completions follow the inflow, not the people.
+            # Judged against today's working pace, not only the current one: a pace that
+            # falls with a dried-up inflow would make any short queue look like a line.
+            known = self.working_pace.get(team)
+            if known is None or self.working_pace_at.get(team, -math.inf) < shift_start:
+                known = 0.0
+            if len(queue.open) < max(pace, known) * HOUR:
+                self.starved_at[team] = now
+            # A pace measured over a window in which the team was never starved (this
+            # shift) is its working pace; one measured over starved time is a lower bound.
+            clean = now - self.starved_at.get(team, -math.inf) >= self.s.throughput_window
+            if fresh and clean:
+                self.working_pace[team] = pace
+                self.working_pace_at[team] = now
+        if team in self.behind_break or now < self.break_until.get(team, -math.inf):
+            if team in self.behind_break and not fresh and pace is not None:
+                # Idle for want of claims, not of people: the pace measured earlier in this
+                # shift is the best estimate of what the team will do when the stuck
+                # claims land. A pace carried over from an earlier shift is not (yesterday
+                # evening's says nothing of today's staffing): it keeps an episode, never
+                # opens one.
+                paced = self.paced_at.get(team, -math.inf)
+                fresh = shift_start is not None and paced >= shift_start
+            if pace is not None and team in self.working_pace:
+                # During a break and for a throughput window after it, completions follow
+                # the broken inflow, and the measured pace falls with it: it is a lower
+                # bound, and the last working pace (measured with a waiting line) is kept.
+                # (benchmarks/break_impact.py, midday break, 3 seeds, the receiving team
+                # at full and at half staff: teams starved this way raised 12 SlaAtRisk
+                # for claims they then cleared on time before, none after.)
+                pace = max(pace, self.working_pace[team])
         if fresh:
             self.trusted.add(team)
         else:
