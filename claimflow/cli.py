@@ -445,7 +445,26 @@ def _broker(args: argparse.Namespace) -> int:
     return status
 
 
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop this process (KeyboardInterrupt) from here on.
+
+    A process started as a background job (`claimflow demo &`, a test's subprocess) inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler: Ctrl-C or `kill -INT`
+    would do nothing, and a demo would keep its broker and worker running. SIGTERM's default
+    kills without a `finally`, so the same demo would leave them behind too. Called first
+    thing by the long-running commands, so that no start-up step (generating the demo's
+    history, importing Faust) is a window where a signal is lost. The worker's Faust loop
+    installs its own handlers for both once it runs (a clean stop, exit 0)."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _worker(args: argparse.Namespace) -> int:
+    _stop_on_signals()
     from claimflow.streams.settings import SettingsError, from_env
     from claimflow.worker import WorkerError, run_worker
 
@@ -514,6 +533,7 @@ def _clock(value: str) -> dt_time:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _stop_on_signals()
     from claimflow.demo import DemoError, DemoOptions, run_demo
 
     options = DemoOptions(
