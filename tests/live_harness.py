@@ -29,9 +29,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from claimflow.broker import free_port
 from claimflow.config import Config
 from claimflow.engine import Alert, Engine
+from claimflow.engine.feed import feed
 from claimflow.events import decode
 from claimflow.metrics import EngineCollector
-from claimflow.rejections import Rejection
 from tests.processes import alive, stop  # noqa: F401 (alive: tests import it from here)
 
 CLI = [sys.executable, "-m", "claimflow.cli"]
@@ -181,11 +181,7 @@ def reference(config: Config, lines: Iterable[bytes]) -> tuple[Engine, list[Aler
     engine = Engine(config)
     alerts: list[Alert] = []
     for line in lines:
-        event = decode(line)
-        if isinstance(event, Rejection):
-            engine.refuse(event)
-        else:
-            engine.ingest(event)
+        feed(engine, decode(line))
         alerts.extend(engine.drain_alerts())
     return engine, alerts
 
