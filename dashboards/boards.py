@@ -6,6 +6,10 @@ Queries read the worker's metrics (README, "Metrics") and the recording rules th
 dashboards/mixin.py generates. `$datasource`, `$job`, `$instance`, `$team`, `$client` and
 `$hub` are template variables; `scoped` adds the job and instance to every selector.
 
+Panels come from small helpers that carry the house style (`series`, `stat`, `bar_gauge`,
+`table`: units, thresholds, a runbook link each), as grafanalib's own weave.py does, and a
+board is its rows (`_rows`: a height, then panels sharing the width), never coordinates.
+
 grafanalib still writes the pre-7 dashboard shape (string datasources, nulls, `rows`,
 `style`, bar gauge units under `fieldOptions`, thresholds with the string "null");
 `board_json` post-processes its output into the current schema, which
@@ -99,8 +103,11 @@ def _target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) 
     )
 
 
-def _targets(*queries: tuple[str, str]) -> list[Target]:
-    return [_target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
+def _targets(*queries: tuple[str, str], instant: bool = False) -> list[Target]:
+    return [
+        _target(expr, legend, chr(ord("A") + i), instant)
+        for i, (expr, legend) in enumerate(queries)
+    ]
 
 
 def _link(title: str, tooltip: str, url: str = "", tags: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -130,6 +137,16 @@ def _runbook(name: str) -> list[dict[str, Any]]:
 def series(title: str, *queries: tuple[str, str], unit: str = "short", runbook: str) -> TimeSeries:
     """A time series panel: (query, legend) pairs, a unit, a runbook link."""
     return TimeSeries(title=title, targets=_targets(*queries), unit=unit, links=_runbook(runbook))
+
+
+def table(title: str, *exprs: str, runbook: str) -> Table:
+    """A table of the latest values (instant queries), a column per query, a runbook link."""
+    return Table(
+        title=title,
+        unit="short",
+        targets=_targets(*((expr, "") for expr in exprs), instant=True),
+        links=_runbook(runbook),
+    )
 
 
 def stat(
@@ -358,15 +375,12 @@ def hub_link() -> Dashboard:
         ("hub",),
         (
             7,
-            Table(
-                title="Routes",
-                unit="short",
-                targets=[
-                    _target('claimflow_hub_link_up{hub_id=~"$hub"}', "", "A", instant=True),
-                    _target('claimflow_claims_in_transit{hub_id=~"$hub"}', "", "B", instant=True),
-                    _target('claimflow_claims_missing{hub_id=~"$hub"}', "", "C", instant=True),
-                ],
-                links=_runbook("hub-link-break"),
+            table(
+                "Routes",
+                'claimflow_hub_link_up{hub_id=~"$hub"}',
+                'claimflow_claims_in_transit{hub_id=~"$hub"}',
+                'claimflow_claims_missing{hub_id=~"$hub"}',
+                runbook="hub-link-break",
             ),
         ),
         (
