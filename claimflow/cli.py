@@ -7,13 +7,16 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from datetime import time as dt_time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from claimflow.config import ConfigError, load_config
+from claimflow.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from claimflow.engine import Engine
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -445,7 +448,26 @@ def _broker(args: argparse.Namespace) -> int:
     return status
 
 
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop this process (KeyboardInterrupt) from here on.
+
+    A process started as a background job (`claimflow demo &`, a test's subprocess) inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler: Ctrl-C or `kill -INT`
+    would do nothing, and a demo would keep its broker and worker running. SIGTERM's default
+    kills without a `finally`, so the same demo would leave them behind too. Called first
+    thing by the long-running commands, so that no start-up step (generating the demo's
+    history, importing Faust) is a window where a signal is lost. The worker's Faust loop
+    installs its own handlers for both once it runs (a clean stop, exit 0)."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _worker(args: argparse.Namespace) -> int:
+    _stop_on_signals()
     from claimflow.streams.settings import SettingsError, from_env
     from claimflow.worker import WorkerError, run_worker
 
@@ -514,6 +536,7 @@ def _clock(value: str) -> dt_time:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    _stop_on_signals()
     from claimflow.demo import DemoError, DemoOptions, run_demo
 
     options = DemoOptions(
@@ -534,9 +557,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _staffing(args: argparse.Namespace) -> int:
     import json
 
-    from claimflow.engine import Engine
-    from claimflow.events import decode
-    from claimflow.rejections import Rejection
     from claimflow.staffing import load_roster, report
 
     config = load_config(args.config)
@@ -544,20 +564,52 @@ def _staffing(args: argparse.Namespace) -> int:
     if args.at is not None and args.at.tzinfo is None:
         print("claimflow staffing: --at needs an offset (e.g. Z or +01:00)", file=sys.stderr)
         return 2
-    engine = Engine(config)
-    for line in _lines(args.input):
-        event = decode(line)
-        if isinstance(event, Rejection):
-            continue
-        if args.at is not None and event.time > args.at:
-            break
-        engine.ingest(event)
-    if engine.watermark == float("-inf"):
+    engine = floor_at(config, _lines(args.input), args.at)
+    if engine is None:
         print("claimflow staffing: no events before --at: nothing to judge", file=sys.stderr)
         return 2
     result = report(engine, roster)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
     return 0
+
+
+def floor_at(config: Config, lines: Iterable[bytes], at: datetime | None) -> Engine | None:
+    """The engine as it stands at `at` (None: the end of the input), as the live worker would
+    show it, for `staffing suggest`; None when no event is dated up to `at`.
+
+    The events dated up to `at` go through the replay (the same `feed`, the same hold of
+    events dated far ahead), then event time is moved on to `at` itself, so the deadlines
+    between the last event and `at` are judged. Before, it judged at the last event minus
+    the allowed lateness, and lines that did not decode went uncounted."""
+    from claimflow.engine import Engine
+    from claimflow.replay import replay
+
+    engine = Engine(config)
+    replay(
+        config,
+        lines if at is None else _until(lines, at),
+        lambda alert: None,
+        lambda number, problem, line: None,
+        engine=engine,
+    )
+    if engine.newest == float("-inf"):
+        return None
+    if at is not None:
+        engine.advance_to(at.timestamp())
+    return engine
+
+
+def _until(lines: Iterable[bytes], moment: datetime) -> Iterator[bytes]:
+    """The lines of events dated up to `moment`, in input order, and the lines that do not
+    decode (to be counted and refused like any other). An event dated later is left out,
+    not taken as the end: one wrong date must not cut the input short."""
+    from claimflow.events import decode
+    from claimflow.rejections import Rejection
+
+    for line in lines:
+        event = decode(line)
+        if isinstance(event, Rejection) or event.time <= moment:
+            yield line
 
 
 def _since(text: str) -> datetime:

@@ -82,6 +82,10 @@ class DemoOptions:
 
 
 def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
+    """Run the demo until the day is played (`exit_when_done`) or a KeyboardInterrupt: the
+    caller makes SIGINT and SIGTERM raise it (`cli._stop_on_signals`, also when the demo was
+    started with SIGINT ignored), and whatever ends the run, the broker and the worker it
+    started are stopped before it returns."""
     if port_taken(options.web_port):
         raise DemoError(
             f"port 127.0.0.1:{options.web_port} is taken: stop what uses it or pass --web-port"
@@ -111,18 +115,6 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
         stop = datetime.combine(date.fromordinal(played_day), options.stop_at, zone).timestamp()
         today = [(t, e) for t, e in today if t <= stop]
 
-    stopping = False
-
-    def on_term(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    # Started as a background job (`claimflow demo &`), the process inherits SIGINT ignored,
-    # and Python then leaves it ignored: Ctrl-C or `kill -INT` would not stop the demo, and
-    # its broker and worker would outlive whoever started it. Stop on SIGINT regardless.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     broker = EmbeddedBroker(options.broker_port or free_port(), log=folder / "broker.log")
     worker: subprocess.Popen[bytes] | None = None
     web = f"http://127.0.0.1:{options.web_port}"
@@ -164,9 +156,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        # A second Ctrl-C (or a terminal's SIGINT to the whole group) must not cut the
-        # clean-up short and leave the broker or the worker behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A second Ctrl-C (or a terminal's SIGINT to the whole group) or another SIGTERM must
+        # not cut the clean-up short and leave the broker or the worker behind.
+        handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
         say("stopping...")
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
@@ -176,8 +168,8 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
                 worker.kill()
                 worker.wait()
         broker.stop()
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
         say("demo stopped; nothing left running")
 
 

@@ -1,10 +1,10 @@
 """Prometheus metrics, read from engine state when Prometheus scrapes.
 
-A scrape-time collector, not gauges set as events arrive: the live worker passes the engines
-of the partitions it owns at that moment, so a partition that moved to another worker
-disappears from this worker's output instead of going stale. Samples of several engines are
-combined per label set: counts add up, `hub_link_up` and the event time take the minimum, ages
-and timestamps the maximum, so the sums across workers equal a single worker's figures.
+A scrape-time collector, not gauges set as events arrive: the live worker passes its engine
+while it owns the sequenced partition, and none otherwise, so an engine that moved to another
+worker disappears from this worker's output instead of going stale. A worker holds at most
+one engine: each label set is one figure of it, except the counts of values exported as
+`other`, which add up.
 
 Labels are bounded: team, client, hub, center, reason, SLA or deadline class, alert name,
 score, reference day. Never a claim id, never a survey comment. Team, client, hub and
@@ -44,14 +44,12 @@ class _Family:
     doc: str
     labels: tuple[str, ...]
     counter: bool = False
-    combine: Callable[[float, float], float] = lambda a, b: a + b
     samples: dict[Labels, float] = field(default_factory=dict)
 
     def add(self, labels: Labels, value: float) -> None:
-        if labels in self.samples:
-            self.samples[labels] = self.combine(self.samples[labels], value)
-        else:
-            self.samples[labels] = value
+        """Add `value` to the label set's figure: several values land on one label set only
+        when they are counts of things exported as `other` (surveys of unknown clients)."""
+        self.samples[labels] = self.samples.get(labels, 0.0) + value
 
     def metric(self) -> Metric:
         family_type = CounterMetricFamily if self.counter else GaugeMetricFamily
@@ -74,7 +72,6 @@ def _families() -> dict[str, _Family]:
             "claimflow_event_time_seconds",
             "Event time (Unix seconds) up to which everything has been applied and judged.",
             (),
-            combine=min,
         ),
         _Family(
             "claimflow_arrivals", "Claims arrived at the center, by team.", ("team",), counter=True
@@ -122,7 +119,6 @@ def _families() -> dict[str, _Family]:
             "claimflow_oldest_open_claim_age_seconds",
             "Age of the team's oldest open claim since it arrived.",
             ("team",),
-            combine=max,
         ),
         _Family(
             "claimflow_claims_at_risk",
@@ -139,13 +135,11 @@ def _families() -> dict[str, _Family]:
             "Pace needed to clear every claim due by the most demanding upcoming deadline of "
             "the class, claims per working hour.",
             ("team", "deadline_class"),
-            combine=max,
         ),
         _Family(
             "claimflow_team_throughput_claims_per_hour",
             "The team's measured pace: claims completed per busy working hour.",
             ("team",),
-            combine=max,
         ),
         _Family(
             "claimflow_claims_in_transit",
@@ -161,20 +155,17 @@ def _families() -> dict[str, _Family]:
             "claimflow_hub_link_up",
             "1 while the route is not in a HubLinkBreak episode, else 0.",
             ("hub_id", "center_id"),
-            combine=min,
         ),
         _Family(
             "claimflow_hub_last_arrival_timestamp_seconds",
             "Event time of the route's last arrival.",
             ("hub_id", "center_id"),
-            combine=max,
         ),
         _Family(
             "claimflow_transit_time_seconds",
             "Hub-to-center transit time over the route's last 1,000 arrivals, by percentile "
             "(50, 90, 99).",
             ("hub_id", "center_id", "percentile"),
-            combine=max,
         ),
         _Family(
             "claimflow_hub_dispatched_claims",
@@ -191,7 +182,6 @@ def _families() -> dict[str, _Family]:
             "Age at which a claim in transit counts as missing (1% of healthy claims take "
             "longer; learned per route).",
             ("hub_id", "center_id"),
-            combine=max,
         ),
         _Family(
             "claimflow_survey_responses",
@@ -213,13 +203,11 @@ def _families() -> dict[str, _Family]:
             "1 for each open alert episode, with its scope (labels that do not apply are "
             "empty); Prometheus alert rules page on it.",
             ALERT_SCOPE,
-            combine=max,
         ),
         _Family(
             "claimflow_alert_since_timestamp_seconds",
             "Event time the open episode's condition started (its `since`, else when it fired).",
             ALERT_SCOPE,
-            combine=min,
         ),
         # What a break means for the clients (claimflow/engine/impact.py).
         _Family(
@@ -239,7 +227,6 @@ def _families() -> dict[str, _Family]:
             "When the client's same-day claims due today are projected to be done at the "
             "current pace (absent while there are none or no pace is known).",
             ("client_id",),
-            combine=max,
         ),
         _Family(
             "claimflow_break_same_day_claims",
@@ -251,14 +238,18 @@ def _families() -> dict[str, _Family]:
 
 
 class EngineCollector(Collector):
-    """Exports the state of the engines `engines()` returns at scrape time."""
+    """Exports, at scrape time, the state of the engine `engines()` returns: a worker holds
+    at most one (none while another worker owns the sequenced partition)."""
 
     def __init__(self, engines: Callable[[], Iterable[Engine]]) -> None:
         self.engines = engines
 
     def collect(self) -> Iterator[Metric]:
         families = _families()
-        for engine in self.engines():
+        engines = list(self.engines())
+        if len(engines) > 1:
+            raise ValueError(f"{len(engines)} engines to export: a worker holds at most one")
+        for engine in engines:
             _sample(engine, families)
         for family in families.values():
             yield family.metric()
@@ -289,10 +280,16 @@ def _sample(engine: Engine, f: dict[str, _Family]) -> None:
         f["claimflow_rejected_events"].add((reason,), n)
     for name in ALERT_NAMES:
         f["claimflow_alerts_open"].add((name,), sum(1 for (a, _) in engine.book.open if a == name))
-    for (name, _), alert in sorted(engine.book.open.items()):
+    # Open alerts whose scopes are exported as `other` share a label set: active once, since
+    # the first of them.
+    since: dict[Labels, float] = {}
+    for (name, _), alert in engine.book.open.items():
         scope = (name, *(known.bound(lbl, alert.labels.get(lbl, "")) for lbl in ALERT_SCOPE[1:]))
+        first = _since(alert)
+        since[scope] = min(since.get(scope, first), first)
+    for scope, first in sorted(since.items()):
         f["claimflow_alert_active"].add(scope, 1)
-        f["claimflow_alert_since_timestamp_seconds"].add(scope, _since(alert))
+        f["claimflow_alert_since_timestamp_seconds"].add(scope, first)
     if engine.watermark == float("-inf"):
         return  # nothing applied yet: no event time, no windows
     now = engine.watermark

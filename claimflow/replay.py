@@ -1,9 +1,10 @@
 """`claimflow replay`: the live detection code over a file of events, for backtests.
 
-The loop is the same engine the Faust agents drive, fed line by line. Bad lines are
-reported with their line numbers and skipped; the run goes on. An event dated far ahead of
-the stream is refused (`future_timestamp`) unless the events after it follow: see
-claimflow/ahead.py.
+The loop is the same engine the Faust agents drive, fed line by line through the same
+`feed` (claimflow/engine/feed.py), so a bad line is counted as the live worker counts it.
+Bad lines are reported with their line numbers and skipped; the run goes on. An event
+dated far ahead of the stream is refused (`future_timestamp`) unless the events after it
+follow: see claimflow/ahead.py.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import ParamSpec, TypeVar
 from claimflow.ahead import AheadBound, Held
 from claimflow.config import Config
 from claimflow.engine import Alert, Engine
+from claimflow.engine.feed import feed
 from claimflow.events import Event, decode
 from claimflow.rejections import Rejection
 
@@ -118,7 +120,7 @@ def replay(
     def handle(number: int, line: bytes, event: Event | Rejection, t: float | None = None) -> None:
         nonlocal events
         # the event time is known already when the loop checked it against the bound
-        problem = event if isinstance(event, Rejection) else ingest(event, t)
+        problem = feed(engine, event, t)
         if problem is None or refused(number, line, problem):
             events += 1
             if book.pending:  # tested inline: this runs once per line
@@ -134,8 +136,6 @@ def replay(
         while held and (final or bound.decided()):
             head = bound.take()
             problem = bound.judge(head, engine.newest)
-            if problem is not None:
-                engine.refuse(problem)
             handle(head.number, head.line, head.event if problem is None else problem, head.t)
             # Hand on, in order, what no longer jumps ahead; the next jump waits for its own.
             while held:
@@ -161,7 +161,7 @@ def replay(
         elif isinstance(event, Rejection):
             handle(number, line, event)
         elif (problem := ingest(event, t)) is None or refused(number, line, problem):
-            events += 1  # handle(), inlined for the common case
+            events += 1  # handle() and feed(), inlined for the common case: a decoded event
             if book.pending:
                 publish()
         if not number & 8191 and on_progress is not None:

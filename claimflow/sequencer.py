@@ -41,6 +41,7 @@ from claimflow.config import Config
 from claimflow.deadletter import Digest, dead_letter, dead_letter_json
 from claimflow.engine import Engine
 from claimflow.engine.alerts import Alert
+from claimflow.engine.feed import feed
 from claimflow.events import decode
 from claimflow.idle import IdleClock
 from claimflow.rejections import Reason, Rejection
@@ -428,17 +429,14 @@ class LiveEngine:
             self.merge.report(envelope)
         elif self.merge.offer(envelope) and envelope.reason is not None:
             rejection = Rejection(Reason(envelope.reason), envelope.detail or "")
-            self.engine.refuse(rejection)
+            feed(self.engine, rejection)  # refused at ingest (did not decode): counted
             outputs.append(self._dead_letter_for(envelope, rejection))
         released = self.merge.release()
         idle = self._idle
         for record in released:
             if idle is not None and record.time is not None:
                 idle.observe(record.wall, record.time)
-            event = decode(record.raw, self.input_types.get(record.topic))
-            problem = event if isinstance(event, Rejection) else self.engine.ingest(event)
-            if isinstance(event, Rejection):
-                self.engine.refuse(event)
+            problem = feed(self.engine, decode(record.raw, self.input_types.get(record.topic)))
             if problem is not None:
                 outputs.append(self._dead_letter_for(record, problem))
         self._clock.set(self.merge.wall)

@@ -6,6 +6,10 @@ Queries read the worker's metrics (README, "Metrics") and the recording rules th
 dashboards/mixin.py generates. `$datasource`, `$job`, `$instance`, `$team`, `$client` and
 `$hub` are template variables; `scoped` adds the job and instance to every selector.
 
+Panels come from small helpers that carry the house style (`series`, `stat`, `bar_gauge`,
+`table`: units, thresholds, a runbook link each), as grafanalib's own weave.py does, and a
+board is its rows (`_rows`: a height, then panels sharing the width), never coordinates.
+
 grafanalib still writes the pre-7 dashboard shape (string datasources, nulls, `rows`,
 `style`, bar gauge units under `fieldOptions`, thresholds with the string "null");
 `board_json` post-processes its output into the current schema, which
@@ -99,8 +103,11 @@ def _target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) 
     )
 
 
-def _targets(*queries: tuple[str, str]) -> list[Target]:
-    return [_target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
+def _targets(*queries: tuple[str, str], instant: bool = False) -> list[Target]:
+    return [
+        _target(expr, legend, chr(ord("A") + i), instant)
+        for i, (expr, legend) in enumerate(queries)
+    ]
 
 
 def _link(title: str, tooltip: str, url: str = "", tags: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -127,26 +134,23 @@ def _runbook(name: str) -> list[dict[str, Any]]:
     return [_link(f"Runbook: {name}", "what it means, what to do", f"{RUNBOOK_BASE}{name}.md")]
 
 
-def series(
-    title: str,
-    pos: tuple[int, int, int, int],
-    *queries: tuple[str, str],
-    unit: str = "short",
-    runbook: str,
-) -> TimeSeries:
+def series(title: str, *queries: tuple[str, str], unit: str = "short", runbook: str) -> TimeSeries:
     """A time series panel: (query, legend) pairs, a unit, a runbook link."""
-    return TimeSeries(
+    return TimeSeries(title=title, targets=_targets(*queries), unit=unit, links=_runbook(runbook))
+
+
+def table(title: str, *exprs: str, runbook: str) -> Table:
+    """A table of the latest values (instant queries), a column per query, a runbook link."""
+    return Table(
         title=title,
-        targets=_targets(*queries),
-        unit=unit,
-        gridPos=_pos(*pos),
+        unit="short",
+        targets=_targets(*((expr, "") for expr in exprs), instant=True),
         links=_runbook(runbook),
     )
 
 
 def stat(
     title: str,
-    pos: tuple[int, int, int, int],
     expr: str,
     steps: list[tuple[str, float]],
     *,
@@ -160,14 +164,12 @@ def stat(
         thresholds=[Threshold(color, i, value) for i, (color, value) in enumerate(steps)],
         colorMode="background",
         reduceCalc="lastNotNull",
-        gridPos=_pos(*pos),
         links=_runbook(runbook),
     )
 
 
 def bar_gauge(
     title: str,
-    pos: tuple[int, int, int, int],
     expr: str,
     legend: str,
     steps: list[tuple[str, float]],
@@ -181,7 +183,6 @@ def bar_gauge(
         targets=[_target(expr, legend)],
         format=unit,
         thresholds=[Threshold(color, i, value) for i, (color, value) in enumerate(steps)],
-        gridPos=_pos(*pos),
         links=_runbook(runbook),
         min=0,
     )
@@ -189,7 +190,7 @@ def bar_gauge(
     return gauge
 
 
-def _breaks_timeline(pos: tuple[int, int, int, int]) -> StateTimeline:
+def _breaks_timeline() -> StateTimeline:
     """Hub link break episodes per route: where a dip in another panel comes from."""
     return StateTimeline(
         title="Hub link breaks",
@@ -200,7 +201,6 @@ def _breaks_timeline(pos: tuple[int, int, int, int]) -> StateTimeline:
                 "{{hub_id}} -> {{center_id}}",
             )
         ],
-        gridPos=_pos(*pos),
         links=_runbook("hub-link-break"),
     )
 
@@ -248,8 +248,22 @@ def _variables(*names: str) -> Templating:
     return Templating(list=templates)
 
 
-def _pos(x: int, y: int, w: int, h: int) -> GridPos:
-    return GridPos(h=h, w=w, x=x, y=y)
+Row = tuple[Any, ...]  # a row of the board: its height, then its panels from left to right
+
+
+def _rows(*rows: Row) -> list[Any]:
+    """The panels of a board, placed row by row: each row as high as given, its panels
+    sharing the 24 columns equally, in reading order. No coordinates written by hand, so
+    no two panels overlap and none leaves a gap."""
+    panels: list[Any] = []
+    y = 0
+    for height, *row in rows:
+        width = 24 // len(row)
+        for i, panel in enumerate(row):
+            panel.gridPos = GridPos(h=height, w=width, x=i * width, y=y)
+            panels.append(panel)
+        y += height
+    return panels
 
 
 def _board(
@@ -258,7 +272,7 @@ def _board(
     description: str,
     refresh: str,
     variables: tuple[str, ...],
-    panels: list[Any],
+    *rows: Row,
 ) -> Dashboard:
     return Dashboard(
         title=title,
@@ -268,7 +282,7 @@ def _board(
         timezone="browser",
         refresh=refresh,
         templating=_variables(*variables),
-        panels=panels,
+        panels=_rows(*rows),
     ).auto_panel_ids()
 
 
@@ -281,40 +295,39 @@ def claims_wall() -> Dashboard:
         "alerts, survey mood.",
         "30s",
         ("team", "hub"),
-        [
+        (
+            5,
             stat(
                 "Hub links down",
-                (0, 0, 6, 5),
                 'count(claimflow_hub_link_up{hub_id=~"$hub"} == 0) or vector(0)',
                 [(GREEN, 0.0), (RED, 1.0)],
                 runbook="hub-link-break",
             ),
             stat(
                 "Open alerts",
-                (6, 0, 6, 5),
                 "sum(claimflow_alerts_open)",
                 [(GREEN, 0.0), (AMBER, 1.0)],
                 runbook="inflow-drop",
             ),
             stat(
                 "Claims at risk today",
-                (12, 0, 6, 5),
                 'sum(claimflow_claims_at_risk{team=~"$team",deadline_class="due_today"})',
                 [(GREEN, 0.0), (RED, 1.0)],
                 runbook="sla-at-risk",
             ),
             stat(
                 "Negative survey share (last 24 h)",
-                (18, 0, 6, 5),
                 'sum(increase(claimflow_survey_responses_total{score=~"1|2"}[1d]))'
                 " / sum(increase(claimflow_survey_responses_total[1d]))",
                 [(GREEN, 0.0), (AMBER, 0.2), (RED, 0.35)],
                 unit="percentunit",
                 runbook="feedback-surge",
             ),
+        ),
+        (
+            9,
             bar_gauge(
                 "Inflow now, per team, as a share of the usual",
-                (0, 5, 12, 9),
                 'job_team:claimflow_team_inflow:ratio{team=~"$team"}',
                 "{{team}}",
                 [(RED, 0.0), (AMBER, 0.5), (GREEN, 0.8)],
@@ -324,15 +337,16 @@ def claims_wall() -> Dashboard:
             ),
             bar_gauge(
                 "Backlog per team",
-                (12, 5, 12, 9),
                 'sum by (team) (claimflow_backlog_claims{team=~"$team"})',
                 "{{team}}",
                 [(GREEN, 0.0), (AMBER, 200.0)],
                 runbook="sla-at-risk",
             ),
+        ),
+        (
+            9,
             series(
                 "Inflow today vs yesterday and last week",
-                (0, 14, 24, 9),
                 ('sum(claimflow_team_inflow_claims{team=~"$team"})', "today"),
                 (
                     'sum(claimflow_team_inflow_reference_claims{team=~"$team",reference="1d"})',
@@ -344,8 +358,8 @@ def claims_wall() -> Dashboard:
                 ),
                 runbook="inflow-drop",
             ),
-            _breaks_timeline((0, 23, 24, 5)),
-        ],
+        ),
+        (5, _breaks_timeline()),
     )
 
 
@@ -359,40 +373,39 @@ def hub_link() -> Dashboard:
         "transit timeout. Claim ids: the worker's /it/transit.",
         "30s",
         ("hub",),
-        [
-            Table(
-                title="Routes",
-                unit="short",
-                targets=[
-                    _target('claimflow_hub_link_up{hub_id=~"$hub"}', "", "A", instant=True),
-                    _target('claimflow_claims_in_transit{hub_id=~"$hub"}', "", "B", instant=True),
-                    _target('claimflow_claims_missing{hub_id=~"$hub"}', "", "C", instant=True),
-                ],
-                gridPos=_pos(0, 0, 24, 7),
-                links=_runbook("hub-link-break"),
+        (
+            7,
+            table(
+                "Routes",
+                'claimflow_hub_link_up{hub_id=~"$hub"}',
+                'claimflow_claims_in_transit{hub_id=~"$hub"}',
+                'claimflow_claims_missing{hub_id=~"$hub"}',
+                runbook="hub-link-break",
             ),
+        ),
+        (
+            8,
             series(
                 "Claims missing (in transit past the timeout)",
-                (0, 7, 12, 8),
                 ('claimflow_claims_missing{hub_id=~"$hub"}', route),
                 runbook="hub-link-break",
             ),
             series(
                 "Claims in transit",
-                (12, 7, 12, 8),
                 ('claimflow_claims_in_transit{hub_id=~"$hub"}', route),
                 runbook="hub-link-break",
             ),
+        ),
+        (
+            8,
             series(
                 "Arrivals from the hub vs its baseline",
-                (0, 15, 12, 8),
                 ('claimflow_hub_inflow_claims{hub_id=~"$hub"}', "{{hub_id}} arrived"),
                 ('claimflow_hub_inflow_baseline_claims{hub_id=~"$hub"}', "{{hub_id}} usual"),
                 runbook="inflow-drop",
             ),
             series(
                 "Since the last arrival (event time)",
-                (12, 15, 12, 8),
                 (
                     "claimflow_event_time_seconds - on() group_right() "
                     'claimflow_hub_last_arrival_timestamp_seconds{hub_id=~"$hub"}',
@@ -401,25 +414,31 @@ def hub_link() -> Dashboard:
                 unit="s",
                 runbook="hub-link-break",
             ),
+        ),
+        (
+            8,
             series(
                 "Dispatched by the hub vs arrived at the center (trailing hour)",
-                (0, 23, 12, 8),
                 ('claimflow_hub_dispatched_claims{hub_id=~"$hub"}', f"{route} dispatched"),
                 ('claimflow_hub_arrived_claims{hub_id=~"$hub"}', f"{route} arrived"),
                 runbook="hub-link-break",
             ),
             series(
                 "Transit time percentiles, with the learned timeout",
-                (12, 23, 12, 8),
-                ('claimflow_transit_time_seconds{hub_id=~"$hub"}', f"{route} p{{{{percentile}}}}"),
+                (
+                    'claimflow_transit_time_seconds{hub_id=~"$hub"}',
+                    f"{route} p{{{{percentile}}}}",
+                ),
                 ('claimflow_transit_timeout_seconds{hub_id=~"$hub"}', f"{route} timeout"),
                 unit="s",
                 runbook="hub-link-break",
             ),
-            _breaks_timeline((0, 31, 24, 6)),
+        ),
+        (6, _breaks_timeline()),
+        (
+            8,
             series(
                 "Worker health: refused snapshots, failed reloads, completions never seen arriving",
-                (0, 37, 24, 8),
                 (
                     "sum by (instance, reason) (increase(claimflow_snapshot_refused_total[1h]))",
                     "{{instance}} snapshot refused ({{reason}})",
@@ -434,7 +453,7 @@ def hub_link() -> Dashboard:
                 ),
                 runbook="snapshot-refused",
             ),
-        ],
+        ),
     )
 
 
@@ -448,22 +467,23 @@ def sla_risk() -> Dashboard:
         "claims open, stuck or at risk, and when the last is projected to be done.",
         "1m",
         ("team", "client"),
-        [
+        (
+            9,
             series(
                 "Projected misses per team and deadline",
-                (0, 0, 12, 9),
                 ('claimflow_claims_at_risk{team=~"$team"}', "{{team}} {{deadline_class}}"),
                 runbook="sla-at-risk",
             ),
             series(
                 "Backlog by SLA class",
-                (12, 0, 12, 9),
                 ('claimflow_backlog_claims{team=~"$team"}', "{{team}} {{sla_class}}"),
                 runbook="sla-at-risk",
             ),
+        ),
+        (
+            9,
             series(
                 "Throughput against the pace needed (claims per working hour)",
-                (0, 9, 12, 9),
                 ('claimflow_team_throughput_claims_per_hour{team=~"$team"}', "{{team}} pace"),
                 (
                     'claimflow_deadline_needed_claims_per_hour{team=~"$team"}',
@@ -474,25 +494,15 @@ def sla_risk() -> Dashboard:
             ),
             series(
                 "Oldest open claim",
-                (12, 9, 12, 9),
                 ('claimflow_oldest_open_claim_age_seconds{team=~"$team"}', "{{team}}"),
                 unit="s",
                 runbook="sla-at-risk",
             ),
-            series(
-                "Due at upcoming deadlines vs completed per hour",
-                (12, 18, 12, 9),
-                (
-                    'claimflow_deadline_due_claims{team=~"$team"}',
-                    "{{team}} due ({{deadline_class}})",
-                ),
-                ('job_team:claimflow_completions:rate1h{team=~"$team"}', "{{team}} done/h"),
-                ('job_team:claimflow_arrivals:rate1h{team=~"$team"}', "{{team}} arrived/h"),
-                runbook="sla-at-risk",
-            ),
+        ),
+        (
+            9,
             series(
                 "Same-day claims per client: open, stuck, at risk",
-                (0, 18, 12, 9),
                 (
                     'claimflow_client_same_day_claims{client_id=~"$client"}',
                     "{{client_id}} {{state}}",
@@ -504,8 +514,20 @@ def sla_risk() -> Dashboard:
                 runbook="client-same-day-at-risk",
             ),
             series(
+                "Due at upcoming deadlines vs completed per hour",
+                (
+                    'claimflow_deadline_due_claims{team=~"$team"}',
+                    "{{team}} due ({{deadline_class}})",
+                ),
+                ('job_team:claimflow_completions:rate1h{team=~"$team"}', "{{team}} done/h"),
+                ('job_team:claimflow_arrivals:rate1h{team=~"$team"}', "{{team}} arrived/h"),
+                runbook="sla-at-risk",
+            ),
+        ),
+        (
+            9,
+            series(
                 "Same-day claims: projected done, against now",
-                (0, 27, 12, 9),
                 (
                     "claimflow_client_same_day_projected_done_timestamp_seconds"
                     '{client_id=~"$client"} - on() group_left() claimflow_event_time_seconds',
@@ -516,7 +538,6 @@ def sla_risk() -> Dashboard:
             ),
             series(
                 "Same-day at-risk verdicts per client",
-                (12, 27, 12, 9),
                 (
                     'claimflow_alert_active{alert="ClientSameDayAtRisk",client_id=~"$client"}',
                     "{{client_id}}",
@@ -528,7 +549,7 @@ def sla_risk() -> Dashboard:
                 ),
                 runbook="client-same-day-at-risk",
             ),
-        ],
+        ),
     )
 
 
@@ -541,10 +562,10 @@ def customer_feedback() -> Dashboard:
         "page, never in metrics.",
         "1m",
         ("client",),
-        [
+        (
+            9,
             bar_gauge(
                 "Responses by score (last 24 h)",
-                (0, 0, 12, 9),
                 'sum by (score) (increase(claimflow_survey_responses_total{client_id=~"$client"}'
                 "[1d]))",
                 "score {{score}}",
@@ -553,7 +574,6 @@ def customer_feedback() -> Dashboard:
             ),
             bar_gauge(
                 "Negative share per client (scores 1-2, last 24 h)",
-                (12, 0, 12, 9),
                 'job_client_id:claimflow_survey_negative:ratio1d{client_id=~"$client"}',
                 "{{client_id}}",
                 [(GREEN, 0.0), (AMBER, 0.2), (RED, 0.35)],
@@ -561,9 +581,11 @@ def customer_feedback() -> Dashboard:
                 runbook="feedback-surge",
                 max_=1,
             ),
+        ),
+        (
+            8,
             series(
                 "Feedback alerts open",
-                (0, 9, 24, 8),
                 (
                     'claimflow_alert_active{alert="NegativeFeedbackSurge",client_id=~"$client"}'
                     ' or claimflow_alerts_open{alert="NegativeFeedbackSurge"}',
@@ -571,7 +593,7 @@ def customer_feedback() -> Dashboard:
                 ),
                 runbook="feedback-surge",
             ),
-        ],
+        ),
     )
 
 

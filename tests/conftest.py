@@ -17,6 +17,7 @@ from claimflow.config import Config, load_config
 from claimflow.engine import Alert
 from claimflow.replay import ReplaySummary, replay
 from claimflow.simulate import Simulator, write_scenario
+from tests.processes import no_process_left_behind  # noqa: F401 (autouse: every test)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

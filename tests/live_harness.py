@@ -29,9 +29,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from claimflow.broker import free_port
 from claimflow.config import Config
 from claimflow.engine import Alert, Engine
+from claimflow.engine.feed import feed
 from claimflow.events import decode
 from claimflow.metrics import EngineCollector
-from claimflow.rejections import Rejection
+from tests.processes import alive, stop  # noqa: F401 (alive: tests import it from here)
 
 CLI = [sys.executable, "-m", "claimflow.cli"]
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -54,16 +55,6 @@ WORKER_ONLY = (
     "process_",
     "python_",
 )
-
-
-def alive(pid: int) -> bool:
-    """Whether a process still runs (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "State:\tZ" not in status.read_text()
 
 
 def tool(*names: str) -> str:
@@ -118,7 +109,13 @@ class Worker:
             self.process = subprocess.Popen(
                 [*CLI, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        wait_until(self.ready, 60, f"worker {self.name} to be ready ({self.log})")
+        try:
+            wait_until(self.ready, 60, f"worker {self.name} to be ready ({self.log})")
+        except BaseException:
+            # The caller's `try`/`finally` has not begun: a worker that never got ready
+            # would otherwise run on after the failed test.
+            stop(self.process, signal.SIGKILL)
+            raise
         return self
 
     def get(self, path: str) -> tuple[int, Any]:
@@ -146,9 +143,13 @@ class Worker:
         return parse_metrics(text)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send `sig` and wait for the exit code; a worker that has not stopped after
+        `timeout` seconds is killed (with anything it started) and the test fails."""
         assert self.process is not None
-        self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        code = stop(self.process, sig, timeout)
+        if code is None:
+            raise AssertionError(f"worker {self.name} did not stop in {timeout:.0f}s; killed")
+        return code
 
 
 def parse_metrics(text: str) -> Series:
@@ -180,11 +181,7 @@ def reference(config: Config, lines: Iterable[bytes]) -> tuple[Engine, list[Aler
     engine = Engine(config)
     alerts: list[Alert] = []
     for line in lines:
-        event = decode(line)
-        if isinstance(event, Rejection):
-            engine.refuse(event)
-        else:
-            engine.ingest(event)
+        feed(engine, decode(line))
         alerts.extend(engine.drain_alerts())
     return engine, alerts
 
@@ -294,5 +291,5 @@ def takeover_run(
     finally:
         producing.join()
         for w in workers:
-            if w.process is not None and w.process.poll() is None:
-                w.stop()
+            if w.process is not None:
+                stop(w.process)  # never raises: the second is stopped even if the first hangs

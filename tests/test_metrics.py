@@ -1,12 +1,11 @@
-"""Prometheus metrics from engine state: promtool-clean, true to the state, bounded labels,
-and additive across engines that each own some partitions."""
+"""Prometheus metrics from engine state: promtool-clean, true to the state, bounded labels;
+one engine per worker (Prometheus adds the workers up, tests/test_worker.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
-import zlib
 from datetime import date
 
 import pytest
@@ -14,11 +13,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from claimflow.config import Config
-from claimflow.engine import Engine
+from claimflow.engine import Alert, Engine
+from claimflow.engine.alerts import labels_key
 from claimflow.events import Event, decode
-from claimflow.metrics import EngineCollector
+from claimflow.metrics import OTHER, EngineCollector
 from claimflow.simulate import Simulator
-from claimflow.streams.topics import KEY_FIELDS
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -113,24 +112,23 @@ def test_labels_never_carry_claim_ids_or_comments(config: Config, mixed: list) -
                 assert len(value) <= 100
 
 
-def test_engines_that_split_the_partitions_add_up_to_one(config: Config, mixed: list) -> None:  # type: ignore[type-arg]
-    whole, parts = Engine(config), [Engine(config), Engine(config)]
-    for raw, event in mixed[:60_000]:
-        whole.ingest(event)
-        key = str(raw[KEY_FIELDS[raw["type"]]]).encode()
-        parts[zlib.crc32(key) % 2].ingest(event)
-    for engine in (whole, *parts):
-        engine.finish()
-    one, both = _samples(_render(whole)), _samples(_render(*parts))
-    additive = (
-        "claimflow_events_total",
-        "claimflow_arrivals_total",
-        "claimflow_completions_total",
-        "claimflow_claims_in_transit",
-        "claimflow_survey_responses_total",
-    )
-    for (name, labels), value in one.items():
-        if name in additive:
-            assert both[(name, labels)] == value, (name, labels)
-    total = lambda s: sum(v for (n, _), v in s.items() if n == "claimflow_backlog_claims")  # noqa: E731
-    assert total(both) == total(one) > 0
+def test_alerts_whose_scopes_are_exported_as_other_share_one_series(config: Config) -> None:
+    """Two open alerts of clients the configuration does not list: one `other` series,
+    active once, since the first of them (surveys of those clients add up)."""
+    engine = Engine(config)
+    for client, at in (("stranger-a", 2000.0), ("stranger-b", 1000.0)):
+        labels = {"client_id": client}
+        engine.book.open[("NegativeFeedbackSurge", labels_key(labels))] = Alert(
+            "NegativeFeedbackSurge", "firing", at, labels, "surge"
+        )
+    samples = _samples(_render(engine))
+    scope = {"alert": "NegativeFeedbackSurge", "client_id": OTHER}
+    scope |= {"team": "", "hub_id": "", "center_id": ""}
+    assert _value(samples, "claimflow_alert_active", **scope) == 1
+    assert _value(samples, "claimflow_alert_since_timestamp_seconds", **scope) == 1000.0
+    assert _value(samples, "claimflow_alerts_open", alert="NegativeFeedbackSurge") == 2
+
+
+def test_a_worker_exports_at_most_one_engine(config: Config) -> None:
+    with pytest.raises(ValueError, match="at most one"):
+        _render(Engine(config), Engine(config))

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from claimflow.broker import free_port
-from tests.live_harness import alive, tool, wait_until
+from tests.live_harness import tool, wait_until
+from tests.processes import alive, descendants, stop, terminate
 
 ROOT = Path(__file__).parent.parent
 ARTIFACTS = Path(os.environ.get("CLAIMFLOW_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -109,8 +110,7 @@ def test_wall_page_in_chromium_the_morning_meeting_on_one_screen(tmp_path: Path)
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         # As a background job starts it (`claimflow demo &`): SIGINT ignored (inherited across
-        # exec). The demo must stop on SIGINT all the same. A session of its own, so that a
-        # demo that does not stop is killed with its worker, not left running.
+        # exec). The demo must stop on SIGINT all the same, and stop its broker and worker.
         ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             demo = subprocess.Popen(
@@ -120,7 +120,6 @@ def test_wall_page_in_chromium_the_morning_meeting_on_one_screen(tmp_path: Path)
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         finally:
             signal.signal(signal.SIGINT, ignored)
@@ -199,18 +198,17 @@ def test_wall_page_in_chromium_the_morning_meeting_on_one_screen(tmp_path: Path)
                 )
                 assert not overlap, (a, ba, b, bb)
     finally:
+        below = descendants(demo.pid)  # its broker and worker, before it stops them
         demo.send_signal(signal.SIGINT)
         try:
-            code = demo.wait(60)
+            code: int | None = demo.wait(60)
         except subprocess.TimeoutExpired:
-            # The broker runs in a session of its own: kill it (and the worker) by the pids
-            # the demo printed, the demo's session with it.
-            for pid in pids:
-                if alive(pid):
-                    os.kill(pid, signal.SIGKILL)
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait()
-            raise
+            code = None
+        left = [pid for pid in below if alive(pid)]
+        # Whatever happened above: nothing of the demo's runs on after the test.
+        stop(demo, signal.SIGKILL)
+        terminate(left)
     assert code == 0, log.read_text()[-2000:]
     assert "nothing left running" in log.read_text()
-    assert pids and not [pid for pid in pids if alive(pid)]
+    assert pids and set(pids) <= set(below)
+    assert left == [], "the demo left its broker or worker running"
