@@ -443,6 +443,7 @@ def _carried(times: list[float], wanted: float, lateness: float, window: float) 
     raise AssertionError(f"no event after {iso(wanted)} within 6 h")
 
 
+@pytest.mark.live
 def test_same_day_counts_per_client_equal_the_truth_in_the_live_worker(
     broker: EmbeddedBroker, tmp_path: Path, scenario: Scenario
 ) -> None:

@@ -55,6 +55,7 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
+@pytest.mark.live
 def test_exposition_is_promtool_clean(config: Config, mixed: list) -> None:  # type: ignore[type-arg]
     promtool = shutil.which("promtool")
     if promtool is None:

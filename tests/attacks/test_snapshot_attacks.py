@@ -176,6 +176,7 @@ def _applied(worker: Worker) -> float:
     )
 
 
+@pytest.mark.live
 def test_a_crafted_changelog_record_does_not_run_on_take_over(
     broker: EmbeddedBroker, tmp_path: Path, config: Config
 ) -> None:
