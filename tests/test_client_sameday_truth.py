@@ -391,6 +391,7 @@ def check_views(
     assert _metric_figures(series) == _truth_metrics(truth), at
 
 
+@pytest.mark.slow
 def test_same_day_counts_per_client_equal_the_truth_in_replay(scenario: Scenario) -> None:
     """One engine over the events in event-time order, stopped at each moment."""
     agreements = _agreements(scenario.config_path, scenario.config)

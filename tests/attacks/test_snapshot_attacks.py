@@ -139,6 +139,7 @@ def _series(engine: Any) -> bytes:
     return generate_latest(registry)
 
 
+@pytest.mark.slow
 def test_a_restored_state_continues_exactly_like_an_uninterrupted_run(
     config: Config, scenario: Any
 ) -> None:
