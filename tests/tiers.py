@@ -1,8 +1,9 @@
 """The two test tiers: `live` tests need a real broker, Prometheus, Alertmanager or Chromium.
 
-The quick tier, `pytest -m "not live"`, is what a developer runs after every edit: the engine,
-the contract, the views, the tools and the command line's offline commands, in under a
-minute. The full suite, `pytest`, adds the live tests: real `claimflow worker` processes on
+The quick tier, `pytest -m "not live and not slow"`, is what a developer runs after every
+edit: the engine, the contract, the views, the tools and the command line's offline commands,
+in under a minute (`slow` marks scenario runs and replays of seconds each). The full suite,
+`pytest`, adds the slow tests and the live ones: real `claimflow worker` processes on
 the embedded broker (Tansu), the demo, Prometheus and promtool, Alertmanager and amtool, and
 the wall page in Chromium. They take minutes, and need the Debian packages `.ci/run` installs.
 
