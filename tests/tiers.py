@@ -214,7 +214,7 @@ def pytest_runtest_makereport(
         f"{item.nodeid} is not marked live but started "
         + "; ".join(dict.fromkeys(started))
         + "\nMark it `@pytest.mark.live` (or the module: `pytestmark = pytest.mark.live`) so "
-        'that the quick tier, `pytest -m "not live"`, leaves it out (see tests/tiers.py).'
+        'that the quick tier, `pytest -m "not live and not slow"`, leaves it out (tests/tiers.py).'
     )
     if report.failed:
         message += f"\n\nThe test also failed:\n{report.longreprtext}"
