@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled configuration and generated scenarios (cached per session)."""
+"""Shared fixtures: the bundled configuration and generated scenarios (cached per session);
+the hooks behind the `live` mark (tests/tiers.py) and the process clean-up (tests/processes.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ from claimflow.engine import Alert
 from claimflow.replay import ReplaySummary, replay
 from claimflow.simulate import Simulator, write_scenario
 from tests.processes import no_process_left_behind  # noqa: F401 (autouse: every test)
+from tests.tiers import (  # noqa: F401 (hooks: the `live` mark and its safety nets)
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_fixture_setup,
+    pytest_runtest_makereport,
+    pytest_runtest_protocol,
+)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

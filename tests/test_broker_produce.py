@@ -21,6 +21,7 @@ from tests.live_harness import alive
 CLI = [sys.executable, "-m", "claimflow.cli"]
 
 
+@pytest.mark.live
 def test_broker_answers_and_stops_cleanly(tmp_path: Path) -> None:
     broker = EmbeddedBroker(log=tmp_path / "b.log").start()
     pid = broker.pid
@@ -34,6 +35,7 @@ def test_broker_answers_and_stops_cleanly(tmp_path: Path) -> None:
     broker.stop()  # stopping twice is harmless
 
 
+@pytest.mark.live
 def test_taken_port_is_a_clear_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -48,6 +50,7 @@ def test_taken_port_is_a_clear_error() -> None:
         assert b"already in use" in done.stderr
 
 
+@pytest.mark.live
 def test_broker_command_runs_until_sigterm_and_stops_its_broker() -> None:
     port = free_port()
     proc = subprocess.Popen([*CLI, "broker", "--port", str(port)], stderr=subprocess.PIPE)
@@ -79,6 +82,7 @@ def _consume_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]
     return out
 
 
+@pytest.mark.live
 def test_produce_sends_each_event_to_its_topic_with_its_key(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -124,6 +128,7 @@ def test_produce_sends_each_event_to_its_topic_with_its_key(
     consumer.close()
 
 
+@pytest.mark.live  # the Kafka client waits out its timeouts against the absent broker (10 s)
 def test_produce_says_clearly_when_kafka_is_not_there(tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
     events.write_text('{"type": "claim_arrived"}\n')

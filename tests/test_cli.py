@@ -78,6 +78,7 @@ BAD_LINES = {
 }
 
 
+@pytest.mark.slow
 def test_replay_reports_every_bad_line_with_its_number_and_goes_on(
     day_of_events: Path, tmp_path: Path
 ) -> None:
@@ -126,6 +127,7 @@ def test_replay_reports_every_bad_line_with_its_number_and_goes_on(
     assert piped.stdout == done.stdout
 
 
+@pytest.mark.slow
 def test_replay_output_is_the_contract_shape(tmp_path: Path) -> None:
     out = tmp_path / "break.jsonl"
     assert _run("simulate", "--scenario", "hub-break", "--days", "10", "--out", out).returncode == 0
@@ -187,6 +189,7 @@ def test_clear_errors_for_missing_input_and_bad_config(tmp_path: Path) -> None:
     assert f"{bad}: timezone: unknown time zone 'Mars/Olympus'".encode() in done.stderr
 
 
+@pytest.mark.slow
 def test_simulate_writes_valid_events_and_ground_truth(tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
     done = _run(

@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
 from claimflow.simulate import Fault, Simulator, write_scenario
@@ -30,6 +32,8 @@ from tests.test_observability_e2e import (  # noqa: F401 (receiver: a fixture)
     receiver,
 )
 from tests.test_worker import _produce
+
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
 CUT = datetime(2026, 11, 10, 16, 0, tzinfo=UTC)  # the feed stops with the alerts open
 AT_RISK = {"victor-agency", "northwind-mutual"}

@@ -391,6 +391,7 @@ def check_views(
     assert _metric_figures(series) == _truth_metrics(truth), at
 
 
+@pytest.mark.slow
 def test_same_day_counts_per_client_equal_the_truth_in_replay(scenario: Scenario) -> None:
     """One engine over the events in event-time order, stopped at each moment."""
     agreements = _agreements(scenario.config_path, scenario.config)
@@ -443,6 +444,7 @@ def _carried(times: list[float], wanted: float, lateness: float, window: float) 
     raise AssertionError(f"no event after {iso(wanted)} within 6 h")
 
 
+@pytest.mark.live
 def test_same_day_counts_per_client_equal_the_truth_in_the_live_worker(
     broker: EmbeddedBroker, tmp_path: Path, scenario: Scenario
 ) -> None:

@@ -15,6 +15,8 @@ from kafka.admin import NewTopic
 from claimflow.broker import EmbeddedBroker
 from claimflow.streams.delivery import Delivery
 
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
+
 TOPIC = "delivered"
 
 

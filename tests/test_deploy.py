@@ -98,6 +98,7 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas() -> None:
     assert len(boards[0]["files"]) == len(list((ROOT / "dashboards/generated").glob("*.json")))
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("config", [COMPOSE / "prometheus.yml", KUBE / "prometheus.yml"])
 def test_prometheus_configurations_pass_promtool(config: Path, tmp_path: Path) -> None:
     data = yaml.safe_load(config.read_text())

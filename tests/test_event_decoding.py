@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -187,6 +188,7 @@ def _assert_same(raw: bytes, expected_type: str | None) -> None:
             assert got == want and type(got) is type(want), (raw, name, got, want)
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages())
 @example(json.dumps({**BASE["survey_response"], "responded_at": "1999-12-31T23:59:59.9999999Z"}))
@@ -196,6 +198,7 @@ def test_decode_agrees_with_the_contract_models(raw: bytes | str) -> None:
     _assert_same(raw, None)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(messages(), st.sampled_from(EVENT_TYPES))
 def test_decode_agrees_with_the_contract_models_per_topic(raw: bytes, topic_type: str) -> None:

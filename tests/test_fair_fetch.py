@@ -7,6 +7,7 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from kafka import KafkaAdminClient, KafkaProducer
@@ -14,6 +15,8 @@ from kafka.admin import NewTopic
 
 from claimflow.broker import EmbeddedBroker
 from claimflow.streams import fair_fetch
+
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
 TOPIC = "fair"
 PARTITIONS = 4

@@ -8,6 +8,8 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from claimflow.config import Config, parse_config
 from claimflow.engine import Alert, Engine
 from claimflow.engine.transit import TransitCurve
@@ -229,6 +231,7 @@ def test_a_partial_break_at_night_is_seen_after_a_few_lost_claims() -> None:
     assert fired.details["evidence"] == ["missing_claims"]
 
 
+@pytest.mark.slow
 def test_stragglers_and_heavy_tails_do_not_page() -> None:
     """Thirty days at 60 claims an hour with 1% of claims delayed up to three hours:
     twenty times the straggler share the defaults are measured on."""
@@ -338,6 +341,7 @@ def test_the_open_alert_keeps_its_figures_current() -> None:
 # --- silence ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_hub_that_stops_sending_altogether_is_seen_by_silence() -> None:
     """No dispatch reports either: only the seasonal rate of arrivals can tell. Three weeks
     of history at ~130 an hour, then nothing from Monday 11:00."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
+
 from claimflow.config import Config
 from claimflow.engine import Engine
 from claimflow.events import decode
@@ -31,6 +33,7 @@ def _fed(config: Config) -> Engine:
     return engine
 
 
+@pytest.mark.slow
 def test_a_silent_feed_is_noticed_by_the_wall_clock(config: Config) -> None:
     engine = _fed(config)
     clock = ManualClock(engine.newest + 30)  # wall time: half a minute after the last event
@@ -51,6 +54,7 @@ def test_a_silent_feed_is_noticed_by_the_wall_clock(config: Config) -> None:
     assert engine.newest == clock.now() - idle.grace
 
 
+@pytest.mark.slow
 def test_events_flowing_keep_the_clock_out_of_it(config: Config) -> None:
     engine = _fed(config)
     clock = ManualClock(engine.newest + 10)
@@ -63,6 +67,7 @@ def test_events_flowing_keep_the_clock_out_of_it(config: Config) -> None:
     assert engine.newest == newest
 
 
+@pytest.mark.slow
 def test_caught_up_event_time_runs_on_with_the_wall_clock_at_the_measured_lag(
     config: Config,
 ) -> None:
@@ -85,6 +90,7 @@ def test_caught_up_event_time_runs_on_with_the_wall_clock_at_the_measured_lag(
     assert idle.lag(clock.now()) == 7
 
 
+@pytest.mark.slow
 def test_a_backfill_read_long_after_it_happened_never_runs_on_by_the_wall_clock(
     config: Config,
 ) -> None:

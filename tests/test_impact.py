@@ -28,6 +28,7 @@ from claimflow.events import decode
 from claimflow.rejections import Rejection
 from claimflow.simulate import Fault, Simulator
 
+pytestmark = pytest.mark.slow  # ten-day scenarios, run several times each
 START = date(2026, 11, 2)  # a Monday
 DAYS = 10  # the break is on the 9th day, a Tuesday
 TZ = ZoneInfo("Europe/London")

@@ -72,6 +72,7 @@ def _run(config: Config, first: date, days: int, stop: tuple[date, str] | None) 
     return [a for a in alerts if a.alert == "InflowDrop"]
 
 
+@pytest.mark.slow
 def test_a_public_holiday_from_the_package_silences_inflow_drop() -> None:
     """Christmas Day 2026 is a Friday: nothing arrives. With the package's calendar for
     England it is a holiday, no alert; with no holidays configured, the same data fires."""

@@ -40,6 +40,7 @@ def mid_break(config: Config) -> tuple[Engine, dict]:  # type: ignore[type-arg]
     return engine, fault
 
 
+@pytest.mark.slow
 def test_missing_claims_oldest_first_paginated(mid_break: tuple[Engine, dict]) -> None:  # type: ignore[type-arg]
     engine, fault = mid_break
     first = transit_page(engine, "hub-1", "center-1", limit=10)
@@ -84,6 +85,7 @@ def test_bad_requests_are_clear(mid_break: tuple[Engine, dict]) -> None:  # type
         transit_page(engine, "hub-1", "center-1", offset=-1)
 
 
+@pytest.mark.slow
 def test_a_finished_episode_records_its_end(scenario) -> None:  # type: ignore[no-untyped-def]
     run = scenario("hub-break")
     fault = run.truth["faults"][0]

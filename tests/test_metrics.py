@@ -55,6 +55,7 @@ def _value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
+@pytest.mark.live
 def test_exposition_is_promtool_clean(config: Config, mixed: list) -> None:  # type: ignore[type-arg]
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -67,6 +68,7 @@ def test_exposition_is_promtool_clean(config: Config, mixed: list) -> None:  # t
     assert done.stdout == b"" and done.stderr == b""  # not even a lint warning
 
 
+@pytest.mark.slow
 def test_metrics_tell_the_state_during_a_break_and_a_capacity_loss(
     config: Config, mixed: list
 ) -> None:  # type: ignore[type-arg]
@@ -99,6 +101,7 @@ def test_metrics_tell_the_state_during_a_break_and_a_capacity_loss(
     )
 
 
+@pytest.mark.slow
 def test_labels_never_carry_claim_ids_or_comments(config: Config, mixed: list) -> None:  # type: ignore[type-arg]
     engine = _until(config, mixed, "2026-11-21T00:00")
     text = _render(engine)

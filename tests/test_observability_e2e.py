@@ -29,6 +29,8 @@ from claimflow.simulate import Simulator, write_scenario
 from tests.live_harness import CLI, Worker, parse_metrics, tool, wait_until
 from tests.test_worker import _produce
 
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
+
 ROOT = Path(__file__).parent.parent
 CUT = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)  # mid-break: HubLinkBreak and InflowDrop open
 FILL = {

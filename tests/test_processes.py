@@ -14,7 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.processes import alive, become_subreaper, descendants, stop, terminate
+
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
 ROOT = Path(__file__).parent.parent
 

@@ -54,10 +54,12 @@ def test_generated_files_are_current() -> None:
     assert _run("claimflow", "rules", "build", "--check") == ""
 
 
+@pytest.mark.live
 def test_rules_pass_promtool_check() -> None:
     assert "SUCCESS" in _run(tool("promtool"), "check", "rules", str(RULES))
 
 
+@pytest.mark.live
 def test_rule_unit_tests_pass() -> None:
     assert "SUCCESS" in _run(tool("promtool"), "test", "rules", str(RULE_TESTS))
 
@@ -115,6 +117,7 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
     assert names - quiet == set(), "alerts never tested quiet"
 
 
+@pytest.mark.live
 def test_alertmanager_config_is_valid_and_has_no_loopback_receivers() -> None:
     assert "SUCCESS" in _run(tool("amtool"), "check-config", str(ALERTMANAGER))
     assert "127.0.0.1" not in ALERTMANAGER.read_text()
@@ -133,6 +136,7 @@ VALUES = {
 }
 
 
+@pytest.mark.live
 def test_routing_per_severity_and_client(tmp_path: Path) -> None:
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(mixin.alertmanager_config(VALUES)))
@@ -242,6 +246,7 @@ def _inhibited(url: str, **labels: str) -> bool:
     return bool(match[0]["status"]["inhibitedBy"])
 
 
+@pytest.mark.live
 def test_hub_break_inhibits_the_inflow_drop_of_that_hub_only(
     alertmanager: tuple[str, list[Any]],
 ) -> None:
@@ -269,6 +274,7 @@ def test_hub_break_inhibits_the_inflow_drop_of_that_hub_only(
     assert not _inhibited(url, **drop, hub_id="hub-1", job="other")
 
 
+@pytest.mark.live
 def test_worker_down_inhibits_not_consuming_of_the_same_job(
     alertmanager: tuple[str, list[Any]],
 ) -> None:
@@ -289,6 +295,7 @@ def test_worker_down_inhibits_not_consuming_of_the_same_job(
     assert not _inhibited(url, alertname="ClaimflowNotConsuming", job="staging")
 
 
+@pytest.mark.live
 def test_client_same_day_alert_reaches_the_clients_account_manager(
     alertmanager: tuple[str, list[Any]],
 ) -> None:

@@ -182,6 +182,7 @@ def _partitioned(lines: list[bytes], partitions: int) -> dict[tuple[str, int], l
     return parts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bundled", [False, True], ids=["one-by-one", "bundled"])
 def test_live_engine_gives_replay_alerts_whatever_the_interleaving_of_partitions(
     config: Config, scenario: Any, bundled: bool
@@ -279,6 +280,7 @@ def test_a_report_ahead_of_the_records_taken_does_not_skip_them() -> None:
     assert merge.sources[("a", 0)].caught_up_wall == float("-inf")
 
 
+@pytest.mark.slow
 def test_live_engine_notices_a_silent_feed_from_progress_reports_alone(config: Config) -> None:
     """The feed stops; only the ingest agents' progress reports keep coming, once a second
     of wall time. Their wall stamps move event time on, and both routes go silent."""

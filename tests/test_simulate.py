@@ -140,6 +140,7 @@ def test_link_break_limit_is_the_kth_lost_claim_plus_the_transit_tail(config: Co
     assert 300 < transit_tail() < 600  # 90 s * exp(0.5 * 3.09)
 
 
+@pytest.mark.slow
 def test_simulate_streams_its_output(config: Config, tmp_path: Path) -> None:
     """Memory grows with claims (compact columns), not with events: writing four times the
     days costs well under four times the peak; and the file is in emit order."""

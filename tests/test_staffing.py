@@ -166,6 +166,7 @@ def at_risk(config: Config) -> AtRisk:
     return _replay_to_first_alert(config)
 
 
+@pytest.mark.slow
 def test_the_alert_carries_a_suggestion_that_closes_the_gap_in_a_rerun(
     config: Config, at_risk: AtRisk
 ) -> None:
@@ -203,6 +204,7 @@ def test_the_alert_carries_a_suggestion_that_closes_the_gap_in_a_rerun(
         assert _late(moved, donor, now, end_of_day) <= _late(base, donor, now, end_of_day), donor
 
 
+@pytest.mark.slow
 def test_as_few_people_as_close_it_and_moderates_work_beside_deep_ones(at_risk: AtRisk) -> None:
     roster = at_risk.roster
     suggestion = suggest_for(at_risk.engine, roster, at_risk.team, at_risk.deadline)
@@ -228,6 +230,7 @@ def test_as_few_people_as_close_it_and_moderates_work_beside_deep_ones(at_risk: 
     assert suggestion.added_claims - smallest.claims < suggestion.projected_misses
 
 
+@pytest.mark.slow
 def test_without_a_deep_partner_no_moderate_helper_is_sent(config: Config) -> None:
     def only_moderates(data: dict[str, Any]) -> None:
         for person in data["employees"]:
@@ -250,6 +253,7 @@ def test_without_a_deep_partner_no_moderate_helper_is_sent(config: Config) -> No
     )
 
 
+@pytest.mark.slow
 def test_skilled_people_come_before_idle_unskilled_ones(config: Config) -> None:
     def add_idle(data: dict[str, Any]) -> None:
         data["employees"].append({"id": "idle-unskilled", "team": "property", "skills": {}})
@@ -261,6 +265,7 @@ def test_skilled_people_come_before_idle_unskilled_ones(config: Config) -> None:
     assert all(m.skill is not Skill.NONE for m in suggestion.moves)
 
 
+@pytest.mark.slow
 def test_hand_back_when_the_crisis_passes_not_during_it(config: Config) -> None:
     def lend(data: dict[str, Any]) -> None:
         helper = next(
@@ -291,6 +296,7 @@ def test_hand_back_when_the_crisis_passes_not_during_it(config: Config) -> None:
     assert backs[0].home_team == lent.team
 
 
+@pytest.mark.slow
 def test_next_day_capacity_for_teams_that_will_clear_today(at_risk: AtRisk) -> None:
     result = report(at_risk.engine, at_risk.roster)
     assert result.next_day, "some team has capacity left at the moment motor is at risk"
@@ -333,6 +339,7 @@ def test_roster_file_reloads_on_change_and_keeps_the_last_good_one(
     assert source.current().headcount("motor") == 3 and source.reloads == 2
 
 
+@pytest.mark.slow
 def test_staffing_suggest_and_replay_with_a_roster(
     tmp_path: Path, config: Config, scenario: Any, at_risk: AtRisk
 ) -> None:

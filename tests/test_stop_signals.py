@@ -15,9 +15,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from claimflow.broker import EmbeddedBroker, free_port
 from tests.live_harness import CLI, wait_until
 from tests.processes import alive, descendants, stop
+
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
 # An interrupted Python exits 130 from `cli.main`; CPython reports a death by SIGINT (-2)
 # instead when the KeyboardInterrupt was raised inside code it ran through `exec` (as

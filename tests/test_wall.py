@@ -23,9 +23,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from claimflow.broker import free_port
 from tests.live_harness import tool, wait_until
 from tests.processes import alive, descendants, stop, terminate
+
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
 ROOT = Path(__file__).parent.parent
 ARTIFACTS = Path(os.environ.get("CLAIMFLOW_TEST_ARTIFACTS", ROOT / "test-artifacts"))

@@ -38,6 +38,8 @@ from tests.live_harness import (
     wait_until,
 )
 
+pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
+
 TOPICS = Topics()
 
 

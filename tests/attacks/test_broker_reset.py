@@ -40,6 +40,7 @@ def _produce(bootstrap: str, lines: list[bytes]) -> None:
     producer.close()
 
 
+@pytest.mark.live
 def test_a_broker_that_comes_back_empty_is_noticed_and_the_new_events_are_judged(
     tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,6 +90,7 @@ def _series(worker: Worker, name: str) -> float:
     return worker.metrics().get((name, ()), -1.0)
 
 
+@pytest.mark.live
 def test_the_live_worker_survives_bad_roster_and_agreements_reloads(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:

@@ -25,6 +25,7 @@ ALERTS = "claimflow.alerts"
 TOPICS = Topics()
 
 
+@pytest.mark.live
 def test_a_foreign_sequence_header_in_the_alerts_topic_is_skipped_and_counted(
     broker: EmbeddedBroker,
 ) -> None:
@@ -58,6 +59,7 @@ def _applied(worker: Worker) -> float:
     return sum(v for (n, _), v in series.items() if n in names)
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_changelog_records_with_keys_the_worker_never_writes_do_not_stop_take_over(
     broker: EmbeddedBroker, tmp_path: Path, config: Config, store: str

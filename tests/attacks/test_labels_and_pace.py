@@ -56,6 +56,7 @@ def _with(lines: list[bytes], extra: list[dict[str, Any]], every: int) -> list[b
     return out
 
 
+@pytest.mark.slow
 def test_unknown_clients_fold_into_one_series(config: Config, scenario: Any) -> None:
     lines = Path(scenario("normal", 10, 1).events).read_bytes().splitlines()
     surveys = [
@@ -104,6 +105,7 @@ def test_unknown_clients_fold_into_one_series(config: Config, scenario: Any) -> 
             assert "who reads this" not in value
 
 
+@pytest.mark.slow
 def test_completions_without_an_arrival_are_counted_and_not_paced(
     config: Config, scenario: Any
 ) -> None:

@@ -22,7 +22,7 @@ from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
 from tests.live_harness import Worker, read_topic, reference, reference_series, wait_until
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.live]
 TOPICS = Topics()
 MB = 1024 * 1024
 

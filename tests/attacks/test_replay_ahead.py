@@ -20,7 +20,7 @@ from claimflow.rejections import Rejection
 from claimflow.replay import replay
 from tests.conftest import ScenarioRun
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.slow]
 CLI = [sys.executable, "-m", "claimflow.cli"]
 
 

@@ -139,6 +139,7 @@ def _series(engine: Any) -> bytes:
     return generate_latest(registry)
 
 
+@pytest.mark.slow
 def test_a_restored_state_continues_exactly_like_an_uninterrupted_run(
     config: Config, scenario: Any
 ) -> None:
@@ -176,6 +177,7 @@ def _applied(worker: Worker) -> float:
     )
 
 
+@pytest.mark.live
 def test_a_crafted_changelog_record_does_not_run_on_take_over(
     broker: EmbeddedBroker, tmp_path: Path, config: Config
 ) -> None:

@@ -22,7 +22,7 @@ from claimflow.streams.log_reader import LogReader
 from claimflow.streams.topics import Topics
 from tests.live_harness import read_topic, reference
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.live]
 TOPICS = Topics()
 INPUTS = TOPICS.inputs()
 

@@ -15,7 +15,7 @@ from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
 from tests.live_harness import takeover_run
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.live]
 
 
 def _produce(bootstrap: str, lines: list[bytes]) -> None:

@@ -23,7 +23,7 @@ from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
 from tests.live_harness import Worker, wait_until
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.live]
 TOKEN = "takeover-view-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -29,7 +29,7 @@ from claimflow.streams.settings import from_env
 from claimflow.streams.topics import Topics
 from tests.live_harness import Worker, wait_until
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.live]
 TOKEN = "s3cret-view-token-0123456789"
 FAUST_PATHS = (
     "/",
