@@ -83,6 +83,7 @@ def _run(start_h: float, end_h: float, share: float | None, seed: int) -> dict[s
     }
 
 
+@pytest.mark.slow
 def test_short_staffed_night_break_warns_before_the_link_returns() -> None:
     run = _run(1.0, 10.0, 0.3, 3)
     mine = [
@@ -101,6 +102,7 @@ def test_short_staffed_night_break_warns_before_the_link_returns() -> None:
     assert abs(first.details["projected_misses"] - truth) <= 0.3 * truth, (first, truth)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("start_h", "end_h", "seed"),
     [(1.0, 10.0, 3), (11.0, 14.0, 1), (11.0, 14.0, 3)],
