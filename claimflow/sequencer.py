@@ -357,7 +357,7 @@ class Output:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    idle_after: float = 0.5  # a caught-up partition quiet this long holds nobody back
+    idle_after: float = 2.0  # a caught-up partition quiet this long holds nobody back
     max_hold: float = 30.0  # a partition not heard of this long holds nobody back
     # No events this long: move event time on by the wall clock; 0 turns every wall-clock
     # advance off (also the one between events when caught up: claimflow/idle.py).
