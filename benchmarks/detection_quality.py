@@ -227,6 +227,23 @@ def _scopes(config: Config) -> dict[str, int]:
     }
 
 
+def bench_config() -> Config:
+    """The bundled agreements with the benchmark's public holidays added (the simulator's
+    holidays must be known to InflowDrop and the silence test)."""
+    base = load_config()
+    return base.model_copy(update={"holidays": sorted(set(base.holidays) | set(HOLIDAYS))})
+
+
+def progress() -> Callable[[str], None]:
+    """A progress printer to stderr, each line stamped with the seconds since it was made."""
+    began = time.perf_counter()
+
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - began:6.0f}s] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
 def _median(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None
@@ -252,12 +269,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     args = parser.parse_args()
     began = time.perf_counter()
-
-    def say(message: str) -> None:
-        print(f"[{time.perf_counter() - began:6.0f}s] {message}", file=sys.stderr, flush=True)
-
-    base = load_config()
-    config = base.model_copy(update={"holidays": sorted(set(base.holidays) | set(HOLIDAYS))})
+    say = progress()
+    config = bench_config()
     day = args.history_days  # the fault day: START is a Monday, so 14 is one too
     rows: list[dict[str, Any]] = []
     cases = [c for c in _cases() if not args.cases or any(w in c.name for w in args.cases)]

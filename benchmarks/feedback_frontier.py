@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 import tempfile
 import time
 from collections import deque
@@ -223,12 +222,9 @@ def main() -> None:
     parser.add_argument("--no-suite", action="store_true", help="skip the test suite's runs")
     args = parser.parse_args()
     began = time.perf_counter()
-
-    def say(message: str) -> None:
-        print(f"[{time.perf_counter() - began:6.0f}s] {message}", file=sys.stderr, flush=True)
-
-    base = load_config()
-    config = base.model_copy(update={"holidays": sorted(set(base.holidays) | set(dq.HOLIDAYS))})
+    say = dq.progress()
+    base = load_config()  # the test suite's runs use the bundled agreements as they are
+    config = dq.bench_config()
     settings = config.detectors.negative_feedback
     odds_ratios = args.odds_ratios or [settings.odds_ratio]
     surge = next(c for c in dq._cases() if c.name.startswith("negative surge"))
