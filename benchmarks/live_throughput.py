@@ -316,6 +316,20 @@ def _metrics_count(url: str) -> float:
     )
 
 
+def _late(url: str) -> float:
+    """Events the engine judged late (`/metrics`), or -1 if the worker does not answer."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return -1.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('claimflow_rejected_events_total{reason="late"}')
+    )
+
+
 class Worker:
     """`claimflow worker` in its own process, its applied count read from /metrics."""
 
@@ -589,6 +603,7 @@ def latency(args: argparse.Namespace, folder: Path) -> None:
         ensure_topics(broker.bootstrap, TOPICS.inputs(), 4)
         producer = make_producer(broker.bootstrap)
         worker = Worker(broker.bootstrap, folder, "latency")
+        late = -1.0
         try:
             deadline = time.time() + args.timeout
             while worker.applied() == 0 and not _metrics_up(worker):
@@ -609,6 +624,7 @@ def latency(args: argparse.Namespace, folder: Path) -> None:
             deadline = time.time() + 60
             while len(seen_at) < len(produced) and time.time() < deadline:
                 _poll_until(worker, seen_at, 0.05)
+            late = _late(worker.url)  # released too early by the merge, or sent out of order
         finally:
             worker.stop()
             producer.close()
@@ -618,17 +634,17 @@ def latency(args: argparse.Namespace, folder: Path) -> None:
         f"\nEnd-to-end latency at {args.rate:g} events/s for {args.latency_seconds:g}s "
         f"(record produced -> counted in /metrics, polled every 50 ms):\n"
     )
-    print("| records | seen | p50 | p99 | max | mean /metrics scrape |")
-    print("|---|---|---|---|---|---|")
+    print("| records | seen | p50 | p99 | max | judged late | mean /metrics scrape |")
+    print("|---|---|---|---|---|---|---|")
     scrape = f"{1000 * worker.scrape_s / max(1, worker.scrapes):.0f} ms"
     if delays:
         p99 = delays[min(len(delays) - 1, int(0.99 * len(delays)))]
         print(
             f"| {len(produced):,} | {got:,} | {statistics.median(delays):.2f} s | "
-            f"{p99:.2f} s | {delays[-1]:.2f} s | {scrape} |"
+            f"{p99:.2f} s | {delays[-1]:.2f} s | {late:.0f} | {scrape} |"
         )
     else:
-        print(f"| {len(produced):,} | 0 | - | - | - | {scrape} |")
+        print(f"| {len(produced):,} | 0 | - | - | - | {late:.0f} | {scrape} |")
 
 
 def _metrics_up(worker: Worker) -> bool:
