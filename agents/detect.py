@@ -125,7 +125,7 @@ class GapFiller:
 
 
 class Detector:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the worker's parts, each passed in by agents/app.py so a test can build one
         self,
         config: Config,
         input_types: dict[str, str],

@@ -42,7 +42,7 @@ BUSY_REPORTS_FOR = 2.0
 
 
 class Ingest:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the worker's parts and settings, passed in by agents/app.py
         self,
         app: Any,
         input_types: dict[str, str],

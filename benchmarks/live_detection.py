@@ -272,7 +272,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def one_run(args: argparse.Namespace, k: int, folder: Path, ports: Ports) -> Result:
+def one_run(args: argparse.Namespace, k: int, folder: Path, ports: Ports) -> Result:  # noqa: PLR0915 - one run's steps in the order they happen (broker, worker, feed, measure)
     config = load_config()
     result = Result()
     label = f"run{k}"

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - the argparse declarations, one statement per option
     parser = argparse.ArgumentParser(
         prog="claimflow",
         description="Streaming monitor for the flow of insurance claims through a service center.",

@@ -81,7 +81,7 @@ class DemoOptions:
     seed: int = 1
 
 
-def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:
+def run_demo(options: DemoOptions, out: TextIO = sys.stderr) -> int:  # noqa: PLR0915 - the demo's steps in the order a user sees them, with one cleanup
     """Run the demo until the day is played (`exit_when_done`) or a KeyboardInterrupt: the
     caller makes SIGINT and SIGTERM raise it (`cli._stop_on_signals`, also when the demo was
     started with SIGINT ignored), and whatever ends the run, the broker and the worker it

@@ -84,7 +84,7 @@ def _fewer_collections(run: Callable[P, R]) -> Callable[P, R]:
 
 
 @_fewer_collections
-def replay(
+def replay(  # noqa: PLR0915 - the replay loop inlined for speed (compiled): decode, apply, tick
     config: Config,
     lines: Iterable[bytes],
     on_alert: Callable[[Alert], None],

@@ -231,7 +231,7 @@ class ClaimStore:
 
 
 class Simulator:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the scenario's knobs, each a CLI option
         self,
         config: Config,
         scenario: str,
@@ -413,7 +413,7 @@ class Simulator:
         factor = _WEEKEND_FACTOR if weekend else 1.0
         return self.claims_per_day * factor * _HOURLY[local.hour] / sum(_HOURLY)
 
-    def _claims(self) -> ClaimStore:
+    def _claims(self) -> ClaimStore:  # noqa: PLR0915 - one claim's life (dispatch, transit, arrival, work) in order
         rng, extra, real = self.rng, self._extra, self.realism
         store = self.claims = ClaimStore(self.clients, self.hubs, self.centers, self.teams)
         client_i = {c: i for i, c in enumerate(self.clients)}

@@ -306,7 +306,7 @@ def _is_number(raw: Any) -> bool:
     return True
 
 
-def _check(s: WorkerSettings) -> None:
+def _check(s: WorkerSettings) -> None:  # noqa: PLR0912 - one branch per cross-setting rule, each with its own message
     """Checks across fields and of the outside world; the message names the variables."""
     if not s.bootstrap_servers:
         raise ValueError("CLAIMFLOW_BOOTSTRAP is empty: give host:port of a Kafka broker")

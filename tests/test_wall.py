@@ -106,7 +106,7 @@ def _inside(box: list[int], layout: dict[str, Any]) -> bool:
     return 0 <= left < right <= layout["width"] and 0 <= top < bottom <= layout["height"]
 
 
-def test_wall_page_in_chromium_the_morning_meeting_on_one_screen(tmp_path: Path) -> None:
+def test_wall_page_in_chromium_the_morning_meeting_on_one_screen(tmp_path: Path) -> None:  # noqa: PLR0915 - one page load, then every check a meeting relies on
     """The demo held at 09:30, the night break under way: everything on one 1920x1080
     screen, the break card with its same-day figures, and nothing overlapping at 1280x720."""
     chromium = tool("chromium", "chromium-browser")

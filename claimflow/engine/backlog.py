@@ -253,7 +253,7 @@ class Backlog(Detector[str, TeamBacklog]):
         span = calendar.shift(calendar.local_day(now))
         return span[0] if span is not None and span[0] <= now else None
 
-    def _evaluate_team(self, team: str, now: float) -> None:
+    def _evaluate_team(self, team: str, now: float) -> None:  # noqa: PLR0912, PLR0915 - one team's judgement read top to bottom; compiled hot path
         queue = self.teams[team]
         pace, fresh = self.pace(team, now)
         demand = self.demand(team)

@@ -299,7 +299,7 @@ class HubLinks(Detector[Route, RouteView]):
     def missing_threshold(self, state: RouteState, now: float) -> float:
         return self._threshold(state, now, 1.0 - self.s.silence_share)
 
-    def evidence(self, state: RouteState, now: float, after: float = -math.inf) -> Evidence:
+    def evidence(self, state: RouteState, now: float, after: float = -math.inf) -> Evidence:  # noqa: PLR0912 - the per-claim evidence in one pass over the route; compiled hot path
         """The CUSUM of the per-claim likelihood ratios over the route's recent dispatches
         (those dispatched at `after` or later), mixed over the lost shares, and the
         threshold the budget sets for it.
