@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from claimflow.agents import web
 from claimflow.agents.detect import Detector, GapFiller
-from claimflow.agents.ingest import Ingest
+from claimflow.agents.ingest import BUSY_REPORTS_FOR, Ingest
 from claimflow.agents.watch import WATCH_EVERY, BrokerWatch, Resets
 from claimflow.config import Config, ConfigFile, load_config
 from claimflow.live.sequencer import BUNDLE_RECORDS
@@ -165,7 +165,7 @@ def create_app(
         clock,
         settings.max_event_bytes,
         settings.future_tolerance,
-        busy_for=2 * settings.idle_after + settings.progress_every,
+        busy_for=settings.idle_after + BUSY_REPORTS_FOR,
         align_drift=settings.align_drift,
         fetch_max_wait=settings.fetch_max_wait,
         delivery=delivery,

@@ -25,13 +25,20 @@ from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live.alignment import Alignment, Source
 from claimflow.live.sequencer import Forwarded, Progress, bundles
-from claimflow.streams import fair_fetch
+from claimflow.streams import fair_fetch, fetch_times
 from claimflow.streams.delivery import Delivery
 from claimflow.timeutil import Clock
 
 log = logging.getLogger("claimflow.ingest")
 QUIET_EVERY = 1.0  # seconds between progress reports while nothing is forwarded
 RECONCILE_EVERY = 2.0  # seconds between settings of the consumer's pauses in full
+# How stale a partition end is taken to be when the consumer cannot say when it was fetched
+# (streams/fetch_times.py not installed): what CLAIMFLOW_IDLE_AFTER covered before it.
+UNTIMED_STALENESS = 2.0
+# Reports come every CLAIMFLOW_PROGRESS_EVERY for this long (plus the idle margin) after the
+# last record was forwarded, then once a second (QUIET_EVERY): long enough for the fetches
+# that vouch for the other partitions after it.
+BUSY_REPORTS_FOR = 2.0
 
 
 class Ingest:
@@ -62,6 +69,7 @@ class Ingest:
         self._paused_at = -float("inf")  # clock time the last one was queued
         self.fetch_max_wait = fetch_max_wait
         self._fetch_tuned: object = None  # the aiokafka consumer whose fetch wait was set
+        self._fetcher: Any = None  # its fetcher, once it records fetch send times
         # Reports go out at every timer tick (CLAIMFLOW_PROGRESS_EVERY) only while records
         # flow: for `busy_for` seconds after the last forward (long enough for a report that
         # vouches for it, CLAIMFLOW_IDLE_AFTER later); when quiet, one every QUIET_EVERY
@@ -180,6 +188,14 @@ class Ingest:
                 log.warning("cannot set the fetch wait on this aiokafka: it stays Faust's 1.5 s")
             if not fair_fetch.install(fetcher):
                 log.warning("cannot share polls fairly across partitions on this aiokafka")
+            if fetch_times.install(fetcher, self.clock.now):
+                self._fetcher = fetcher
+            else:
+                log.warning(
+                    "cannot tell when partition ends were fetched on this aiokafka: reports "
+                    "vouch for them as of %.0f s before they are sent",
+                    UNTIMED_STALENESS,
+                )
 
         await thread.call_thread(apply)
 
@@ -249,8 +265,17 @@ class Ingest:
             del self.forwarded_next[key]  # moved to another worker
         # The high-water marks from the latest fetch responses: asking the broker instead
         # (ListOffsets) took over a second a time on the embedded broker.
+        # As of when each end held: read before the ends (streams/fetch_times.py), and
+        # without a record of it, a report's time less how stale an end was taken to be.
+        fetcher = self._fetcher
+        stale = self.clock.now() - UNTIMED_STALENESS
+        as_of = {
+            tp: fetch_times.as_of(fetcher, tp.topic, tp.partition) if fetcher else None
+            for tp in owned
+        }
         ends = {tp: app.consumer.highwater(tp) for tp in owned}
         sources = []
+        vouched: list[float] = []
         lag: dict[str, int] = dict.fromkeys(self.input_types, 0)
         waiting: dict[Source, int] = {}
         for tp in sorted(owned):
@@ -261,6 +286,8 @@ class Ingest:
                     nxt = await app.consumer.position(tp)
                 except IllegalStateError:  # revoked since assigned_actives(): a rebalance
                     continue
+            known = as_of[tp]
+            vouched.append(stale if known is None else known)
             if end is None or nxt is None:
                 sources.append((tp.topic, tp.partition, nxt or 0, False))
                 continue
@@ -279,7 +306,7 @@ class Ingest:
         if now - self.last_forward > self.busy_for and now - self.last_report < QUIET_EVERY:
             return  # quiet: the lag above is current, the report can wait
         self.last_report = now
-        value, headers = Progress(now, partitions, tuple(sources)).encode()
+        value, headers = Progress(now, partitions, tuple(sources), tuple(vouched)).encode()
         await self.sequenced.send(key=b"progress", value=value, headers=headers, partition=0)
 
 

@@ -101,6 +101,9 @@ class Worker:
             "CLAIMFLOW_WEB_PORT": str(self.port),
             "CLAIMFLOW_SESSION_TIMEOUT": "6",
             "CLAIMFLOW_IDLE_CLOCK_AFTER": "0",  # replayed history: no wall-clock advance
+            # ... produced far faster than real time: the merge must hold for the producer's
+            # reordering across partitions, in wall time (claimflow/demo.py says why).
+            "CLAIMFLOW_IDLE_AFTER": "2",
             "CLAIMFLOW_SNAPSHOT_EVERY": "2",
             "CLAIMFLOW_LOG_LEVEL": "info",
             **self.env,

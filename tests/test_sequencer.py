@@ -56,7 +56,8 @@ def test_envelopes_round_trip_through_bytes_and_headers() -> None:
     record = Forwarded("t", 2, 7, 12.5, b"\x00raw", time=99.25)
     refused = Forwarded("t", 0, 1, 3.0, b"{", reason="malformed_json", detail="bad")
     progress = Progress(4.0, {"t": 4}, (("t", 0, 10, True), ("t", 1, 3, False)))
-    for envelope in (record, refused, progress):
+    timed = Progress(4.0, {"t": 4}, (("t", 0, 10, True), ("t", 1, 3, False)), (3.9, 3.5))
+    for envelope in (record, refused, progress, timed):
         assert decode_envelope(*envelope.encode()) == envelope
     with pytest.raises(EnvelopeError):
         decode_envelope(b"x", [])
@@ -153,6 +154,26 @@ def test_merge_holds_a_record_until_every_partition_has_passed_it() -> None:
     assert merge.release() == []
     merge.report(Progress(3.3, {"a": 2}, (("a", 0, 1, True), ("a", 1, 2, False))))
     assert [r.time for r in merge.release()] == [150.0]
+
+
+def test_a_caught_up_partition_vouches_as_of_its_fetch_not_as_of_the_report() -> None:
+    """A report written long after the record was read still cannot vouch for a partition
+    whose end came from a fetch sent before the record was read (a starved consumer thread
+    processed the response late): the end may miss records written in between."""
+    merge = Merge(idle_after=0.25, max_hold=30.0)
+    merge.expect({"a": 2})
+    assert merge.offer(_rec("a", 1, 0, time=40.0, wall=0.5))
+    assert merge.offer(_rec("a", 0, 0, time=100.0, wall=1.0))
+    assert [r.time for r in merge.release()] == [40.0]
+    sources = (("a", 0, 1, True), ("a", 1, 1, True))
+    merge.report(Progress(5.0, {"a": 2}, sources, (5.0, 1.1)))  # partition 1: fetched at 1.1
+    assert merge.release() == []
+    merge.report(Progress(5.25, {"a": 2}, sources, (5.25, 1.3)))  # 1.0 + idle_after
+    assert [r.time for r in merge.release()] == [100.0]
+    # An as_of after the report's own time is taken as the report's time.
+    assert Progress(2.0, {"a": 1}, (("a", 0, 1, True),), (9.0,)).vouched() == [2.0]
+    # A report without as_of (an older worker) vouches as of its own time.
+    assert Progress(2.0, {"a": 1}, (("a", 0, 1, True),)).vouched() == [2.0]
 
 
 def test_merge_skips_records_forwarded_twice() -> None:

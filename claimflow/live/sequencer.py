@@ -11,8 +11,8 @@ it, so tests drive it directly:
   order the ingest agents happened to run: during a fast backfill one partition can be hours
   of event time ahead of another. A record goes to the engine only once every input partition
   that may still hold older records has moved past it (a watermark across partitions, as in
-  Flink or Beam). A partition that its ingest agent reports as caught up, and that has been
-  quiet for `idle_after` seconds, does not hold the others back; one not heard of at all for
+  Flink or Beam). A partition that its ingest agent reports caught up as of a time after the
+  record was read (plus `idle_after`) does not hold it back; one not heard of at all for
   `max_hold` seconds (its worker gone, a long rebalance) stops holding them back too.
 * **Idempotence.** Ingest is at-least-once: after a restart it forwards again what it had not
   committed. The merge remembers the next offset expected from each input partition and
@@ -97,18 +97,33 @@ class Forwarded:
 @dataclass(frozen=True, slots=True)
 class Progress:
     """An ingest worker's periodic report: for each input partition it owns, the next offset
-    it will forward and whether that is the end of the partition (nothing is waiting)."""
+    it will forward and whether that is the end of the partition (nothing is waiting).
+
+    `as_of`, one per source: the wall time as of which "caught up" holds, the send time of
+    the fetch request whose response gave the partition's end (streams/fetch_times.py), at
+    most `wall`. Empty (a report from an older worker, or a consumer that cannot tell): the
+    report's own time, `wall`, which the response may be older than."""
 
     wall: float
     partitions: dict[str, int]  # input topic -> number of partitions
     sources: tuple[tuple[str, int, int, bool], ...]  # topic, partition, next offset, caught up
+    as_of: tuple[float, ...] = ()
+
+    def vouched(self) -> list[float]:
+        """Per source, the time its "caught up" holds as of."""
+        wall = self.wall
+        if len(self.as_of) != len(self.sources):
+            return [wall] * len(self.sources)
+        return [min(wall, t) for t in self.as_of]
 
     def encode(self) -> tuple[bytes, list[Header]]:
-        value = {
+        value: dict[str, object] = {
             "wall": self.wall,
             "partitions": self.partitions,
             "sources": [list(s) for s in self.sources],
         }
+        if self.as_of:
+            value["as_of"] = list(self.as_of)
         return json.dumps(value, separators=(",", ":")).encode(), [("cf-kind", b"progress")]
 
 
@@ -215,6 +230,7 @@ def decode_envelope(value: bytes | None, headers: list[Header] | dict[str, bytes
                 wall=float(data["wall"]),
                 partitions={str(k): int(v) for k, v in data["partitions"].items()},
                 sources=tuple((str(t), int(p), int(n), bool(c)) for t, p, n, c in data["sources"]),
+                as_of=tuple(float(t) for t in data.get("as_of", ())),
             )
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, msgspec.DecodeError) as exc:
         raise EnvelopeError(f"not a claimflow envelope: {exc!r}") from exc
@@ -234,12 +250,20 @@ class Merge:
     then releases them oldest first.
 
     A held record r (event time t, read at wall time w) may go once every other input
-    partition has either taken an event at or after t, or been reported caught up at wall
+    partition has either taken an event at or after t, or been reported caught up as of wall
     time w + `idle_after` or later: then whatever it held when r was read has been forwarded,
-    and what came after was produced after r. `idle_after` covers how stale a report's view
-    of the partition end can be. A partition not heard of for `max_hold` seconds (its worker
-    gone, a long rebalance) holds nothing back: its records, if they come, may then be late.
+    and what came after was produced after r. "As of" is the send time of the fetch that gave
+    the partition's end (`Progress.as_of`), so a response processed late makes the vouch
+    older, never wrong; `idle_after` is only a margin for the wall clocks of different
+    workers (a report from an older worker vouches as of its own time, and then `idle_after`
+    must also cover how stale its view of the end was: 2 s did). A partition not heard of
+    for `max_hold` seconds (its worker gone, a long rebalance) holds nothing back: its
+    records, if they come, may then be late.
     """
+
+    # caught_up() asks for a vouch this recent: reports come at least once a second, and
+    # vouch as of a fetch sent up to a fetch wait (0.1 s, longer under load) before.
+    FRESH_WITHIN = 2.0
 
     def __init__(self, idle_after: float, max_hold: float) -> None:
         self.idle_after = idle_after
@@ -275,7 +299,9 @@ class Merge:
     def report(self, progress: Progress) -> None:
         self._saw_wall(progress.wall)
         self.partitions.update(progress.partitions)
-        for topic, partition, next_offset, caught_up in progress.sources:
+        for (topic, partition, next_offset, caught_up), as_of in zip(
+            progress.sources, progress.vouched(), strict=True
+        ):
             # Never taken as "records below were forwarded": an ingest agent that has just
             # taken a partition over reports its fetch position, which can run ahead of
             # what it has forwarded (measured: 50 records skipped that way).
@@ -283,7 +309,7 @@ class Merge:
             state.last_heard_wall = max(state.last_heard_wall, progress.wall)
             # Only a report that has seen everything taken here can vouch for the partition.
             if caught_up and next_offset <= state.next_offset:
-                state.caught_up_wall = max(state.caught_up_wall, progress.wall)
+                state.caught_up_wall = max(state.caught_up_wall, as_of)
             else:
                 state.caught_up_wall = -_NEVER
 
@@ -314,7 +340,7 @@ class Merge:
     def caught_up(self) -> bool:
         """Nothing is waiting anywhere: nothing held here, and every input partition has been
         reported caught up since its last record (by a report that had seen that record), and
-        recently: within `idle_after` of the newest wall stamp (reports come every second).
+        recently: within `FRESH_WITHIN` (or `idle_after`, if longer) of the newest wall stamp.
         A partition never heard of, or whose worker is gone, is not caught up."""
         if self.pending:
             return False
@@ -323,7 +349,7 @@ class Merge:
             (topic, p) in sources for topic, count in self.partitions.items() for p in range(count)
         ):
             return False
-        recent = self.wall - self.idle_after
+        recent = self.wall - max(self.FRESH_WITHIN, self.idle_after)
         return all(state.caught_up_wall >= recent for state in sources.values())
 
     def _all_heard_of(self) -> bool:
@@ -357,7 +383,7 @@ class Output:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    idle_after: float = 2.0  # a caught-up partition quiet this long holds nobody back
+    idle_after: float = 0.25  # margin between workers' clocks for a caught-up vouch (Merge)
     max_hold: float = 30.0  # a partition not heard of this long holds nobody back
     # No events this long: move event time on by the wall clock; 0 turns every wall-clock
     # advance off (also the one between events when caught up: claimflow/idle.py).

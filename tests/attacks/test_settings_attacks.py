@@ -20,7 +20,6 @@ pytestmark = pytest.mark.attack
 INTERVALS = (
     "SNAPSHOT_EVERY",
     "SNAPSHOT_BEHIND_EVERY",
-    "IDLE_AFTER",
     "MAX_HOLD",
     "COMMIT_INTERVAL",
     "HEARTBEAT_INTERVAL",
@@ -40,6 +39,15 @@ def test_nonsense_intervals_are_refused_naming_the_variable(name: str, value: st
         from_env({var: value})
 
 
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-1", "1e309", "ten"])
+def test_nonsense_margins_are_refused_and_zero_is_not(value: str) -> None:
+    """CLAIMFLOW_IDLE_AFTER is a margin for clocks between workers: 0 is a choice (one
+    worker, one clock), the rest is nonsense."""
+    with pytest.raises(SettingsError, match=r"^CLAIMFLOW_IDLE_AFTER="):
+        from_env({"CLAIMFLOW_IDLE_AFTER": value})
+    assert from_env({"CLAIMFLOW_IDLE_AFTER": "0"}).idle_after == 0.0
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -51,10 +59,6 @@ def test_nonsense_intervals_are_refused_naming_the_variable(name: str, value: st
         ({"CLAIMFLOW_TOPIC_ALERTS": "two words"}, "CLAIMFLOW_TOPIC_ALERTS='two words'"),
         ({"CLAIMFLOW_PARTITIONS": "-3"}, "CLAIMFLOW_PARTITIONS=-3: must be at least 1"),
         ({"CLAIMFLOW_MAX_HOLD": "1", "CLAIMFLOW_IDLE_AFTER": "5"}, "CLAIMFLOW_MAX_HOLD must be"),
-        (
-            {"CLAIMFLOW_IDLE_AFTER": "0.5", "CLAIMFLOW_FETCH_MAX_WAIT": "0.3"},
-            "CLAIMFLOW_IDLE_AFTER must be at least twice CLAIMFLOW_FETCH_MAX_WAIT",
-        ),
         ({"CLAIMFLOW_ALIGN_DRIFT": "-1"}, "CLAIMFLOW_ALIGN_DRIFT=-1"),
         ({"CLAIMFLOW_ALIGN_DRIFT": "nan"}, "CLAIMFLOW_ALIGN_DRIFT=nan"),
         ({"CLAIMFLOW_VIEW_TOKEN": "short"}, "CLAIMFLOW_VIEW_TOKEN(_FILE): at least 16"),
