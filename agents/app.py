@@ -32,8 +32,7 @@ from claimflow.agents.detect import Detector, GapFiller
 from claimflow.agents.ingest import BUSY_REPORTS_FOR, Ingest
 from claimflow.agents.watch import WATCH_EVERY, BrokerWatch, Resets
 from claimflow.config import Config, ConfigFile, load_config
-from claimflow.metrics import EngineCollector, register_service_metrics
-from claimflow.sequencer import BUNDLE_RECORDS
+from claimflow.live.sequencer import BUNDLE_RECORDS
 from claimflow.staffing import RosterFile
 from claimflow.streams import table_keys
 from claimflow.streams.declare import ensure_topics
@@ -41,6 +40,7 @@ from claimflow.streams.delivery import Delivery
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.settings import WorkerSettings
 from claimflow.timeutil import Clock, SystemClock
+from claimflow.views.metrics import EngineCollector, register_service_metrics
 
 log = logging.getLogger("claimflow.worker")
 STATE_TABLE = "detector-state"
@@ -109,7 +109,7 @@ def create_app(
         producer_max_batch_size=settings.producer_max_batch_bytes,
         consumer_auto_offset_reset="earliest",
         # Per partition and fetch, and per poll. Which partitions are read during a backlog
-        # is up to ingest's event-time alignment (claimflow/alignment.py), which pauses the
+        # is up to ingest's event-time alignment (claimflow/live/alignment.py), which pauses the
         # ones ahead, so chunks can be large; a larger record still comes, alone (KIP-74;
         # checked on the embedded broker). On a 90-day catch-up, 64 KiB drained about 40%
         # slower than 512 KiB, and Faust's unbounded poll with 4,096 records buffered per
@@ -134,7 +134,7 @@ def create_app(
     for name in input_types:
         raw_topic(name, settings.partitions)
     # Bounded buffers between the consumer and the agents: records handed to an agent cannot
-    # be held back by pausing their partition (claimflow/alignment.py), and Faust's default
+    # be held back by pausing their partition (claimflow/live/alignment.py), and Faust's default
     # of 4,096 per agent would be 4,096 bundles (millions of records) before the detector.
     inputs = app.topic(
         *input_types, key_serializer="raw", value_serializer="raw", maxsize=INGEST_BUFFER

@@ -1,8 +1,8 @@
 """Stage two: the detector agent on the single sequenced partition.
 
-Whichever worker owns that partition runs the engine (claimflow/sequencer.py `LiveEngine`)
+Whichever worker owns that partition runs the engine (claimflow/live/sequencer.py `LiveEngine`)
 over it and publishes alerts and dead letters. The state lives in a Faust table as snapshots
-(claimflow/snapshots.py), written every `snapshot_every` seconds together with the
+(claimflow/live/snapshots.py), written every `snapshot_every` seconds together with the
 sequenced offset they reflect. On taking the partition over (first start, restart, after a
 rebalance) the worker loads the latest snapshot, reads the sequenced records between it and
 where the group resumes directly from the log, and reads the last output numbers that
@@ -20,11 +20,11 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
-from claimflow import snapshots, state_codec
 from claimflow.agents.ingest import judge
 from claimflow.agents.watch import Resets
 from claimflow.config import Config, ConfigFile
-from claimflow.sequencer import (
+from claimflow.live import snapshots, state_codec
+from claimflow.live.sequencer import (
     Bundle,
     EnvelopeError,
     Forwarded,

@@ -20,11 +20,11 @@ from aiokafka.errors import IllegalStateError
 from aiokafka.structs import TopicPartition
 from faust.types import TP as _TP
 
-from claimflow.alignment import Alignment, Source
-from claimflow.deadletter import MAX_ORIGINAL, Digest
-from claimflow.events import decode
-from claimflow.rejections import Reason, Rejection
-from claimflow.sequencer import Forwarded, Progress, bundles
+from claimflow.contract.deadletter import MAX_ORIGINAL, Digest
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Reason, Rejection
+from claimflow.live.alignment import Alignment, Source
+from claimflow.live.sequencer import Forwarded, Progress, bundles
 from claimflow.streams import fair_fetch, fetch_times
 from claimflow.streams.delivery import Delivery
 from claimflow.timeutil import Clock

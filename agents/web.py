@@ -36,14 +36,14 @@ from prometheus_client.exposition import choose_encoder
 
 from claimflow.agents.detect import Detector
 from claimflow.engine import Engine
-from claimflow.it_view import (
+from claimflow.views.it_view import (
     MAX_PAGE,
     RouteNotFoundError,
     break_episodes,
     routes_overview,
     transit_page,
 )
-from claimflow.wall import clients_view, wall_view
+from claimflow.views.wall import clients_view, wall_view
 
 LOADING = {"error": "the detector state is loading on this worker; retry in a few seconds"}
 # While workers take over (a rebalance, a worker gone), no worker may hold the detector

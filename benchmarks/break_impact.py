@@ -3,10 +3,10 @@ hand:
 
     python benchmarks/break_impact.py [--seeds 1 2 3] [--staff-share 0.5] [--json]
 
-For each case and seed it generates a scenario with `claimflow.simulate` (the detection
+For each case and seed it generates a scenario with `claimflow.tools.simulate` (the detection
 benchmark's realism: stragglers, duplicates, an overnight-hold hub, holidays), breaks the
 hub-1 link on a Tuesday (15% of the claims delivered, the rest re-sent when it is fixed),
-replays the events through the engine in-process (`claimflow.replay.replay`) and samples
+replays the events through the engine in-process (`claimflow.tools.replay.replay`) and samples
 the receiving team's projection for today's 18:00 deadline every `--every` seconds of event
 time. The receiving team is the one most of the stuck claims due at 18:00 go to (from the
 simulator's own claims, not the engine's guess).
@@ -48,9 +48,9 @@ from zoneinfo import ZoneInfo
 
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert, Engine
-from claimflow.replay import replay
-from claimflow.simulate import _HANDLING_MINUTES, Fault, Realism, Simulator
 from claimflow.timeutil import HOUR, MINUTE, iso
+from claimflow.tools.replay import replay
+from claimflow.tools.simulate import _HANDLING_MINUTES, Fault, Realism, Simulator
 from claimflow.workhours import WorkingCalendar
 
 START = date(2026, 11, 2)  # a Monday; day 15 is a Tuesday

@@ -6,7 +6,8 @@ A benchmark, not a test: run it by hand.
 Faust's progress spinner (on whenever the level is warn or above, the default) hooks a
 handler onto the root logger and sets that logger to DEBUG, so every debug call made by
 faust and aiokafka on the per-record path builds a LogRecord and hands it to the spinner,
-to be thrown away. claimflow's worker turns the spinner off (`claimflow.worker.faust_worker`).
+to be thrown away. claimflow's worker turns the spinner off
+(`claimflow.agents.worker.faust_worker`).
 This builds both workers as they would start (logging set up, default level), each in its
 own process because logging is global, and times an aiokafka-style debug call in each:
 median of `--rounds`, and the ratio between them, measured in the same run.
@@ -25,10 +26,10 @@ import timeit
 from faust.worker import Worker
 
 from claimflow.agents.app import create_app
+from claimflow.agents.worker import faust_worker
 from claimflow.config import load_config
 from claimflow.logs import logging_config
 from claimflow.streams.settings import WorkerSettings
-from claimflow.worker import faust_worker
 
 
 def measure(kind: str, calls: int, rounds: int) -> None:

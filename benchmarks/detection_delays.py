@@ -16,9 +16,9 @@ from pathlib import Path
 
 from claimflow.config import load_config
 from claimflow.engine import Alert
-from claimflow.replay import replay
-from claimflow.scoring import score
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.tools.replay import replay
+from claimflow.tools.scoring import score
+from claimflow.tools.simulate import Simulator, write_scenario
 
 FAULTS = ("hub-break", "partial-hub-break", "hub-silent", "team-capacity-loss", "feedback-surge")
 

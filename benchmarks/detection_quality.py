@@ -6,7 +6,7 @@ Subsets, to iterate on one detector: `--cases "negative surge"` runs only the ca
 name contains the words given, `--no-cases` none of them, `--quiet-runs 0` no fault-free run
 (the tables keep their format; each seed's delay and limit are on stderr).
 
-Detector-agnostic: it generates events with `claimflow.simulate` (stragglers, duplicate
+Detector-agnostic: it generates events with `claimflow.tools.simulate` (stragglers, duplicate
 dispatches, a batching hub, an overnight-hold hub, public holidays), replays them through
 the engine in-process as `claimflow replay` does, and scores the alerts against the truth
 file. For each fault kind and seed: the delay (first matching alert minus fault start), the
@@ -36,8 +36,9 @@ from zoneinfo import ZoneInfo
 
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert
-from claimflow.replay import replay
-from claimflow.scoring import (
+from claimflow.timeutil import HOUR, MINUTE
+from claimflow.tools.replay import replay
+from claimflow.tools.scoring import (
     QUARTER,
     YEAR,
     first_episode_after,
@@ -45,8 +46,7 @@ from claimflow.scoring import (
     rate_per,
     timings,
 )
-from claimflow.simulate import Fault, Realism, Simulator, write_scenario
-from claimflow.timeutil import HOUR, MINUTE
+from claimflow.tools.simulate import Fault, Realism, Simulator, write_scenario
 
 # Public holidays in England, 2026-2028 (the bundled configuration is a London center).
 HOLIDAYS = tuple(

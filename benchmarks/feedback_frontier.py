@@ -47,10 +47,10 @@ import detection_quality as dq  # the detection benchmark's cases and realism (s
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert, Engine
 from claimflow.engine.detector import Answered
-from claimflow.replay import replay
-from claimflow.scoring import QUARTER
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.timeutil import DAY, HOUR
+from claimflow.tools.replay import replay
+from claimflow.tools.scoring import QUARTER
+from claimflow.tools.simulate import Simulator, write_scenario
 
 SUITE_START = date(2026, 11, 2)  # tests/conftest.py's scenarios
 SUITE_FAULTS = ("hub-break", "partial-hub-break", "hub-silent", "team-capacity-loss")

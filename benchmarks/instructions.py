@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 from claimflow.config import load_config
-from claimflow.simulate import Simulator
+from claimflow.tools.simulate import Simulator
 
 STAGES = ["startup", "decode", "check", "time", "dedupe", "counter", "ingest", "apply", "full"]
 
@@ -30,7 +30,7 @@ VARIANT = """
 import sys
 from claimflow.config import load_config
 from claimflow.engine import Engine
-from claimflow.events import decode
+from claimflow.contract.events import decode
 stage = sys.argv[1]
 lines = open(sys.argv[2], "rb").read().splitlines()
 engine = Engine(load_config())

@@ -13,7 +13,7 @@ feeds it a stream stamped with the current time, at wall-clock pace:
   6 s, sigma 0.6: the 1-20 s the issue measured, as in the detection benchmark) with 0.1%
   stragglers (2 min to 4 h late), and is completed by its team about 20 minutes later;
 * every event is sent up to 20 s after its event time (uniform), the transport jitter the
-  simulator models (`claimflow.simulate`): within one partition the events are that much out
+  simulator models (`claimflow.tools.simulate`): within one partition the events are that much out
   of order;
 * history before the live part, stamped in the past and produced at once: the last six hours
   (so each route's transit curve holds hundreds of healthy samples) and the same hours one and
@@ -24,7 +24,7 @@ feeds it a stream stamped with the current time, at wall-clock pace:
 Measured, in wall time from the first undelivered dispatch (its event time, which is the wall
 time it happened): (a) the HubLinkBreak alert read from the alerts topic, (b)
 `claimflow_hub_link_up{hub_id="hub-1",center_id="center-1"} 0` on /metrics (polled every
-0.2 s). The same events (in the order they were produced) then go through `claimflow.replay`
+0.2 s). The same events (in the order they were produced) then go through `claimflow.tools.replay`
 in process: its alert's event time minus the first undelivered dispatch is the replay delay.
 live - replay is what the live pipeline adds (the acceptance: at most 30 s). The live alert's
 event time is printed too: it must equal the replay's (determinism). "other HubLinkBreak
@@ -59,13 +59,13 @@ from typing import Any
 from kafka import KafkaConsumer
 
 import claimflow
-from claimflow.broker import EmbeddedBroker, port_taken
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert
-from claimflow.produce import ensure_topics, make_producer, route
-from claimflow.replay import replay
 from claimflow.streams.topics import Topics
 from claimflow.timeutil import DAY, HOUR, MINUTE, iso
+from claimflow.tools.broker import EmbeddedBroker, port_taken
+from claimflow.tools.produce import ensure_topics, make_producer, route
+from claimflow.tools.replay import replay
 
 TOPICS = Topics()
 BUSY = ("hub-1", "center-1")

@@ -59,11 +59,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from claimflow.broker import EmbeddedBroker, free_port
 from claimflow.config import load_config
-from claimflow.produce import ensure_topics, make_producer, produce, route
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker, free_port
+from claimflow.tools.produce import ensure_topics, make_producer, produce, route
+from claimflow.tools.simulate import Simulator, write_scenario
 
 TOPICS = Topics()
 PEER_PINS = ["quixstreams==3.28.1", "bytewax==0.21.1", "orjson"]

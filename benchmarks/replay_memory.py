@@ -33,7 +33,7 @@ from typing import Any
 
 from claimflow.config import load_config
 from claimflow.engine import Engine
-from claimflow.replay import ReplaySummary, replay
+from claimflow.tools.replay import ReplaySummary, replay
 
 DAY = 86400.0
 _CONTAINERS = (dict, list, set, frozenset, deque)

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from claimflow import _compiled
 from claimflow.config import load_config
-from claimflow.contract import validate
+from claimflow.contract.contract import validate
+from claimflow.contract.events import ClaimArrived, HubDispatched, decode
 from claimflow.engine import Engine
-from claimflow.events import ClaimArrived, HubDispatched, decode
-from claimflow.replay import replay
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.tools.replay import replay
+from claimflow.tools.simulate import Simulator, write_scenario
 
 
 def _best_of(runs: int, fn) -> float:  # type: ignore[no-untyped-def]

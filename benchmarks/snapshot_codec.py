@@ -1,4 +1,4 @@
-"""Snapshot cost: the data codec (claimflow/state_codec.py) against pickle, in the same run.
+"""Snapshot cost: the data codec (claimflow/live/state_codec.py) against pickle, in the same run.
 A benchmark, not a test: run it by hand.
 
     python benchmarks/snapshot_codec.py [--claims-per-day 2000] [--days 14] [--repeat 5]
@@ -25,13 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from claimflow import state_codec
 from claimflow.config import load_config
-from claimflow.events import decode
-from claimflow.rejections import Rejection
-from claimflow.sequencer import Forwarded, LiveEngine, LiveSettings, Progress
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
+from claimflow.live import state_codec
+from claimflow.live.sequencer import Forwarded, LiveEngine, LiveSettings, Progress
 from claimflow.streams.topics import Topics
+from claimflow.tools.simulate import Simulator, write_scenario
 
 
 def _state(claims_per_day: int, days: int) -> LiveEngine:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import load_config
-from claimflow.produce import make_producer, produce
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import takeover_run
 
 

@@ -36,9 +36,9 @@ MODULES = (
     "claimflow.deadlines",
     "claimflow.workhours",
     "claimflow.timeutil",
-    "claimflow.replay",
-    "claimflow.ahead",
-    "claimflow.rejections",
+    "claimflow.tools.replay",
+    "claimflow.tools.ahead",
+    "claimflow.contract.rejections",
 )
 
 REBUILD = (

@@ -279,12 +279,12 @@ def _lines(source: str) -> Iterator[bytes]:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from claimflow.deadletter import dead_letter, dead_letter_json
+    from claimflow.contract.deadletter import dead_letter, dead_letter_json
+    from claimflow.contract.rejections import Rejection
     from claimflow.engine import Alert, Engine
-    from claimflow.it_view import break_episodes
-    from claimflow.rejections import Rejection
-    from claimflow.replay import ReplaySummary, replay
     from claimflow.staffing import attach, load_roster
+    from claimflow.tools.replay import ReplaySummary, replay
+    from claimflow.views.it_view import break_episodes
 
     config = load_config(args.config)
     for path in (args.input, args.truth):
@@ -344,7 +344,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.truth is not None:
         import json
 
-        from claimflow.scoring import score
+        from claimflow.tools.scoring import score
 
         print("against the ground truth:", file=sys.stderr)
         print(score(alerts, json.loads(args.truth.read_text())).render(), file=sys.stderr)
@@ -354,7 +354,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from claimflow.simulate import Realism, SimulationError, Simulator, write_scenario
+    from claimflow.tools.simulate import Realism, SimulationError, Simulator, write_scenario
 
     if str(args.out) == "-":
         print(
@@ -418,7 +418,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    from claimflow.broker import BrokerError, EmbeddedBroker
+    from claimflow.tools.broker import BrokerError, EmbeddedBroker
 
     broker = EmbeddedBroker(args.port)
     try:
@@ -468,8 +468,8 @@ def _stop_on_signals() -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     _stop_on_signals()
+    from claimflow.agents.worker import WorkerError, run_worker
     from claimflow.streams.settings import SettingsError, from_env
-    from claimflow.worker import WorkerError, run_worker
 
     try:
         settings = from_env(
@@ -492,8 +492,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from claimflow.produce import ProduceSummary, ensure_topics, make_producer, produce
     from claimflow.streams.topics import Topics
+    from claimflow.tools.produce import ProduceSummary, ensure_topics, make_producer, produce
 
     if args.input != "-" and not Path(args.input).is_file():
         print(f"claimflow produce: no such file: {args.input}", file=sys.stderr)
@@ -537,7 +537,7 @@ def _clock(value: str) -> dt_time:
 
 def _demo(args: argparse.Namespace) -> int:
     _stop_on_signals()
-    from claimflow.demo import DemoError, DemoOptions, run_demo
+    from claimflow.tools.demo import DemoError, DemoOptions, run_demo
 
     options = DemoOptions(
         speed=args.speed,
@@ -582,7 +582,7 @@ def floor_at(config: Config, lines: Iterable[bytes], at: datetime | None) -> Eng
     between the last event and `at` are judged. Before, it judged at the last event minus
     the allowed lateness, and lines that did not decode went uncounted."""
     from claimflow.engine import Engine
-    from claimflow.replay import replay
+    from claimflow.tools.replay import replay
 
     engine = Engine(config)
     replay(
@@ -603,8 +603,8 @@ def _until(lines: Iterable[bytes], moment: datetime) -> Iterator[bytes]:
     """The lines of events dated up to `moment`, in input order, and the lines that do not
     decode (to be counted and refused like any other). An event dated later is left out,
     not taken as the end: one wrong date must not cut the input short."""
-    from claimflow.events import decode
-    from claimflow.rejections import Rejection
+    from claimflow.contract.events import decode
+    from claimflow.contract.rejections import Rejection
 
     for line in lines:
         event = decode(line)
@@ -698,7 +698,7 @@ def _dashboards(args: argparse.Namespace) -> int:
 
 
 def _schemas(args: argparse.Namespace) -> int:
-    from claimflow.schema_export import check_schemas, write_schemas
+    from claimflow.tools.schema_export import check_schemas, write_schemas
 
     if args.check:
         stale = check_schemas(args.out)

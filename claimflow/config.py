@@ -143,10 +143,10 @@ class EngineSettings(_Strict):
     """How far behind the newest event time an event may arrive and still count in its window.
 
     It must cover the disorder the engine sees, and live that is the disorder inside one input
-    partition: the live merge (claimflow/sequencer.py) already releases records across
+    partition: the live merge (claimflow/live/sequencer.py) already releases records across
     partitions in event-time order, so what is left is how much later than the freshest
     events an event reaches its partition (the sources' transport jitter; the simulator
-    models up to 20 s, `claimflow.simulate`). 25 s covers that with a margin. It is also the
+    models up to 20 s, `claimflow.tools.simulate`). 25 s covers that with a margin. It is also the
     wall time the live worker adds to every detection (a tick is judged once event time is
     this far past it), so it is kept small: raise it for sources that deliver later."""
     evaluate_every: Duration = 60.0

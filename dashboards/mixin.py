@@ -3,7 +3,7 @@ next to the boards (the monitoring-mixin way). `claimflow rules build` writes th
 deploy/; `--check` fails when the committed files are stale.
 
 One place holds what every rule shares: the job selector, the runbook base URL, the
-severities. Metric names are the ones claimflow/metrics.py exports.
+severities. Metric names are the ones claimflow/views/metrics.py exports.
 """
 
 from __future__ import annotations

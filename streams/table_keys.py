@@ -4,7 +4,7 @@ Faust decodes every changelog key on take-over with the table's key codec. With 
 JSON codec, one record the worker never wrote (a key that is not JSON, not text, or JSON
 that is not a string, such as an object: unhashable) raised on every recovery attempt, and
 take-over never finished. This codec writes exactly what the JSON codec writes (existing
-changelogs stay readable) and reads any key: one `claimflow.snapshots` writes comes back as
+changelogs stay readable) and reads any key: one `claimflow.live.snapshots` writes comes back as
 itself; anything else becomes `foreign/<sha256 prefix>`, a key that no snapshot reads, and
 is counted once per distinct key (`claimflow_foreign_records_skipped_total`). A record with
 no key never reaches a codec: it is dropped before the store applies it, and counted.
@@ -19,7 +19,7 @@ from typing import Any
 
 from faust.serializers import codecs
 
-from claimflow.snapshots import is_snapshot_key
+from claimflow.live.snapshots import is_snapshot_key
 
 log = logging.getLogger("claimflow.table_keys")
 NAME = "claimflow-table-key"

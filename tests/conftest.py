@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from claimflow import _compiled
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert
-from claimflow.replay import ReplaySummary, replay
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.replay import ReplaySummary, replay
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.processes import no_process_left_behind  # noqa: F401 (autouse: every test)
 from tests.tiers import (  # noqa: F401 (hooks: the `live` mark and its safety nets)
     pytest_collection_modifyitems,

@@ -26,12 +26,12 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from claimflow.broker import free_port
 from claimflow.config import Config
+from claimflow.contract.events import decode
 from claimflow.engine import Alert, Engine
 from claimflow.engine.feed import feed
-from claimflow.events import decode
-from claimflow.metrics import EngineCollector
+from claimflow.tools.broker import free_port
+from claimflow.views.metrics import EngineCollector
 from tests.processes import alive, stop  # noqa: F401 (alive: tests import it from here)
 
 CLI = [sys.executable, "-m", "claimflow.cli"]

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from claimflow import _compiled, state_codec
+from claimflow import _compiled
 from claimflow.config import load_config
+from claimflow.contract.rejections import Rejection
 from claimflow.engine import Alert, Engine
-from claimflow.it_view import break_episodes, routes_overview
-from claimflow.metrics import EngineCollector
-from claimflow.rejections import Rejection
-from claimflow.replay import ReplaySummary, replay
+from claimflow.live import state_codec
+from claimflow.tools.replay import ReplaySummary, replay
+from claimflow.views.it_view import break_episodes, routes_overview
+from claimflow.views.metrics import EngineCollector
 
 METRICS_EVERY = 8  # progress reports (8,192 lines each) between two scrapes mid-stream
 

@@ -3,7 +3,7 @@ backlog read pauses and resumes, on hand-made positions."""
 
 from __future__ import annotations
 
-from claimflow.alignment import Alignment
+from claimflow.live.alignment import Alignment
 
 A, B, C = ("claims.arrived", 0), ("claims.arrived", 1), ("surveys", 0)
 HOUR = 3600.0

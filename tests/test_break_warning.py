@@ -26,8 +26,8 @@ import pytest
 from claimflow.config import load_config
 from claimflow.engine import Alert, Engine
 from claimflow.engine.impact import INFLOW_MIN_DAYS, SameDayInflow
-from claimflow.replay import replay
 from claimflow.timeutil import HOUR
+from claimflow.tools.replay import replay
 
 TZ = ZoneInfo("Europe/London")
 

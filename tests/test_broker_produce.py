@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from claimflow.broker import BrokerError, EmbeddedBroker, free_port, port_taken
 from claimflow.streams.topics import KEY_FIELDS, Topics
+from claimflow.tools.broker import BrokerError, EmbeddedBroker, free_port, port_taken
 from tests.live_harness import alive
 
 CLI = [sys.executable, "-m", "claimflow.cli"]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from claimflow.deadletter import original_bytes
-from claimflow.events import decode
-from claimflow.rejections import Rejection
+from claimflow.contract.deadletter import original_bytes
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
 
 CLI = [sys.executable, "-m", "claimflow.cli"]
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.simulate import Fault, Simulator, write_scenario
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.simulate import Fault, Simulator, write_scenario
 from tests.live_harness import Worker, wait_until
 from tests.test_observability_e2e import (  # noqa: F401 (receiver: a fixture)
     _alertmanager,

@@ -32,14 +32,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config, load_config
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
 from claimflow.engine import Engine
-from claimflow.events import decode
-from claimflow.it_view import break_episodes
-from claimflow.rejections import Rejection
-from claimflow.simulate import Fault, Simulator
-from claimflow.wall import clients_view, wall_view
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.simulate import Fault, Simulator
+from claimflow.views.it_view import break_episodes
+from claimflow.views.wall import clients_view, wall_view
 from tests.live_harness import Worker, engine_series, reference, reference_series, wait_until
 from tests.test_worker import _caught_up, _produce, _published
 

@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.streams.delivery import Delivery
+from claimflow.tools.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
@@ -63,7 +63,7 @@ def test_a_send_the_broker_cannot_take_is_sent_again_until_acknowledged(
             assert not sending.done()  # ...so it is not reported done,
             assert delivery.retries[TOPIC] >= 1  # but refused, counted and sent again
             # An empty broker takes the port (the old one's sockets may be in TIME_WAIT).
-            monkeypatch.setattr("claimflow.broker.port_taken", lambda port: False)
+            monkeypatch.setattr("claimflow.tools.broker.port_taken", lambda port: False)
             broker = EmbeddedBroker(port=port, log=tmp_path / "broker-2.log").start()
             _create(broker.bootstrap)
             metadata = await asyncio.wait_for(sending, 60)

@@ -10,8 +10,8 @@ from datetime import datetime
 
 import pytest
 
-from claimflow.scoring import score
 from claimflow.timeutil import HOUR, MINUTE
+from claimflow.tools.scoring import score
 
 pytestmark = pytest.mark.slow
 
@@ -113,9 +113,9 @@ def test_no_alarm_while_the_baseline_warms_up(config) -> None:  # type: ignore[n
     """Two days of data, then nothing arrives: no seasonal baseline yet, so no InflowDrop."""
     from datetime import date
 
+    from claimflow.contract.events import decode
     from claimflow.engine import Engine
-    from claimflow.events import decode
-    from claimflow.simulate import Simulator
+    from claimflow.tools.simulate import Simulator
 
     sim = Simulator(config, "normal", 2, date(2026, 11, 2), seed=3)
     engine = Engine(config)

@@ -10,9 +10,15 @@ import msgspec
 import pytest
 
 from claimflow.config import Config, parse_config
+from claimflow.contract.events import (
+    ClaimArrived,
+    ClaimCompleted,
+    Event,
+    HubDispatched,
+    SurveyResponse,
+)
+from claimflow.contract.rejections import Reason
 from claimflow.engine import Engine
-from claimflow.events import ClaimArrived, ClaimCompleted, Event, HubDispatched, SurveyResponse
-from claimflow.rejections import Reason
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
 

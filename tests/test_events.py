@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from claimflow.events import ClaimArrived, SurveyResponse, decode
-from claimflow.rejections import Reason, Rejection
-from claimflow.schema_export import check_schemas, rendered
+from claimflow.contract.events import ClaimArrived, SurveyResponse, decode
+from claimflow.contract.rejections import Reason, Rejection
+from claimflow.tools.schema_export import check_schemas, rendered
 
 ARRIVED: dict[str, Any] = {
     "type": "claim_arrived",
@@ -118,7 +118,7 @@ def test_schema_check_detects_a_stale_file(tmp_path: Path) -> None:
 
 
 def test_dead_letter_keeps_the_original_bytes_exactly() -> None:
-    from claimflow.deadletter import dead_letter, dead_letter_json, original_bytes
+    from claimflow.contract.deadletter import dead_letter, dead_letter_json, original_bytes
 
     raw = b'\xff\xfe{"type": broken'
     result = decode(raw)

@@ -13,8 +13,8 @@ from aiokafka.structs import TopicPartition
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.streams import fair_fetch
+from claimflow.tools.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 

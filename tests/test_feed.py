@@ -14,13 +14,13 @@ from pathlib import Path
 from claimflow.agents.ingest import judge
 from claimflow.cli import floor_at
 from claimflow.config import Config
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
 from claimflow.engine import Engine
-from claimflow.events import decode
-from claimflow.rejections import Rejection
-from claimflow.replay import replay
-from claimflow.sequencer import LiveEngine, LiveSettings, Progress
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.live.sequencer import LiveEngine, LiveSettings, Progress
 from claimflow.streams.topics import Topics
+from claimflow.tools.replay import replay
+from claimflow.tools.simulate import Simulator, write_scenario
 
 INPUTS = Topics().inputs()  # input topic -> event type
 TOPIC_OF = {kind: topic for topic, kind in INPUTS.items()}

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from claimflow.config import Config, parse_config
+from claimflow.contract.events import ClaimArrived, Event, HubDispatched
 from claimflow.engine import Alert, Engine
 from claimflow.engine.transit import TransitCurve
-from claimflow.events import ClaimArrived, Event, HubDispatched
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # a Monday
 ROUTE = ("hub-1", "center-1")

@@ -8,11 +8,11 @@ from datetime import date
 import pytest
 
 from claimflow.config import Config
+from claimflow.contract.events import decode
 from claimflow.engine import Engine
-from claimflow.events import decode
-from claimflow.idle import IdleClock
-from claimflow.simulate import Simulator
+from claimflow.live.idle import IdleClock
 from claimflow.timeutil import ManualClock
+from claimflow.tools.simulate import Simulator
 
 
 def _fed(config: Config) -> Engine:

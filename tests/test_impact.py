@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from claimflow.config import Config, load_config
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
 from claimflow.engine import Alert, Engine
-from claimflow.events import decode
-from claimflow.rejections import Rejection
-from claimflow.simulate import Fault, Simulator
+from claimflow.tools.simulate import Fault, Simulator
 
 pytestmark = pytest.mark.slow  # ten-day scenarios, run several times each
 START = date(2026, 11, 2)  # a Monday
@@ -264,7 +264,7 @@ def test_client_same_day_at_risk_and_the_client_metrics() -> None:
     client_id), and the client metrics carry the same figures as /api/clients."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from claimflow.metrics import EngineCollector
+    from claimflow.views.metrics import EngineCollector
 
     config = load_config()
     sim = Simulator(config, "team-capacity-loss", DAYS, START, seed=2, claims_per_day=2000)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from claimflow.config import Config, ConfigError, parse_config
+from claimflow.contract.events import ClaimArrived
 from claimflow.engine import Alert, Engine
 from claimflow.engine.inflow import QUARTER
-from claimflow.events import ClaimArrived
 
 FEEDS = {"hub-1": ("motor", "property"), "hub-2": ("international-settlements",)}
 

@@ -8,10 +8,10 @@ from datetime import date, datetime
 import pytest
 
 from claimflow.config import Config
+from claimflow.contract.events import decode
 from claimflow.engine import Engine
-from claimflow.events import decode
-from claimflow.it_view import RouteNotFoundError, break_episodes, transit_page
-from claimflow.simulate import Simulator
+from claimflow.tools.simulate import Simulator
+from claimflow.views.it_view import RouteNotFoundError, break_episodes, transit_page
 
 
 def _epoch(text: str) -> float:

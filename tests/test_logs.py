@@ -75,9 +75,9 @@ def test_the_faust_worker_leaves_debug_off() -> None:
     import sys
 
     from claimflow.agents.app import create_app
+    from claimflow.agents.worker import faust_worker
     from claimflow.config import load_config
     from claimflow.streams.settings import WorkerSettings
-    from claimflow.worker import faust_worker
 
     settings = WorkerSettings()
     root = logging.getLogger()

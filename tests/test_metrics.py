@@ -13,11 +13,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from claimflow.config import Config
+from claimflow.contract.events import Event, decode
 from claimflow.engine import Alert, Engine
 from claimflow.engine.alerts import labels_key
-from claimflow.events import Event, decode
-from claimflow.metrics import OTHER, EngineCollector
-from claimflow.simulate import Simulator
+from claimflow.tools.simulate import Simulator
+from claimflow.views.metrics import OTHER, EngineCollector
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

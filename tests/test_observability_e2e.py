@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from claimflow.broker import EmbeddedBroker, free_port
 from claimflow.config import Config
 from claimflow.dashboards.boards import BOARDS, board_json, panel_queries
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.tools.broker import EmbeddedBroker, free_port
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import CLI, Worker, parse_metrics, tool, wait_until
 from tests.test_worker import _produce
 

@@ -28,7 +28,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from claimflow.broker import EmbeddedBroker
+from claimflow.tools.broker import EmbeddedBroker
 from tests.live_harness import Worker
 from tests.processes import alive, descendants
 

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claimflow.config import Config
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Reason, Rejection
 from claimflow.engine import Engine
-from claimflow.events import decode
-from claimflow.rejections import Reason, Rejection
-from claimflow.simulate import Simulator
+from claimflow.tools.simulate import Simulator
 
 FIELDS = [
     "type",

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from claimflow.broker import free_port
 from claimflow.dashboards import mixin
+from claimflow.tools.broker import free_port
 from tests.live_harness import tool, wait_until
 
 ROOT = Path(__file__).parent.parent
@@ -331,7 +331,9 @@ def test_rules_and_boards_read_only_metrics_the_worker_exports() -> None:
     worker's collector write (counters without their `_total`, which the exposition adds)."""
     from claimflow.dashboards.boards import BOARDS, board_json, panel_queries
 
-    sources = (ROOT / "claimflow/metrics.py").read_text() + (ROOT / "agents/app.py").read_text()
+    sources = (ROOT / "claimflow/views/metrics.py").read_text() + (
+        ROOT / "agents/app.py"
+    ).read_text()
     exported = set(re.findall(r'"(claimflow_\w+)"', sources)) | METRICS_FROM_OTHER_BRANCHES
     exprs = [r["expr"] for g in _groups() for r in g["rules"]]
     exprs += [e for make in BOARDS.values() for _, e in panel_queries(board_json(make()))]

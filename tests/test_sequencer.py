@@ -14,13 +14,19 @@ from typing import Any
 
 import pytest
 
-from claimflow import snapshots
 from claimflow.config import Config
-from claimflow.deadletter import MAX_ORIGINAL, Digest, dead_letter, dead_letter_json, original_bytes
+from claimflow.contract.deadletter import (
+    MAX_ORIGINAL,
+    Digest,
+    dead_letter,
+    dead_letter_json,
+    original_bytes,
+)
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Reason, Rejection
 from claimflow.engine import Engine
-from claimflow.events import decode
-from claimflow.rejections import Reason, Rejection
-from claimflow.sequencer import (
+from claimflow.live import snapshots
+from claimflow.live.sequencer import (
     BUNDLE_BYTES,
     BUNDLE_RECORDS,
     Bundle,
@@ -34,9 +40,9 @@ from claimflow.sequencer import (
     bundles,
     decode_envelope,
 )
-from claimflow.simulate import Simulator
 from claimflow.streams.topics import KEY_FIELDS, Topics
 from claimflow.timeutil import iso
+from claimflow.tools.simulate import Simulator
 
 TOPICS = Topics()
 INPUTS = TOPICS.inputs()

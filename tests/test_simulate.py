@@ -13,12 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from claimflow import simulate
 from claimflow.config import Config, load_config
 from claimflow.engine import Alert
-from claimflow.scoring import QUARTER, YEAR, first_episode_after, offset_rule, rate_per, timings
-from claimflow.simulate import Realism, SimulationError, Simulator, transit_tail, write_scenario
 from claimflow.timeutil import DAY, HOUR, MINUTE, iso
+from claimflow.tools import simulate
+from claimflow.tools.scoring import (
+    QUARTER,
+    YEAR,
+    first_episode_after,
+    offset_rule,
+    rate_per,
+    timings,
+)
+from claimflow.tools.simulate import (
+    Realism,
+    SimulationError,
+    Simulator,
+    transit_tail,
+    write_scenario,
+)
 
 START = date(2026, 11, 2)  # a Monday
 

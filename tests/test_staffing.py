@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from claimflow.config import Config, ConfigError
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
 from claimflow.engine import Engine
-from claimflow.events import decode
-from claimflow.rejections import Rejection
-from claimflow.simulate import Simulator, StaffMove
 from claimflow.staffing import (
     NEXT_DAY_MIN,
     SKILL_FACTOR,
@@ -33,6 +32,7 @@ from claimflow.staffing import (
     suggest_for,
 )
 from claimflow.timeutil import ManualClock
+from claimflow.tools.simulate import Simulator, StaffMove
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "claimflow" / "data" / "staffing.yaml"

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from claimflow import state_codec
 from claimflow.config import Config
+from claimflow.contract.rejections import Reason
 from claimflow.engine import Engine
 from claimflow.engine.alerts import Alert, AlertBook
 from claimflow.engine.backlog import OpenClaim
 from claimflow.engine.detector import Detector
-from claimflow.rejections import Reason
+from claimflow.live import state_codec
 
 whole = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # msgpack's range
 plain = st.none() | st.booleans() | whole | st.floats(allow_nan=False) | st.text()

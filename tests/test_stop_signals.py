@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from claimflow.broker import EmbeddedBroker, free_port
+from claimflow.tools.broker import EmbeddedBroker, free_port
 from tests.live_harness import CLI, wait_until
 from tests.processes import alive, descendants, stop
 

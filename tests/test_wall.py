@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from claimflow.broker import free_port
+from claimflow.tools.broker import free_port
 from tests.live_harness import tool, wait_until
 from tests.processes import alive, descendants, stop, terminate
 

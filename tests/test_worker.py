@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.deadletter import original_bytes
+from claimflow.contract.deadletter import original_bytes
 from claimflow.engine import Alert
-from claimflow.produce import make_producer, produce
-from claimflow.replay import replay
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.replay import replay
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import (
     Worker,
     engine_series,

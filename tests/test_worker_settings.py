@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from claimflow.broker import free_port
 from claimflow.streams.settings import SettingsError, from_env
+from claimflow.tools.broker import free_port
 
 
 def test_defaults_and_overrides() -> None:
@@ -127,7 +127,7 @@ def test_worker_with_a_bad_variable_stops_before_starting() -> None:
     ],
 )
 def test_the_worker_says_who_may_see_the_views(env: dict[str, str], expected: str) -> None:
-    from claimflow.worker import views_note
+    from claimflow.agents.worker import views_note
 
     assert expected in views_note(from_env(env))
 

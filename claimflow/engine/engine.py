@@ -35,6 +35,15 @@ from zoneinfo import ZoneInfo
 from mypy_extensions import mypyc_attr
 
 from claimflow.config import WEEKDAYS, Config
+from claimflow.contract.events import (
+    EVENT_CLASSES,
+    ClaimArrived,
+    ClaimCompleted,
+    Event,
+    HubDispatched,
+    SurveyResponse,
+)
+from claimflow.contract.rejections import Reason, Rejection
 from claimflow.deadlines import DeadlineCalendar
 from claimflow.engine.alerts import Alert, AlertBook
 from claimflow.engine.backlog import Backlog
@@ -53,15 +62,6 @@ from claimflow.engine.feedback import Feedback
 from claimflow.engine.hublink import HubLinks
 from claimflow.engine.impact import Impact
 from claimflow.engine.inflow import Inflow
-from claimflow.events import (
-    EVENT_CLASSES,
-    ClaimArrived,
-    ClaimCompleted,
-    Event,
-    HubDispatched,
-    SurveyResponse,
-)
-from claimflow.rejections import Reason, Rejection
 from claimflow.timeutil import HOUR
 from claimflow.workhours import WorkingCalendar
 

@@ -10,14 +10,14 @@ the same file gave three different rejected counts.
 
 Decoding stays with the caller because two callers look at the decoded event before the
 engine does: the replay holds an event dated far ahead until the stream confirms it
-(claimflow/ahead.py), and `staffing suggest --at` stops at the first event past its moment.
+(claimflow/tools/ahead.py), and `staffing suggest --at` stops at the first event past its moment.
 """
 
 from __future__ import annotations
 
+from claimflow.contract.events import Event
+from claimflow.contract.rejections import Rejection
 from claimflow.engine.engine import Engine
-from claimflow.events import Event
-from claimflow.rejections import Rejection
 
 
 def feed(engine: Engine, item: Event | Rejection, t: float | None = None) -> Rejection | None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.produce import make_producer, produce
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import Worker, wait_until
 
 pytestmark = pytest.mark.attack
@@ -65,7 +65,7 @@ def test_a_broker_that_comes_back_empty_is_noticed_and_the_new_events_are_judged
         broker.process.wait()
         broker.process = None
         # The port is in TIME_WAIT (the worker's connections); Tansu binds it anyway.
-        monkeypatch.setattr("claimflow.broker.port_taken", lambda port: False)
+        monkeypatch.setattr("claimflow.tools.broker.port_taken", lambda port: False)
         broker = EmbeddedBroker(port=port, log=tmp_path / "broker-2.log").start()
 
         # Readiness must not claim the worker is consuming and judging while it is not. The

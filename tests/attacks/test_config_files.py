@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import ConfigError, ConfigFile, load_config
-from claimflow.produce import make_producer, produce
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.staffing import RosterFile, load_roster
 from claimflow.streams.topics import Topics
 from claimflow.timeutil import ManualClock
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import Worker, wait_until
 
 pytestmark = pytest.mark.attack

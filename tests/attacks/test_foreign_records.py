@@ -11,13 +11,13 @@ import pytest
 from faust.serializers import codecs
 from kafka import KafkaProducer
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.produce import ensure_topics, make_producer, produce
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 from claimflow.streams.table_keys import TableKeyCodec
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import ensure_topics, make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import Worker, wait_until
 
 pytestmark = pytest.mark.attack

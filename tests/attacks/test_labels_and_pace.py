@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from claimflow.config import Config
 from claimflow.engine import Engine
-from claimflow.metrics import OTHER, EngineCollector
+from claimflow.views.metrics import OTHER, EngineCollector
 from tests.live_harness import parse_metrics, reference
 
 pytestmark = pytest.mark.attack

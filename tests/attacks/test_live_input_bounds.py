@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.events import decode
-from claimflow.produce import make_producer, produce
-from claimflow.rejections import Rejection
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import Worker, read_topic, reference, reference_series, wait_until
 
 pytestmark = [pytest.mark.attack, pytest.mark.live]

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from claimflow.config import Config
-from claimflow.deadletter import original_bytes
+from claimflow.contract.deadletter import original_bytes
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
 from claimflow.engine import Alert, Engine
-from claimflow.events import decode
-from claimflow.rejections import Rejection
-from claimflow.replay import replay
+from claimflow.tools.replay import replay
 from tests.conftest import ScenarioRun
 
 pytestmark = [pytest.mark.attack, pytest.mark.slow]

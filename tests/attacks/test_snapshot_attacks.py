@@ -22,16 +22,16 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry, generate_latest
 
-from claimflow import snapshots, state_codec
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.events import decode
-from claimflow.metrics import EngineCollector
-from claimflow.produce import make_producer, produce
-from claimflow.rejections import Rejection
-from claimflow.sequencer import Forwarded, LiveEngine, LiveSettings, Progress
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Rejection
+from claimflow.live import snapshots, state_codec
+from claimflow.live.sequencer import Forwarded, LiveEngine, LiveSettings, Progress
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
+from claimflow.views.metrics import EngineCollector
 from tests.live_harness import Worker, wait_until
 
 pytestmark = pytest.mark.attack

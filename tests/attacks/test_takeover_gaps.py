@@ -13,13 +13,13 @@ import pytest
 
 from claimflow.agents.detect import GapFiller
 from claimflow.agents.ingest import judge
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.produce import make_producer, produce
-from claimflow.sequencer import Forwarded, LiveEngine, LiveSettings, Progress
-from claimflow.simulate import Simulator, write_scenario
+from claimflow.live.sequencer import Forwarded, LiveEngine, LiveSettings, Progress
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import read_topic, reference
 
 pytestmark = [pytest.mark.attack, pytest.mark.live]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from claimflow.broker import EmbeddedBroker
 from claimflow.config import Config
-from claimflow.produce import make_producer, produce
-from claimflow.simulate import Simulator, write_scenario
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Simulator, write_scenario
 from tests.live_harness import takeover_run
 
 pytestmark = [pytest.mark.attack, pytest.mark.live]

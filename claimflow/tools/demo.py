@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from claimflow.broker import EmbeddedBroker, free_port, port_taken
 from claimflow.config import load_config
-from claimflow.produce import make_producer, produce
-from claimflow.simulate import Fault, Simulator
 from claimflow.streams.topics import Topics
+from claimflow.tools.broker import EmbeddedBroker, free_port, port_taken
+from claimflow.tools.produce import make_producer, produce
+from claimflow.tools.simulate import Fault, Simulator
 
 DAYS = 10
 

@@ -7,7 +7,7 @@ lenient: unknown extra fields are ignored, because producers may add fields.
 
 These models are what producer teams get as JSON Schema (schemas/, `claimflow schemas`) and
 what decides the reason a message is refused. The engine does not run on them: the hot
-path decodes into the lighter `claimflow.events` types, and asks these models only about
+path decodes into the lighter `claimflow.contract.events` types, and asks these models only about
 messages it could not decode itself (see events.py; a test holds the two to agreement).
 """
 
@@ -18,7 +18,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from claimflow.rejections import Reason, Rejection
+from claimflow.contract.rejections import Reason, Rejection
 
 ID_MAX_LENGTH: Final = 200
 COMMENT_MAX_LENGTH: Final = 10_000

@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
-from claimflow.events import Event
-from claimflow.rejections import Reason, Rejection
+from claimflow.contract.events import Event
+from claimflow.contract.rejections import Reason, Rejection
 from claimflow.timeutil import format_duration, iso
 
 WINDOW = 16  # events after a jump that decide whether the stream moved on

@@ -1,6 +1,6 @@
 """Snapshots of live state in a key-value store (the worker's Faust table, a dict in tests).
 
-The state is written as data, never code (claimflow/state_codec.py: msgpack of a closed set
+The state is written as data, never code (claimflow/live/state_codec.py: msgpack of a closed set
 of types; a pickle read back from a changelog topic would run whatever its writer put in
 it), compressed, and signed: HMAC-SHA256 with the configured key (`CLAIMFLOW_SNAPSHOT_KEY`),
 else a SHA-256 digest that catches damage but not a forger. A snapshot of another format,
@@ -26,7 +26,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from claimflow import state_codec
+from claimflow.live import state_codec
 
 FORMAT = 3  # 3: state_codec msgpack, signed (2 was a pickle: refused, never loaded)
 MANIFEST = "manifest"
@@ -75,7 +75,7 @@ def save(
     chunk_bytes: int = CHUNK_BYTES,
     key: bytes | None = None,
 ) -> SnapshotInfo:
-    """Write `state` (types claimflow/state_codec.py writes; StateCodecError otherwise)."""
+    """Write `state` (types claimflow/live/state_codec.py writes; StateCodecError otherwise)."""
     blob = zlib.compress(state_codec.encode(state), 1)
     previous = _manifest(store)
     slot = 1 - previous["slot"] if previous else 0

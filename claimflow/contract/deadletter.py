@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from claimflow.rejections import Rejection
+from claimflow.contract.rejections import Rejection
 from claimflow.timeutil import iso
 
 # Bytes of the original kept in a dead letter: as text (JSON escapes can make a byte six)

@@ -38,13 +38,13 @@ from typing import Literal
 import msgspec
 
 from claimflow.config import Config
-from claimflow.deadletter import Digest, dead_letter, dead_letter_json
+from claimflow.contract.deadletter import Digest, dead_letter, dead_letter_json
+from claimflow.contract.events import decode
+from claimflow.contract.rejections import Reason, Rejection
 from claimflow.engine import Engine
 from claimflow.engine.alerts import Alert
 from claimflow.engine.feed import feed
-from claimflow.events import decode
-from claimflow.idle import IdleClock
-from claimflow.rejections import Reason, Rejection
+from claimflow.live.idle import IdleClock
 from claimflow.timeutil import ManualClock
 
 _NEVER = float("inf")

@@ -16,10 +16,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from claimflow.engine import Engine
-from claimflow.it_view import break_episodes, routes_overview
 from claimflow.staffing import report as staffing_report
 from claimflow.staffing import roster_of
 from claimflow.timeutil import DAY, iso
+from claimflow.views.it_view import break_episodes, routes_overview
 
 
 class _Clock:

@@ -4,7 +4,7 @@ The loop is the same engine the Faust agents drive, fed line by line through the
 `feed` (claimflow/engine/feed.py), so a bad line is counted as the live worker counts it.
 Bad lines are reported with their line numbers and skipped; the run goes on. An event
 dated far ahead of the stream is refused (`future_timestamp`) unless the events after it
-follow: see claimflow/ahead.py.
+follow: see claimflow/tools/ahead.py.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from math import nan
 from typing import ParamSpec, TypeVar
 
-from claimflow.ahead import AheadBound, Held
 from claimflow.config import Config
+from claimflow.contract.events import Event, decode
+from claimflow.contract.rejections import Rejection
 from claimflow.engine import Alert, Engine
 from claimflow.engine.feed import feed
-from claimflow.events import Event, decode
-from claimflow.rejections import Rejection
+from claimflow.tools.ahead import AheadBound, Held
 
 
 @dataclass
@@ -126,7 +126,7 @@ def replay(  # noqa: PLR0915 - the replay loop inlined for speed (compiled): dec
             if book.pending:  # tested inline: this runs once per line
                 publish()
 
-    # One event dated far ahead must not move event time (claimflow/ahead.py): a jump past
+    # One event dated far ahead must not move event time (claimflow/tools/ahead.py): a jump past
     # the allowed lateness is held with the lines after it until the stream confirms it.
     bound = AheadBound(config.engine.allowed_lateness)
     held = bound.held
