@@ -4,7 +4,7 @@ It validates each record and forwards it, bytes unchanged, to the sequenced topi
 source, event time and the wall time it was read (or the reason it was refused), in batches:
 many records to one sequenced record (`sequencer.Bundle`, one produce request). A timer
 reports, for every input partition this worker owns, how far it has forwarded and whether
-anything is waiting behind that: the merge in claimflow/sequencer.py needs both to order
+anything is waiting behind that: the merge in claimflow/live/sequencer.py needs both to order
 records across partitions. No state, so nothing to recover: a restart forwards again what
 was not committed, and the merge skips it by offset.
 """
@@ -59,7 +59,7 @@ class Ingest:
         # A bundle counts as forwarded once the broker has acknowledged it (resent if not).
         self.delivery = delivery or Delivery()
         # Partitions far ahead in event time are paused while a backlog is read, so that the
-        # merge holds a bounded number of records (claimflow/alignment.py).
+        # merge holds a bounded number of records (claimflow/live/alignment.py).
         self.alignment = Alignment(align_drift)
         self._generation: int | None = None  # the consumer generation the pauses belong to
         # Records waiting per owned input partition: from the reports (every partition), and
@@ -133,7 +133,7 @@ class Ingest:
 
     async def align(self) -> None:
         """Pause the owned input partitions running ahead in event time, resume those the
-        others have caught up with (claimflow/alignment.py). Not while Faust rebalances or
+        others have caught up with (claimflow/live/alignment.py). Not while Faust rebalances or
         recovers tables: it pauses and resumes partitions itself then, and a new assignment
         starts with nothing paused."""
         app = self.app

@@ -108,7 +108,7 @@ class WorkerSettings(BaseSettings):
     # one those views answer only on a loopback bind.
     view_token: str | None = Field(default=None, repr=False)
     view_token_file: Path | None = None
-    # Key of the HMAC-SHA256 that signs detector-state snapshots (claimflow/snapshots.py).
+    # Key of the HMAC-SHA256 that signs detector-state snapshots (claimflow/live/snapshots.py).
     snapshot_key: str | None = Field(default=None, repr=False)
     snapshot_key_file: Path | None = None
     partitions: Annotated[int, _whole_at_least(1, 10_000)] = 4  # for input topics it creates
@@ -158,7 +158,7 @@ class WorkerSettings(BaseSettings):
     # Seconds an event may be dated ahead of the wall clock that read it (`future_timestamp`).
     future_tolerance: Annotated[float, _at_least(0.0)] = 600.0
     # Seconds of event time an input partition may run ahead of the slowest one with records
-    # waiting before it is paused (claimflow/alignment.py); 0 turns alignment off.
+    # waiting before it is paused (claimflow/live/alignment.py); 0 turns alignment off.
     align_drift: Annotated[float, _at_least(0.0)] = 1800.0
 
     @classmethod

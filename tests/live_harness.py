@@ -102,7 +102,7 @@ class Worker:
             "CLAIMFLOW_SESSION_TIMEOUT": "6",
             "CLAIMFLOW_IDLE_CLOCK_AFTER": "0",  # replayed history: no wall-clock advance
             # ... produced far faster than real time: the merge must hold for the producer's
-            # reordering across partitions, in wall time (claimflow/demo.py says why).
+            # reordering across partitions, in wall time (claimflow/tools/demo.py says why).
             "CLAIMFLOW_IDLE_AFTER": "2",
             "CLAIMFLOW_SNAPSHOT_EVERY": "2",
             "CLAIMFLOW_LOG_LEVEL": "info",

@@ -1,4 +1,4 @@
-"""Event-time alignment of input partitions (claimflow/alignment.py): which partitions a
+"""Event-time alignment of input partitions (claimflow/live/alignment.py): which partitions a
 backlog read pauses and resumes, on hand-made positions."""
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def test_produce_sends_each_event_to_its_topic_with_its_key(
     for topic, wanted in expected.items():
         got = Counter(_consume_all(broker.bootstrap, topic))
         assert got == wanted, topic
-    # Exact end offsets: the producer sends one record per request (see claimflow/broker.py).
+    # Exact end offsets: the producer sends one record per request (see claimflow/tools/broker.py).
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
     parts = [TopicPartition("claims.arrived", p) for p in range(4)]
     assert sum(consumer.end_offsets(parts).values()) == sum(expected["claims.arrived"].values())

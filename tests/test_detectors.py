@@ -1,6 +1,6 @@
 """Detectors on generated multi-week scenarios, scored against the ground truth.
 
-Each scenario is three weeks of a realistic service center (see claimflow/simulate.py) with
+Each scenario is three weeks of a realistic service center (see claimflow/tools/simulate.py) with
 one fault in the last week; the delays asserted here are the ones the README quotes.
 """
 

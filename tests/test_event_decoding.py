@@ -1,9 +1,9 @@
 """The fast decoder (msgspec) and the contract models (pydantic) give one verdict.
 
-`claimflow.events.decode` takes msgspec's answer when msgspec accepts a message and asks the
-contract models otherwise. These tests generate valid and hostile messages, with the field
-values, spellings, duplicate keys and byte-level damage that producers and networks
-produce, and check that `decode` says exactly what the contract models alone say: the same
+`claimflow.contract.events.decode` takes msgspec's answer when msgspec accepts a message
+and asks the contract models otherwise. These tests generate valid and hostile messages,
+with the field values, spellings, duplicate keys and byte-level damage that producers and
+networks produce, and check that `decode` says exactly what the contract models alone say: the same
 reason for a refusal, the same event (to the microsecond) for an acceptance.
 """
 

@@ -327,7 +327,7 @@ METRICS_FROM_OTHER_BRANCHES = {
 
 
 def test_rules_and_boards_read_only_metrics_the_worker_exports() -> None:
-    """The names in the rules and on the boards are the ones claimflow/metrics.py and the
+    """The names in the rules and on the boards are the ones claimflow/views/metrics.py and the
     worker's collector write (counters without their `_total`, which the exposition adds)."""
     from claimflow.dashboards.boards import BOARDS, board_json, panel_queries
 

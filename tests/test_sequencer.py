@@ -1,5 +1,5 @@
 """The merge across partitions, idempotent redelivery, output numbering and snapshots:
-the live worker's logic without Kafka (claimflow/sequencer.py, claimflow/snapshots.py)."""
+the live worker's logic without Kafka (claimflow/live/sequencer.py, claimflow/live/snapshots.py)."""
 
 from __future__ import annotations
 

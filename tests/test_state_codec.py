@@ -1,4 +1,4 @@
-"""The snapshot codec (claimflow/state_codec.py): what it writes comes back equal, shared
+"""The snapshot codec (claimflow/live/state_codec.py): what it writes comes back equal, shared
 objects stay shared, and what it cannot write is named with its place in the state."""
 
 from __future__ import annotations

@@ -386,7 +386,7 @@ class LiveSettings:
     idle_after: float = 0.25  # margin between workers' clocks for a caught-up vouch (Merge)
     max_hold: float = 30.0  # a partition not heard of this long holds nobody back
     # No events this long: move event time on by the wall clock; 0 turns every wall-clock
-    # advance off (also the one between events when caught up: claimflow/idle.py).
+    # advance off (also the one between events when caught up: claimflow/live/idle.py).
     idle_clock_after: float = 60.0
 
 
@@ -472,7 +472,7 @@ class LiveEngine:
                 self._started = True
             if not self.merge.pending and self.engine.newest > -_NEVER:
                 # Caught up: event time runs on with the wall clock between events, at the
-                # lag the freshest events are read with (claimflow/idle.py); idle: after
+                # lag the freshest events are read with (claimflow/live/idle.py); idle: after
                 # `idle_clock_after` with none at all.
                 idle.tick(self.merge.caught_up)
         for alert in self.engine.drain_alerts():

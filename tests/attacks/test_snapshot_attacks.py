@@ -1,7 +1,7 @@
 """Attack: run code or plant state through the detector-state changelog.
 
 Snapshots used to be pickles, and a crafted changelog record ran a shell command on
-take-over. Now they are data (claimflow/state_codec.py) with a digest or HMAC: a crafted
+take-over. Now they are data (claimflow/live/state_codec.py) with a digest or HMAC: a crafted
 record is refused, counted (`claimflow_snapshot_refused_total{reason}`) and the state is
 rebuilt from the sequenced log. A restored state continues exactly as an uninterrupted run.
 """
