@@ -50,7 +50,7 @@ def test_a_snapshot_of_the_former_flat_layout_restores_to_the_same_state(config:
     # This live engine holds no Rejection or Reason: one of each beside it.
     refused = Rejection(Reason.LATE, "older than allowed")
     written = state_codec.encode([_live_engine(config, 400), refused, Reason.DUPLICATE])
-    former = {current: old for old, current in state_codec.FORMER_NAMES.items()}
+    former = {current: old for old, current in state_codec.FORMER_NAMES}
     tree = msgspec.msgpack.decode(written)
     old = msgspec.msgpack.encode(_renamed(tree, former))
     for name in former.values():  # the snapshot names every former module

@@ -56,13 +56,14 @@ ALLOWED_MODULES = (
 # The names these modules had before the package was grouped into layers (issue 17). A
 # snapshot names each class by its module, so one written by a worker of that layout names
 # them so; they decode to the same classes, and an upgrade restores its state instead of
-# rebuilding it from the input logs. Encoding always writes the current names.
-FORMER_NAMES = {
-    "claimflow.events": "claimflow.contract.events",
-    "claimflow.idle": "claimflow.live.idle",
-    "claimflow.rejections": "claimflow.contract.rejections",
-    "claimflow.sequencer": "claimflow.live.sequencer",
-}
+# rebuilding it from the input logs. Encoding always writes the current names. A module
+# split in two is listed once for each part.
+FORMER_NAMES: tuple[tuple[str, str], ...] = (
+    ("claimflow.events", "claimflow.contract.events"),
+    ("claimflow.idle", "claimflow.live.idle"),
+    ("claimflow.rejections", "claimflow.contract.rejections"),
+    ("claimflow.sequencer", "claimflow.live.sequencer"),
+)
 MAX_DEPTH = 200
 
 
@@ -80,7 +81,7 @@ def _allowed_classes() -> dict[str, type]:
         for value in vars(module).values():
             if isinstance(value, type) and value.__module__ == name:
                 table[f"{name}:{value.__qualname__}"] = value
-    for former, current in FORMER_NAMES.items():
+    for former, current in FORMER_NAMES:
         for key, cls in list(table.items()):
             owner, _, qualname = key.partition(":")
             if owner == current:
