@@ -24,7 +24,7 @@ from claimflow.agents.ingest import judge
 from claimflow.agents.watch import Resets
 from claimflow.config import Config, ConfigFile
 from claimflow.live import snapshots, state_codec
-from claimflow.live.sequencer import (
+from claimflow.live.live_engine import (
     Bundle,
     EnvelopeError,
     Forwarded,

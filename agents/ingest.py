@@ -24,7 +24,7 @@ from claimflow.contract.deadletter import MAX_ORIGINAL, Digest
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live.alignment import Alignment, Source
-from claimflow.live.sequencer import Forwarded, Progress, bundles
+from claimflow.live.live_engine import Forwarded, Progress, bundles
 from claimflow.streams import fair_fetch, fetch_times
 from claimflow.streams.delivery import Delivery
 from claimflow.timeutil import Clock

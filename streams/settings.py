@@ -26,7 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from claimflow.live.sequencer import LiveSettings
+from claimflow.live.live_engine import LiveSettings
 from claimflow.streams.topics import Topics
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

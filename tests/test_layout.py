@@ -16,7 +16,7 @@ from claimflow.config import Config
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live import state_codec
-from claimflow.live.sequencer import Forwarded, LiveEngine, LiveSettings
+from claimflow.live.live_engine import Forwarded, LiveEngine, LiveSettings
 from claimflow.streams.topics import Topics
 from claimflow.tools.simulate import Simulator
 

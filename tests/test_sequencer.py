@@ -26,7 +26,7 @@ from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.engine import Engine
 from claimflow.live import snapshots
-from claimflow.live.sequencer import (
+from claimflow.live.live_engine import (
     BUNDLE_BYTES,
     BUNDLE_RECORDS,
     Bundle,

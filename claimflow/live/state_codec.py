@@ -47,7 +47,7 @@ ALLOWED_MODULES = (
     "claimflow.contract.events",
     "claimflow.live.idle",
     "claimflow.contract.rejections",
-    "claimflow.live.sequencer",
+    "claimflow.live.live_engine",
     "claimflow.staffing",
     "claimflow.timeutil",
     "claimflow.workhours",
@@ -62,7 +62,8 @@ FORMER_NAMES: tuple[tuple[str, str], ...] = (
     ("claimflow.events", "claimflow.contract.events"),
     ("claimflow.idle", "claimflow.live.idle"),
     ("claimflow.rejections", "claimflow.contract.rejections"),
-    ("claimflow.sequencer", "claimflow.live.sequencer"),
+    ("claimflow.live.sequencer", "claimflow.live.live_engine"),
+    ("claimflow.sequencer", "claimflow.live.live_engine"),
 )
 MAX_DEPTH = 200
 

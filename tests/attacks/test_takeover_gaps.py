@@ -14,7 +14,7 @@ import pytest
 from claimflow.agents.detect import GapFiller
 from claimflow.agents.ingest import judge
 from claimflow.config import Config
-from claimflow.live.sequencer import Forwarded, LiveEngine, LiveSettings, Progress
+from claimflow.live.live_engine import Forwarded, LiveEngine, LiveSettings, Progress
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.topics import Topics
 from claimflow.tools.broker import EmbeddedBroker
