@@ -1,6 +1,6 @@
 """Stage two: the detector agent on the single sequenced partition.
 
-Whichever worker owns that partition runs the engine (claimflow/live/sequencer.py `LiveEngine`)
+Whichever worker owns that partition runs the engine (claimflow/live/live_engine.py `LiveEngine`)
 over it and publishes alerts and dead letters. The state lives in a Faust table as snapshots
 (claimflow/live/snapshots.py), written every `snapshot_every` seconds together with the
 sequenced offset they reflect. On taking the partition over (first start, restart, after a
@@ -24,16 +24,8 @@ from claimflow.agents.ingest import judge
 from claimflow.agents.watch import Resets
 from claimflow.config import Config, ConfigFile
 from claimflow.live import snapshots, state_codec
-from claimflow.live.live_engine import (
-    Bundle,
-    EnvelopeError,
-    Forwarded,
-    LiveEngine,
-    LiveSettings,
-    Output,
-    OutputGate,
-    decode_envelope,
-)
+from claimflow.live.envelopes import Bundle, EnvelopeError, Forwarded, decode_envelope
+from claimflow.live.live_engine import LiveEngine, LiveSettings, Output, OutputGate
 from claimflow.staffing import RosterFile, attach, roster_of
 from claimflow.streams.delivery import Delivery
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader

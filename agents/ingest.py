@@ -2,9 +2,9 @@
 
 It validates each record and forwards it, bytes unchanged, to the sequenced topic with its
 source, event time and the wall time it was read (or the reason it was refused), in batches:
-many records to one sequenced record (`sequencer.Bundle`, one produce request). A timer
+many records to one sequenced record (`envelopes.Bundle`, one produce request). A timer
 reports, for every input partition this worker owns, how far it has forwarded and whether
-anything is waiting behind that: the merge in claimflow/live/sequencer.py needs both to order
+anything is waiting behind that: the merge in claimflow/live/merge.py needs both to order
 records across partitions. No state, so nothing to recover: a restart forwards again what
 was not committed, and the merge skips it by offset.
 """
@@ -24,7 +24,7 @@ from claimflow.contract.deadletter import MAX_ORIGINAL, Digest
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live.alignment import Alignment, Source
-from claimflow.live.live_engine import Forwarded, Progress, bundles
+from claimflow.live.envelopes import Forwarded, Progress, bundles
 from claimflow.streams import fair_fetch, fetch_times
 from claimflow.streams.delivery import Delivery
 from claimflow.timeutil import Clock

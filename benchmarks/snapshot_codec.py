@@ -29,7 +29,8 @@ from claimflow.config import load_config
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Rejection
 from claimflow.live import state_codec
-from claimflow.live.live_engine import Forwarded, LiveEngine, LiveSettings, Progress
+from claimflow.live.envelopes import Forwarded, Progress
+from claimflow.live.live_engine import LiveEngine, LiveSettings
 from claimflow.streams.topics import Topics
 from claimflow.tools.simulate import Simulator, write_scenario
 

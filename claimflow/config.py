@@ -143,7 +143,7 @@ class EngineSettings(_Strict):
     """How far behind the newest event time an event may arrive and still count in its window.
 
     It must cover the disorder the engine sees, and live that is the disorder inside one input
-    partition: the live merge (claimflow/live/sequencer.py) already releases records across
+    partition: the live merge (claimflow/live/merge.py) already releases records across
     partitions in event-time order, so what is left is how much later than the freshest
     events an event reaches its partition (the sources' transport jitter; the simulator
     models up to 20 s, `claimflow.tools.simulate`). 25 s covers that with a margin. It is also the

@@ -2,7 +2,7 @@
 
 A progress report vouches that nothing is waiting in an input partition: the records ingest
 has forwarded reach the partition's high-water mark, as the latest fetch response gave it.
-The merge (claimflow/live/sequencer.py) may then release a record read at wall time w, from
+The merge (claimflow/live/merge.py) may then release a record read at wall time w, from
 another partition, once this partition has been vouched for *as of* a time after w: every
 record written to it before then lies below that mark, and has been forwarded.
 

@@ -20,7 +20,7 @@ class Topics:
     alerts: str = "claimflow.alerts"
     deadletter: str = "claimflow.deadletter"
     # Internal: every input record, validated and stamped, on one partition (see
-    # claimflow/live/sequencer.py for why the detectors need a single ordered stream).
+    # claimflow/live/merge.py for why the detectors need a single ordered stream).
     sequenced: str = "claimflow.sequenced"
 
     def for_event(self, event_type: str) -> str:

@@ -17,7 +17,8 @@ from claimflow.config import Config
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Rejection
 from claimflow.engine import Engine
-from claimflow.live.live_engine import LiveEngine, LiveSettings, Progress
+from claimflow.live.envelopes import Progress
+from claimflow.live.live_engine import LiveEngine, LiveSettings
 from claimflow.streams.topics import Topics
 from claimflow.tools.replay import replay
 from claimflow.tools.simulate import Simulator, write_scenario

@@ -1,8 +1,9 @@
-"""What the grouping of the package into layers (issue 17) must not break: a snapshot written
-by a worker of the former flat layout names its classes by their former modules
-(`claimflow.sequencer:LiveEngine`), and restores to the same state after an upgrade
-(claimflow/live/state_codec.py, FORMER_NAMES), so the worker need not rebuild it from the
-input logs. The import direction itself is checked by `scripts/lint-imports` in CI."""
+"""What the regrouping of the package (issue 17) must not break: a snapshot written by a worker
+of an earlier layout names its classes by their former modules (`claimflow.sequencer:LiveEngine`
+in the flat package, `claimflow.live.sequencer:Merge` before that module was split), and
+restores to the same state after an upgrade (claimflow/live/state_codec.py, FORMER_NAMES), so
+the worker need not rebuild it from the input logs. The import direction itself is checked by
+`scripts/lint-imports` in CI."""
 
 from __future__ import annotations
 
@@ -11,14 +12,32 @@ from datetime import date
 from typing import Any
 
 import msgspec
+import pytest
 
 from claimflow.config import Config
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live import state_codec
-from claimflow.live.live_engine import Forwarded, LiveEngine, LiveSettings
+from claimflow.live.envelopes import Forwarded
+from claimflow.live.live_engine import LiveEngine, LiveSettings
 from claimflow.streams.topics import Topics
 from claimflow.tools.simulate import Simulator
+
+# The earlier layouts, for the modules whose classes a snapshot holds: current module -> the
+# module a worker of that layout wrote.
+FLAT = {  # before the package was grouped into layers
+    "claimflow.contract.events": "claimflow.events",
+    "claimflow.contract.rejections": "claimflow.rejections",
+    "claimflow.live.idle": "claimflow.idle",
+    "claimflow.live.envelopes": "claimflow.sequencer",
+    "claimflow.live.merge": "claimflow.sequencer",
+    "claimflow.live.live_engine": "claimflow.sequencer",
+}
+LAYERED = {  # in layers, before the modules that held several jobs were split and renamed
+    "claimflow.live.envelopes": "claimflow.live.sequencer",
+    "claimflow.live.merge": "claimflow.live.sequencer",
+    "claimflow.live.live_engine": "claimflow.live.sequencer",
+}
 
 
 def _live_engine(config: Config, events: int) -> LiveEngine:
@@ -46,19 +65,25 @@ def _renamed(node: Any, names: dict[str, str]) -> Any:
     return node
 
 
-def test_a_snapshot_of_the_former_flat_layout_restores_to_the_same_state(config: Config) -> None:
-    # This live engine holds no Rejection or Reason: one of each beside it.
+@pytest.mark.parametrize("layout", [FLAT, LAYERED], ids=["flat", "layered"])
+def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_state(
+    config: Config, layout: dict[str, str]
+) -> None:
+    # This live engine holds no Rejection or Reason, and no record held back by its merge: one
+    # of each beside it.
     refused = Rejection(Reason.LATE, "older than allowed")
-    written = state_codec.encode([_live_engine(config, 400), refused, Reason.DUPLICATE])
-    former = {current: old for old, current in state_codec.FORMER_NAMES}
+    held = Forwarded("claims.arrived", 3, 7, 1.0, b"{}", 0.5)
+    written = state_codec.encode([_live_engine(config, 400), refused, Reason.DUPLICATE, held])
+    for name in layout:  # the snapshot holds a class of every renamed module
+        assert f"{name}:".encode() in written
     tree = msgspec.msgpack.decode(written)
-    old = msgspec.msgpack.encode(_renamed(tree, former))
-    for name in former.values():  # the snapshot names every former module
+    old = msgspec.msgpack.encode(_renamed(tree, layout))
+    for name in layout.values():  # the snapshot names every former module
         assert f"{name}:".encode() in old
-    for name in former:
+    for name in layout:
         assert f"{name}:".encode() not in old
     restored = state_codec.decode(old)
     assert type(restored[0]) is LiveEngine
-    assert restored[1:] == [refused, Reason.DUPLICATE]
+    assert restored[1:] == [refused, Reason.DUPLICATE, held]
     assert state_codec.shape_difference(restored, state_codec.decode(written)) is None
     assert state_codec.encode(restored) == state_codec.encode(state_codec.decode(written))

@@ -1,5 +1,6 @@
 """The merge across partitions, idempotent redelivery, output numbering and snapshots:
-the live worker's logic without Kafka (claimflow/live/sequencer.py, claimflow/live/snapshots.py)."""
+the live worker's logic without Kafka (claimflow/live/envelopes.py, merge.py,
+live_engine.py, snapshots.py)."""
 
 from __future__ import annotations
 
@@ -26,20 +27,18 @@ from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.engine import Engine
 from claimflow.live import snapshots
-from claimflow.live.live_engine import (
+from claimflow.live.envelopes import (
     BUNDLE_BYTES,
     BUNDLE_RECORDS,
     Bundle,
     EnvelopeError,
     Forwarded,
-    LiveEngine,
-    LiveSettings,
-    Merge,
-    OutputGate,
     Progress,
     bundles,
     decode_envelope,
 )
+from claimflow.live.live_engine import LiveEngine, LiveSettings, OutputGate
+from claimflow.live.merge import Merge
 from claimflow.streams.topics import KEY_FIELDS, Topics
 from claimflow.timeutil import iso
 from claimflow.tools.simulate import Simulator

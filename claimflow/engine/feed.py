@@ -2,7 +2,7 @@
 
 Every path that turns raw input into engine calls does `feed(engine, decode(raw, kind))`:
 `claimflow replay`, `claimflow staffing suggest` (through the replay) and the live worker
-(`sequencer.LiveEngine`). A record that did not decode is counted by the engine
+(`live_engine.LiveEngine`). A record that did not decode is counted by the engine
 (`engine.refuse`, so `claimflow_rejected_events_total` covers every dead letter) exactly as a
 record the engine itself refused (duplicate, late, unknown team): before, the live worker
 counted undecodable input, the replay did not, and `staffing suggest` skipped it unseen, so

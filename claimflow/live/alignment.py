@@ -1,6 +1,6 @@
 """Event-time alignment of the input partitions while a backlog is read.
 
-The merge (claimflow/live/sequencer.py) may release a record only once every input partition has
+The merge (claimflow/live/merge.py) may release a record only once every input partition has
 moved past its event time, so it holds whatever the fastest partition has delivered ahead of
 the slowest. Kafka hands a backlog over unevenly, a partition at a time: in a 90-day catch-up
 one partition ran days of event time ahead of the others, the merge held hundreds of thousands

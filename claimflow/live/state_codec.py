@@ -47,23 +47,31 @@ ALLOWED_MODULES = (
     "claimflow.contract.events",
     "claimflow.live.idle",
     "claimflow.contract.rejections",
+    "claimflow.live.envelopes",
     "claimflow.live.live_engine",
+    "claimflow.live.merge",
     "claimflow.staffing",
     "claimflow.timeutil",
     "claimflow.workhours",
     "claimflow.engine",  # and every module of the package
 )
-# The names these modules had before the package was grouped into layers (issue 17). A
-# snapshot names each class by its module, so one written by a worker of that layout names
-# them so; they decode to the same classes, and an upgrade restores its state instead of
-# rebuilding it from the input logs. Encoding always writes the current names. A module
-# split in two is listed once for each part.
+# The names these modules had in earlier layouts: before the package was grouped into layers
+# (issue 17), and before the modules that held several jobs were split. A snapshot names each
+# class by its module, so one written by a worker of such a layout names them so; they decode
+# to the same classes, and an upgrade restores its state instead of rebuilding it from the
+# input logs. Encoding always writes the current names. A module split in parts is listed once
+# for each part.
 FORMER_NAMES: tuple[tuple[str, str], ...] = (
     ("claimflow.events", "claimflow.contract.events"),
     ("claimflow.idle", "claimflow.live.idle"),
     ("claimflow.rejections", "claimflow.contract.rejections"),
-    ("claimflow.live.sequencer", "claimflow.live.live_engine"),
+    ("claimflow.sequencer", "claimflow.live.envelopes"),
+    ("claimflow.sequencer", "claimflow.live.merge"),
     ("claimflow.sequencer", "claimflow.live.live_engine"),
+    # Then renamed and split to say what they hold (issue 17, item 3).
+    ("claimflow.live.sequencer", "claimflow.live.envelopes"),
+    ("claimflow.live.sequencer", "claimflow.live.merge"),
+    ("claimflow.live.sequencer", "claimflow.live.live_engine"),
 )
 MAX_DEPTH = 200
 

@@ -26,7 +26,8 @@ from claimflow.config import Config
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Rejection
 from claimflow.live import snapshots, state_codec
-from claimflow.live.live_engine import Forwarded, LiveEngine, LiveSettings, Progress
+from claimflow.live.envelopes import Forwarded, Progress
+from claimflow.live.live_engine import LiveEngine, LiveSettings
 from claimflow.streams.topics import Topics
 from claimflow.tools.broker import EmbeddedBroker
 from claimflow.tools.produce import make_producer, produce

@@ -14,7 +14,8 @@ import pytest
 from claimflow.agents.detect import GapFiller
 from claimflow.agents.ingest import judge
 from claimflow.config import Config
-from claimflow.live.live_engine import Forwarded, LiveEngine, LiveSettings, Progress
+from claimflow.live.envelopes import Forwarded, Progress
+from claimflow.live.live_engine import LiveEngine, LiveSettings
 from claimflow.streams.log_reader import LogReader
 from claimflow.streams.topics import Topics
 from claimflow.tools.broker import EmbeddedBroker
