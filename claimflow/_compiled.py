@@ -30,7 +30,7 @@ MODULES = (
     "claimflow.engine.inflow",
     "claimflow.engine.hublink",
     "claimflow.engine.feedback",
-    "claimflow.engine.backlog",
+    "claimflow.engine.sla_risk",
     "claimflow.engine.impact",
     "claimflow.engine.engine",
     "claimflow.deadlines",

@@ -1,4 +1,4 @@
-"""SlaAtRisk on a break day (engine/impact.py SameDayInflow, engine/backlog.py's pace rules),
+"""SlaAtRisk on a break day (engine/impact.py SameDayInflow, engine/sla_risk.py's pace rules),
 on the scenarios of benchmarks/break_impact.py replayed through the real engine:
 
 * the night break (01:00-10:00, 15% delivered) with the receiving team at 30% of its

@@ -1,8 +1,9 @@
 """What the regrouping of the package (issue 17) must not break: a snapshot written by a worker
 of an earlier layout names its classes by their former modules (`claimflow.sequencer:LiveEngine`
-in the flat package, `claimflow.live.sequencer:Merge` before that module was split), and
-restores to the same state after an upgrade (claimflow/live/state_codec.py, FORMER_NAMES), so
-the worker need not rebuild it from the input logs. The import direction itself is checked by
+in the flat package; `claimflow.live.sequencer:Merge` before that module was split,
+`claimflow.engine.backlog:Backlog` before that one was named for what it holds), and restores to
+the same state after an upgrade (claimflow/live/state_codec.py, FORMER_NAMES), so the worker
+need not rebuild it from the input logs. The import direction itself is checked by
 `scripts/lint-imports` in CI."""
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ FLAT = {  # before the package was grouped into layers
     "claimflow.live.envelopes": "claimflow.sequencer",
     "claimflow.live.merge": "claimflow.sequencer",
     "claimflow.live.live_engine": "claimflow.sequencer",
+    "claimflow.engine.sla_risk": "claimflow.engine.backlog",
 }
 LAYERED = {  # in layers, before the modules that held several jobs were split and renamed
     "claimflow.live.envelopes": "claimflow.live.sequencer",
     "claimflow.live.merge": "claimflow.live.sequencer",
     "claimflow.live.live_engine": "claimflow.live.sequencer",
+    "claimflow.engine.sla_risk": "claimflow.engine.backlog",
 }
 
 

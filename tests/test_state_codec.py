@@ -18,8 +18,8 @@ from claimflow.config import Config
 from claimflow.contract.rejections import Reason
 from claimflow.engine import Engine
 from claimflow.engine.alerts import Alert, AlertBook
-from claimflow.engine.backlog import OpenClaim
 from claimflow.engine.detector import Detector
+from claimflow.engine.sla_risk import OpenClaim
 from claimflow.live import state_codec
 
 whole = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # msgpack's range

@@ -46,7 +46,6 @@ from claimflow.contract.events import (
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.deadlines import DeadlineCalendar
 from claimflow.engine.alerts import Alert, AlertBook
-from claimflow.engine.backlog import Backlog
 from claimflow.engine.baseline import SeasonalBaseline
 from claimflow.engine.dedupe import SeenIds
 from claimflow.engine.detector import (
@@ -62,6 +61,7 @@ from claimflow.engine.feedback import Feedback
 from claimflow.engine.hublink import HubLinks
 from claimflow.engine.impact import Impact
 from claimflow.engine.inflow import Inflow
+from claimflow.engine.sla_risk import Backlog
 from claimflow.timeutil import HOUR
 from claimflow.workhours import WorkingCalendar
 

@@ -56,8 +56,8 @@ if TYPE_CHECKING:
     from claimflow.config import SlaAtRiskSettings
     from claimflow.deadlines import DeadlineCalendar
     from claimflow.engine.alerts import AlertBook
-    from claimflow.engine.backlog import Backlog
     from claimflow.engine.hublink import HubLinks
+    from claimflow.engine.sla_risk import Backlog
     from claimflow.workhours import WorkingCalendar
 
 OTHER = "other"

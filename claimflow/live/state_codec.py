@@ -72,6 +72,7 @@ FORMER_NAMES: tuple[tuple[str, str], ...] = (
     ("claimflow.live.sequencer", "claimflow.live.envelopes"),
     ("claimflow.live.sequencer", "claimflow.live.merge"),
     ("claimflow.live.sequencer", "claimflow.live.live_engine"),
+    ("claimflow.engine.backlog", "claimflow.engine.sla_risk"),
 )
 MAX_DEPTH = 200
 
