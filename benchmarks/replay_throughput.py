@@ -27,8 +27,8 @@ from pathlib import Path
 
 from claimflow import _compiled
 from claimflow.config import load_config
-from claimflow.contract.contract import validate
 from claimflow.contract.events import ClaimArrived, HubDispatched, decode
+from claimflow.contract.models import validate
 from claimflow.engine import Engine
 from claimflow.tools.replay import replay
 from claimflow.tools.simulate import Simulator, write_scenario

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from claimflow.contract.contract import EVENT_TYPES, validate
 from claimflow.contract.events import EVENT_CLASSES, ClaimArrived, Event, decode, from_model
+from claimflow.contract.models import EVENT_TYPES, validate
 from claimflow.contract.rejections import Rejection
 
 BASE: dict[str, dict[str, Any]] = {
@@ -223,7 +223,7 @@ def test_every_event_type_has_an_engine_class() -> None:
 def test_the_engine_events_have_the_contract_models_fields() -> None:
     """The two layers state one schema twice (typed structs for the engine, pydantic models
     for the contract): a field added to one and not the other fails here by name."""
-    from claimflow.contract.contract import EVENT_MODELS
+    from claimflow.contract.models import EVENT_MODELS
 
     for model in EVENT_MODELS:
         name = model.model_json_schema()["properties"]["type"]["const"]

@@ -1,4 +1,4 @@
-"""The wire format and what is refused: the event models (`contract.py`, what is valid), the
+"""The wire format and what is refused: the event models (`models.py`, what is valid), the
 fast decoder and the engine's event types (`events.py`), the reasons for refusing a record
 (`rejections.py`) and the dead-letter record that carries one (`deadletter.py`).
 

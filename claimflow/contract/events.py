@@ -1,6 +1,6 @@
 """The events the engine runs on, and turning raw bytes into one of them.
 
-Two layers, one verdict. `claimflow.contract.contract` holds the pydantic models that define what is
+Two layers, one verdict. `claimflow.contract.models` holds the pydantic models that define what is
 valid (the JSON Schema producers get, the reasons bad input is refused for). Validating
 every message through them cost about as much as the whole engine, so the hot path decodes
 with msgspec into the slim, immutable structs below, which state the same constraints.
@@ -27,7 +27,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 
-from claimflow.contract.contract import (
+from claimflow.contract.models import (
     COMMENT_MAX_LENGTH,
     EARLIEST,
     END,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from claimflow.contract.contract import EVENT_MODELS
+from claimflow.contract.models import EVENT_MODELS
 
 
 def rendered() -> dict[str, str]:
