@@ -34,7 +34,8 @@ from claimflow.live.sequencer import (
     OutputGate,
     decode_envelope,
 )
-from claimflow.staffing import RosterFile, attach, roster_of
+from claimflow.staffing.advice import attach, roster_of
+from claimflow.staffing.roster import RosterFile
 from claimflow.streams.delivery import Delivery
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 

@@ -48,7 +48,8 @@ ALLOWED_MODULES = (
     "claimflow.live.idle",
     "claimflow.contract.rejections",
     "claimflow.live.sequencer",
-    "claimflow.staffing",
+    "claimflow.staffing.advice",
+    "claimflow.staffing.roster",
     "claimflow.timeutil",
     "claimflow.workhours",
     "claimflow.engine",  # and every module of the package
@@ -63,6 +64,8 @@ FORMER_NAMES: tuple[tuple[str, str], ...] = (
     ("claimflow.idle", "claimflow.live.idle"),
     ("claimflow.rejections", "claimflow.contract.rejections"),
     ("claimflow.sequencer", "claimflow.live.sequencer"),
+    ("claimflow.staffing", "claimflow.staffing.advice"),
+    ("claimflow.staffing", "claimflow.staffing.roster"),
 )
 MAX_DEPTH = 200
 
