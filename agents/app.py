@@ -33,7 +33,7 @@ from claimflow.agents.ingest import BUSY_REPORTS_FOR, Ingest
 from claimflow.agents.watch import WATCH_EVERY, BrokerWatch, Resets
 from claimflow.config import Config, ConfigFile, load_config
 from claimflow.live.envelopes import BUNDLE_RECORDS
-from claimflow.staffing import RosterFile
+from claimflow.staffing.roster import RosterFile
 from claimflow.streams import table_keys
 from claimflow.streams.declare import ensure_topics
 from claimflow.streams.delivery import Delivery

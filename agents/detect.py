@@ -26,7 +26,8 @@ from claimflow.config import Config, ConfigFile
 from claimflow.live import snapshots, state_codec
 from claimflow.live.envelopes import Bundle, EnvelopeError, Forwarded, decode_envelope
 from claimflow.live.live_engine import LiveEngine, LiveSettings, Output, OutputGate
-from claimflow.staffing import RosterFile, attach, roster_of
+from claimflow.staffing.advice import attach, roster_of
+from claimflow.staffing.roster import RosterFile
 from claimflow.streams.delivery import Delivery
 from claimflow.streams.log_reader import SEQ_HEADER, LogReader
 

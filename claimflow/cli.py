@@ -282,7 +282,8 @@ def _replay(args: argparse.Namespace) -> int:
     from claimflow.contract.deadletter import dead_letter, dead_letter_json
     from claimflow.contract.rejections import Rejection
     from claimflow.engine import Alert, Engine
-    from claimflow.staffing import attach, load_roster
+    from claimflow.staffing.advice import attach
+    from claimflow.staffing.roster import load_roster
     from claimflow.tools.replay import ReplaySummary, replay
     from claimflow.views.it_view import break_episodes
 
@@ -557,7 +558,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _staffing(args: argparse.Namespace) -> int:
     import json
 
-    from claimflow.staffing import load_roster, report
+    from claimflow.staffing.advice import report
+    from claimflow.staffing.roster import load_roster
 
     config = load_config(args.config)
     roster = load_roster(args.roster, config)

@@ -19,18 +19,8 @@ from claimflow.config import Config, ConfigError
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Rejection
 from claimflow.engine import Engine
-from claimflow.staffing import (
-    NEXT_DAY_MIN,
-    SKILL_FACTOR,
-    Roster,
-    RosterFile,
-    Skill,
-    attach,
-    hand_backs,
-    load_roster,
-    report,
-    suggest_for,
-)
+from claimflow.staffing.advice import NEXT_DAY_MIN, attach, hand_backs, report, suggest_for
+from claimflow.staffing.roster import SKILL_FACTOR, Roster, RosterFile, Skill, load_roster
 from claimflow.timeutil import ManualClock
 from claimflow.tools.simulate import Simulator, StaffMove
 

@@ -116,7 +116,7 @@ def overrides(detector: Detector[object, object], name: str) -> bool:
 
 
 class Advisor(Protocol):
-    """Staffing advice for SlaAtRisk episodes (claimflow/staffing.py implements it)."""
+    """Staffing advice for SlaAtRisk episodes (claimflow/staffing/advice.py implements it)."""
 
     def advise(self, alert: Alert, team: str, deadline: float) -> None:
         """Add who could help (firing) or who can go back (resolved) to the alert."""

@@ -201,7 +201,7 @@ class Engine:
 
     @property
     def advisor(self) -> Advisor | None:
-        """Staffing advice (claimflow/staffing.py), when a roster is known: SlaAtRisk alerts
+        """Staffing advice (claimflow/staffing/advice.py), when a roster is known: SlaAtRisk alerts
         then carry who could help, their resolutions who can go back. Swappable at any time
         (the live worker reloads the roster file)."""
         return self._advisor

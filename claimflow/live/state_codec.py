@@ -50,7 +50,8 @@ ALLOWED_MODULES = (
     "claimflow.live.envelopes",
     "claimflow.live.live_engine",
     "claimflow.live.merge",
-    "claimflow.staffing",
+    "claimflow.staffing.advice",
+    "claimflow.staffing.roster",
     "claimflow.timeutil",
     "claimflow.workhours",
     "claimflow.engine",  # and every module of the package
@@ -68,6 +69,8 @@ FORMER_NAMES: tuple[tuple[str, str], ...] = (
     ("claimflow.sequencer", "claimflow.live.envelopes"),
     ("claimflow.sequencer", "claimflow.live.merge"),
     ("claimflow.sequencer", "claimflow.live.live_engine"),
+    ("claimflow.staffing", "claimflow.staffing.advice"),
+    ("claimflow.staffing", "claimflow.staffing.roster"),
     # Then renamed and split to say what they hold (issue 17, item 3).
     ("claimflow.live.sequencer", "claimflow.live.envelopes"),
     ("claimflow.live.sequencer", "claimflow.live.merge"),

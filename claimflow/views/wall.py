@@ -16,8 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from claimflow.engine import Engine
-from claimflow.staffing import report as staffing_report
-from claimflow.staffing import roster_of
+from claimflow.staffing.advice import report as staffing_report
+from claimflow.staffing.advice import roster_of
 from claimflow.timeutil import DAY, iso
 from claimflow.views.it_view import break_episodes, routes_overview
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from claimflow.config import ConfigError, ConfigFile, load_config
-from claimflow.staffing import RosterFile, load_roster
+from claimflow.staffing.roster import RosterFile, load_roster
 from claimflow.streams.topics import Topics
 from claimflow.timeutil import ManualClock
 from claimflow.tools.broker import EmbeddedBroker
