@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -17,14 +18,19 @@ from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live import state_codec
 from claimflow.live.sequencer import Forwarded, LiveEngine, LiveSettings
+from claimflow.staffing.advice import attach
+from claimflow.staffing.roster import load_roster
 from claimflow.streams.topics import Topics
 from claimflow.tools.simulate import Simulator
+
+ROSTER = Path(__file__).resolve().parent.parent / "claimflow" / "data" / "staffing.yaml"
 
 
 def _live_engine(config: Config, events: int) -> LiveEngine:
     """A live engine (with its idle clock) that has taken `events` events of a scenario."""
     topics = Topics()
     live = LiveEngine(config, topics.inputs(), LiveSettings(idle_clock_after=60))
+    attach(live.engine, load_roster(ROSTER, config))  # the staffing classes too
     live.merge.expect(dict.fromkeys(topics.inputs(), 1))
     simulated = Simulator(config, "normal", 2, date(2026, 11, 2), seed=5).events()
     for seq, (_, raw) in zip(range(events), simulated, strict=False):
