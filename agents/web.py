@@ -36,7 +36,7 @@ from prometheus_client.exposition import choose_encoder
 
 from claimflow.agents.detect import Detector
 from claimflow.engine import Engine
-from claimflow.views.it_view import (
+from claimflow.views.hub_links import (
     MAX_PAGE,
     RouteNotFoundError,
     break_episodes,

@@ -285,7 +285,7 @@ def _replay(args: argparse.Namespace) -> int:
     from claimflow.staffing.advice import attach
     from claimflow.staffing.roster import load_roster
     from claimflow.tools.replay import ReplaySummary, replay
-    from claimflow.views.it_view import break_episodes
+    from claimflow.views.hub_links import break_episodes
 
     config = load_config(args.config)
     for path in (args.input, args.truth):

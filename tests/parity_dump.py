@@ -23,7 +23,7 @@ from claimflow.contract.rejections import Rejection
 from claimflow.engine import Alert, Engine
 from claimflow.live import state_codec
 from claimflow.tools.replay import ReplaySummary, replay
-from claimflow.views.it_view import break_episodes, routes_overview
+from claimflow.views.hub_links import break_episodes, routes_overview
 from claimflow.views.metrics import EngineCollector
 
 METRICS_EVERY = 8  # progress reports (8,192 lines each) between two scrapes mid-stream

@@ -38,7 +38,7 @@ from claimflow.contract.rejections import Rejection
 from claimflow.engine import Engine
 from claimflow.tools.broker import EmbeddedBroker
 from claimflow.tools.simulate import Fault, Simulator
-from claimflow.views.it_view import break_episodes
+from claimflow.views.hub_links import break_episodes
 from claimflow.views.wall import clients_view, wall_view
 from tests.live_harness import Worker, engine_series, reference, reference_series, wait_until
 from tests.test_worker import _caught_up, _produce, _published

@@ -11,7 +11,7 @@ from claimflow.config import Config
 from claimflow.contract.events import decode
 from claimflow.engine import Engine
 from claimflow.tools.simulate import Simulator
-from claimflow.views.it_view import RouteNotFoundError, break_episodes, transit_page
+from claimflow.views.hub_links import RouteNotFoundError, break_episodes, transit_page
 
 
 def _epoch(text: str) -> float:

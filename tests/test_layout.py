@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,8 +22,12 @@ from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live import state_codec
 from claimflow.live.envelopes import Forwarded
 from claimflow.live.live_engine import LiveEngine, LiveSettings
+from claimflow.staffing.advice import attach
+from claimflow.staffing.roster import load_roster
 from claimflow.streams.topics import Topics
 from claimflow.tools.simulate import Simulator
+
+ROSTER = Path(__file__).resolve().parent.parent / "claimflow" / "data" / "staffing.yaml"
 
 # The earlier layouts, for the modules whose classes a snapshot holds: current module -> the
 # module a worker of that layout wrote.
@@ -34,12 +39,16 @@ FLAT = {  # before the package was grouped into layers
     "claimflow.live.merge": "claimflow.sequencer",
     "claimflow.live.live_engine": "claimflow.sequencer",
     "claimflow.engine.sla_risk": "claimflow.engine.backlog",
+    "claimflow.staffing.advice": "claimflow.staffing",
+    "claimflow.staffing.roster": "claimflow.staffing",
 }
 LAYERED = {  # in layers, before the modules that held several jobs were split and renamed
     "claimflow.live.envelopes": "claimflow.live.sequencer",
     "claimflow.live.merge": "claimflow.live.sequencer",
     "claimflow.live.live_engine": "claimflow.live.sequencer",
     "claimflow.engine.sla_risk": "claimflow.engine.backlog",
+    "claimflow.staffing.advice": "claimflow.staffing",
+    "claimflow.staffing.roster": "claimflow.staffing",
 }
 
 
@@ -47,6 +56,7 @@ def _live_engine(config: Config, events: int) -> LiveEngine:
     """A live engine (with its idle clock) that has taken `events` events of a scenario."""
     topics = Topics()
     live = LiveEngine(config, topics.inputs(), LiveSettings(idle_clock_after=60))
+    attach(live.engine, load_roster(ROSTER, config))  # the staffing classes too
     live.merge.expect(dict.fromkeys(topics.inputs(), 1))
     simulated = Simulator(config, "normal", 2, date(2026, 11, 2), seed=5).events()
     for seq, (_, raw) in zip(range(events), simulated, strict=False):

@@ -19,7 +19,7 @@ from claimflow.engine import Engine
 from claimflow.staffing.advice import report as staffing_report
 from claimflow.staffing.advice import roster_of
 from claimflow.timeutil import DAY, iso
-from claimflow.views.it_view import break_episodes, routes_overview
+from claimflow.views.hub_links import break_episodes, routes_overview
 
 
 class _Clock:
