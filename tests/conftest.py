@@ -4,6 +4,7 @@ the hooks behind the `live` mark (tests/tiers.py) and the process clean-up (test
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +27,27 @@ from tests.tiers import (  # noqa: F401 (hooks: the `live` mark and its safety n
     pytest_runtest_makereport,
     pytest_runtest_protocol,
 )
+
+
+def _ports_of_this_xdist_worker() -> None:
+    """Under pytest-xdist (`-n`, set in pyproject.toml), give each worker process its own
+    slice of `CLAIMFLOW_PORTS`: `free_port` checks that a port is free and the test binds it
+    later, and tests that restart a broker on the port it had (tests/test_delivery.py) would
+    otherwise race with another worker picking the same port in between."""
+    span = os.environ.get("CLAIMFLOW_PORTS")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if not span or not worker.startswith("gw") or count < 2:
+        return
+    first, last = (int(p) for p in span.split("-"))
+    size = (last - first + 1) // count
+    if size < 50:  # too narrow to share out: every worker keeps the whole range
+        return
+    start = first + int(worker[2:]) * size
+    os.environ["CLAIMFLOW_PORTS"] = f"{start}-{start + size - 1}"
+
+
+_ports_of_this_xdist_worker()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

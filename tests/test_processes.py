@@ -26,6 +26,7 @@ FAILING = """
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from claimflow.tools.broker import EmbeddedBroker
@@ -37,6 +38,11 @@ def test_fails_with_everything_running(tmp_path: Path) -> None:
     broker = EmbeddedBroker(log=tmp_path / "broker.log").start()  # no `with`, no `finally`
     worker = Worker(broker.bootstrap, tmp_path).start()
     family = subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600"])
+    # sh forks its two sleeps a moment after it starts (longer on a loaded machine, with the
+    # suite on several processes): note the family once both are there.
+    deadline = time.monotonic() + 30
+    while len(descendants(family.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     orphaner = subprocess.run(
         ["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True
     )
