@@ -105,6 +105,6 @@ def faust_worker(app: faust.App, settings: WorkerSettings, log_config: dict[str,
     # Faust's progress spinner hooks a handler onto the root logger and sets that logger to
     # DEBUG, so every debug call in faust and aiokafka built a LogRecord to throw away: about
     # 3-7% of a busy worker (py-spy), whatever the log level asked for. No spinner, no cost.
-    # tests/test_logs.py checks that debug stays off once the worker has set up logging.
+    # tests/monitoring/test_logs.py checks that debug stays off once the worker has set up logging.
     worker.spinner = None
     return worker

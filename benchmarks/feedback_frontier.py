@@ -10,7 +10,7 @@ suite's fault-free fortnights. The detector's threshold is a bound (h = log(n / 
 docs/detectors.md), so it spends only part of the budget; this script measures what
 spending more of it would buy. It replays the detection benchmark's surge case
 (`benchmarks/detection_quality.py`, over more seeds), its fault-free runs and the test
-suite's scenarios (`tests/test_detectors.py`: two fault-free fortnights, five 21-day
+suite's scenarios (`tests/engine/test_detectors.py`: two fault-free fortnights, five 21-day
 scenarios with one fault each) through the engine, records every answer the detector judges
 with the expected probability p the model gave it and the threshold h the budget set for its
 scope at that moment, and then re-runs the same risk-adjusted Bernoulli CUSUM offline at

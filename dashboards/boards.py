@@ -13,7 +13,7 @@ board is its rows (`_rows`: a height, then panels sharing the width), never coor
 grafanalib still writes the pre-7 dashboard shape (string datasources, nulls, `rows`,
 `style`, bar gauge units under `fieldOptions`, thresholds with the string "null");
 `board_json` post-processes its output into the current schema, which
-tests/test_dashboards.py checks against Grafana's published schema.
+tests/monitoring/test_dashboards.py checks against Grafana's published schema.
 """
 
 from __future__ import annotations

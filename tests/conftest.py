@@ -32,7 +32,7 @@ from tests.tiers import (  # noqa: F401 (hooks: the `live` mark and its safety n
 def _ports_of_this_xdist_worker() -> None:
     """Under pytest-xdist (`pytest -n 2`), give each worker process its own
     slice of `CLAIMFLOW_PORTS`: `free_port` checks that a port is free and the test binds it
-    later, and tests that restart a broker on the port it had (tests/test_delivery.py) would
+    later, and tests that restart a broker on the port it had (tests/live/test_delivery.py) would
     otherwise race with another worker picking the same port in between."""
     span = os.environ.get("CLAIMFLOW_PORTS")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...

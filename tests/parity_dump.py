@@ -1,4 +1,4 @@
-"""Everything a replay shows a user, as text: what tests/test_compiled_parity.py compares
+"""Everything a replay shows a user, as text: what tests/engine/test_compiled_parity.py compares
 between the compiled engine and its plain-Python sources.
 
     python tests/parity_dump.py EVENTS OUT            # everything below, for EVENTS

@@ -23,7 +23,7 @@ Processes that need none of these stay in the quick tier: `claimflow replay`, `s
 `staffing`, `dashboards`, `rules`, and `claimflow worker` or `produce` runs that stop at a
 start-up check (a bad setting, no broker at the address), which take under a second. A
 program started by a child process (a worker's own children) is not seen here; the child was
-one of the programs above, or the test runs its own pytest (tests/test_processes.py) and
+one of the programs above, or the test runs its own pytest (tests/project/test_processes.py) and
 carries an explicit mark.
 """
 
@@ -151,7 +151,7 @@ def is_live(item: pytest.Item) -> bool:
 
 
 # Hooks: tests/conftest.py imports them; `pytest -p tests.tiers` loads them in a pytest of
-# its own (tests/test_tiers.py).
+# its own (tests/project/test_tiers.py).
 
 
 def pytest_configure(config: pytest.Config) -> None:

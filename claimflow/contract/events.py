@@ -8,7 +8,7 @@ Whatever msgspec refuses goes to the contract models, which give the precise rea
 for the few spellings only pydantic accepts (a time without seconds, a decimal comma, a
 duplicate key whose first value is bad), the event itself. msgspec never has the last word
 on a refusal, so the fast path can only make a verdict cheaper, not different; a
-differential test (tests/test_event_decoding.py) holds the two to that over generated
+differential test (tests/contract/test_event_decoding.py) holds the two to that over generated
 valid and hostile messages.
 
 One known, deliberate difference: a timestamp with more than six fractional digits is

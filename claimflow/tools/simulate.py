@@ -166,7 +166,7 @@ class Claim:
 @dataclass(frozen=True)
 class StaffMove:
     """One person moved from a team to another for a while: how a staffing suggestion is
-    re-run (tests/test_staffing.py). The person works `speed` times as fast as the
+    re-run (tests/staffing/test_staffing.py). The person works `speed` times as fast as the
     receiving team's own people (their skill factor) while moved."""
 
     from_team: str

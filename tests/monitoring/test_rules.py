@@ -26,7 +26,7 @@ from claimflow.dashboards import mixin
 from claimflow.tools.broker import free_port
 from tests.live_harness import tool, wait_until
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "claimflow-rules.yml"
 RULE_TESTS = ROOT / "tests" / "promtool" / "claimflow-rules.test.yml"
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"

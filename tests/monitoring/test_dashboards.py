@@ -5,7 +5,7 @@ Grafana's own grafana-foundation-sdk, in the current shape (datasource reference
 or legacy fields), every panel with a query, a unit, a runbook link and a link to the other
 boards, every ratio over a window, every variable a query uses defined on its board. Whether
 the queries return data is tested against a live Prometheus in
-tests/test_observability_e2e.py."""
+tests/monitoring/test_observability_e2e.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 from claimflow.dashboards.boards import BOARDS, GENERATED, board_json, panel_queries
 from claimflow.dashboards.mixin import RUNBOOK_BASE
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "tests/schemas/grafana-dashboard.schema.json").read_text())
 LEGACY = {"rows", "style", "hideControls", "sharedCrosshair", "span"}
 
@@ -138,7 +138,7 @@ def test_four_boards_with_queries_units_links_and_defined_variables() -> None:
 
 
 def test_runbook_links_point_at_runbooks_that_exist() -> None:
-    from tests.test_rules import RUNBOOKS_FROM_OTHER_BRANCHES
+    from tests.monitoring.test_rules import RUNBOOKS_FROM_OTHER_BRANCHES
 
     for make in BOARDS.values():
         for panel in board_json(make())["panels"]:

@@ -1,6 +1,6 @@
 """The worker's log formats (claimflow/logs.py): JSON is one object a line with the record's
 fields and its exception, text has no escape codes; an unknown format is refused up front.
-The live worker's log is read as JSON in tests/test_observability_e2e.py."""
+The live worker's log is read as JSON in tests/monitoring/test_observability_e2e.py."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from claimflow.staffing.roster import SKILL_FACTOR, Roster, RosterFile, Skill, l
 from claimflow.timeutil import ManualClock
 from claimflow.tools.simulate import Simulator, StaffMove
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "claimflow" / "data" / "staffing.yaml"
 TEAMS = {
     "priority-client": {"claim_types": ["priority-client-claim"]},

@@ -27,7 +27,7 @@ from claimflow.staffing.roster import load_roster
 from claimflow.streams.topics import Topics
 from claimflow.tools.simulate import Simulator
 
-ROSTER = Path(__file__).resolve().parent.parent / "claimflow" / "data" / "staffing.yaml"
+ROSTER = Path(__file__).resolve().parents[2] / "claimflow" / "data" / "staffing.yaml"
 
 # The earlier layouts, for the modules whose classes a snapshot holds: current module -> the
 # module a worker of that layout wrote.

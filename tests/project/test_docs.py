@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from claimflow.config import Config
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -57,6 +57,6 @@ def test_documented_detector_keys_exist() -> None:
 def test_every_worker_setting_is_documented() -> None:
     from claimflow.streams.settings import env_names
 
-    text = (Path(__file__).parent.parent / "docs" / "worker.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "worker.md").read_text()
     missing = [name for name in env_names() if f"`{name}`" not in text]
     assert not missing, f"docs/worker.md does not describe {missing}"

@@ -23,7 +23,7 @@ from claimflow import _compiled
 from claimflow.config import Config
 from tests.parity_dump import dump, resume, write_snapshot
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 
 
 def _compiled_engine() -> bool:

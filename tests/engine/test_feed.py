@@ -89,7 +89,7 @@ def test_staffing_suggest_at_judges_at_that_moment(config: Config, tmp_path: Pat
     times = sorted(e.time for e in map(decode, lines) if not isinstance(e, Rejection))
     middle = times[len(times) // 2] + timedelta(minutes=7, seconds=30)
     after_the_end = times[-1] + timedelta(hours=3)
-    roster = Path(__file__).parent.parent / "claimflow" / "data" / "staffing.yaml"
+    roster = Path(__file__).resolve().parents[2] / "claimflow" / "data" / "staffing.yaml"
 
     for at in (middle, after_the_end):
         engine = floor_at(config, lines, at)

@@ -20,7 +20,7 @@ from tests.processes import alive, become_subreaper, descendants, stop, terminat
 
 pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 FAILING = """
 import json

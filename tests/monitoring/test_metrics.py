@@ -1,5 +1,5 @@
 """Prometheus metrics from engine state: promtool-clean, true to the state, bounded labels;
-one engine per worker (Prometheus adds the workers up, tests/test_worker.py)."""
+one engine per worker (Prometheus adds the workers up, tests/live/test_worker.py)."""
 
 from __future__ import annotations
 

@@ -26,12 +26,12 @@ from claimflow.config import Config
 from claimflow.dashboards.boards import BOARDS, board_json, panel_queries
 from claimflow.tools.broker import EmbeddedBroker, free_port
 from claimflow.tools.simulate import Simulator, write_scenario
+from tests.live.test_worker import _produce
 from tests.live_harness import CLI, Worker, parse_metrics, tool, wait_until
-from tests.test_worker import _produce
 
 pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CUT = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)  # mid-break: HubLinkBreak and InflowDrop open
 FILL = {
     "team": "international-settlements",

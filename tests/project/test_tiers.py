@@ -19,7 +19,7 @@ import pytest
 
 from tests.tiers import live_program
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 INNER = """
 import subprocess

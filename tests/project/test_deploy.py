@@ -19,7 +19,7 @@ from claimflow.streams.settings import WorkerSettings, env_names
 from claimflow.streams.topics import Topics
 from tests.live_harness import tool
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose"
 KUBE = ROOT / "deploy" / "kubernetes"
 DEFAULTS = WorkerSettings()

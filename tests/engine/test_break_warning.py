@@ -34,7 +34,7 @@ TZ = ZoneInfo("Europe/London")
 
 @cache
 def _bench() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "break_impact.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "break_impact.py"
     spec = importlib.util.spec_from_file_location("break_impact_bench", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

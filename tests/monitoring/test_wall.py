@@ -31,7 +31,7 @@ from tests.processes import alive, descendants, stop, terminate
 
 pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CLAIMFLOW_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

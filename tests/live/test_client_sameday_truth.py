@@ -5,7 +5,7 @@ the generated events, in replay and in the live worker". The truth below is its 
 code over the wire fields (CONTRACT.md) and the agreement configuration: it does not call
 claimflow/deadlines.py nor claimflow/engine/impact.py. Two inputs come from the engine's
 judgement and are taken from it on purpose, because they are what the figures are relative
-to and are tested elsewhere (tests/test_hublink.py): which routes are broken at the moment,
+to and are tested elsewhere (tests/engine/test_hublink.py): which routes are broken at the moment,
 and the age after which a claim on a route counts as missing (learned from its transit
 times). The test asserts that the route claimflow holds broken is the injected one while the
 break is on, so the comparison cannot pass on empty figures.
@@ -40,10 +40,10 @@ from claimflow.tools.broker import EmbeddedBroker
 from claimflow.tools.simulate import Fault, Simulator
 from claimflow.views.hub_links import break_episodes
 from claimflow.views.wall import clients_view, wall_view
+from tests.live.test_worker import _caught_up, _produce, _published
 from tests.live_harness import Worker, engine_series, reference, reference_series, wait_until
-from tests.test_worker import _caught_up, _produce, _published
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 START = date(2026, 11, 2)  # a Monday
 DAYS = 9
 HOLIDAY = date(2026, 11, 4)  # a Wednesday, the configuration's own holiday

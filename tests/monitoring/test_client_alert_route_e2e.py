@@ -1,5 +1,5 @@
 """The Alertmanager route by client, end to end and all real, as the hub-break page is in
-tests/test_observability_e2e.py (whose Prometheus, Alertmanager and webhook receiver this
+tests/monitoring/test_observability_e2e.py (whose Prometheus, Alertmanager and webhook receiver this
 reuses): a worker on the embedded broker holds `ClientSameDayAtRisk` open for two clients,
 Prometheus scrapes it and evaluates the shipped rules, Alertmanager routes with the shipped
 configuration (receiver URLs pointed at the receiver here).
@@ -22,8 +22,9 @@ import pytest
 from claimflow.config import Config
 from claimflow.tools.broker import EmbeddedBroker
 from claimflow.tools.simulate import Fault, Simulator, write_scenario
+from tests.live.test_worker import _produce
 from tests.live_harness import Worker, wait_until
-from tests.test_observability_e2e import (  # noqa: F401 (receiver: a fixture)
+from tests.monitoring.test_observability_e2e import (  # noqa: F401 (receiver: a fixture)
     _alertmanager,
     _event_time,
     _get,
@@ -31,7 +32,6 @@ from tests.test_observability_e2e import (  # noqa: F401 (receiver: a fixture)
     _Service,
     receiver,
 )
-from tests.test_worker import _produce
 
 pytestmark = pytest.mark.live  # a real broker, worker, Prometheus, Alertmanager or Chromium
 

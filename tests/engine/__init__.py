@@ -1,0 +1,1 @@
+"""Tests of event-time state and detectors, plain Python (claimflow/engine, the calendars)."""

@@ -1,0 +1,1 @@
+"""Tests of the project around the code: docs, deployment files, test tiers, process clean-up."""

@@ -1,0 +1,1 @@
+"""Tests of the roster and the staffing advice (claimflow/staffing)."""
