@@ -306,28 +306,25 @@ def run_script(
         _stop(process)
 
 
-def _metrics_count(url: str) -> float:
+def _metrics_sum(url: str, *prefixes: str) -> float:
+    """The sum of the `/metrics` samples whose line starts with one of `prefixes`."""
     with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
         text = response.read().decode()
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(("claimflow_events_total", "claimflow_rejected_events_total"))
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefixes)
     )
+
+
+def _metrics_count(url: str) -> float:
+    return _metrics_sum(url, "claimflow_events_total", "claimflow_rejected_events_total")
 
 
 def _late(url: str) -> float:
     """Events the engine judged late (`/metrics`), or -1 if the worker does not answer."""
     try:
-        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-            text = response.read().decode()
+        return _metrics_sum(url, 'claimflow_rejected_events_total{reason="late"}')
     except OSError:
         return -1.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith('claimflow_rejected_events_total{reason="late"}')
-    )
 
 
 class Worker:
