@@ -267,12 +267,8 @@ class Ingest:
         # (ListOffsets) took over a second a time on the embedded broker.
         # As of when each end held: read before the ends (streams/fetch_times.py), and
         # without a record of it, a report's time less how stale an end was taken to be.
-        fetcher = self._fetcher
         stale = self.clock.now() - UNTIMED_STALENESS
-        as_of = {
-            tp: fetch_times.as_of(fetcher, tp.topic, tp.partition) if fetcher else None
-            for tp in owned
-        }
+        as_of = {tp: fetch_times.as_of(self._fetcher, tp.topic, tp.partition) for tp in owned}
         ends = {tp: app.consumer.highwater(tp) for tp in owned}
         sources = []
         vouched: list[float] = []
