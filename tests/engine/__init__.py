@@ -1,1 +1,2 @@
-"""Tests of event-time state and detectors, plain Python (claimflow/engine, the calendars)."""
+"""Tests of event-time state and detectors, plain Python (claimflow/engine, the calendars,
+claimflow/timeutil.py)."""
