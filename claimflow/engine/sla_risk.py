@@ -101,7 +101,7 @@ class Backlog(Detector[str, TeamBacklog]):
         calendars: dict[str, WorkingCalendar],
         book: AlertBook,
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self.window = window
         self.memory = memory
         self.book = book
@@ -226,9 +226,9 @@ class Backlog(Detector[str, TeamBacklog]):
         """Claims per busy working second, and whether it was measured just now (fresh) or
         carried over from the last time there was enough busy time."""
         queue = self.teams[team]
-        start = now - self.s.throughput_window
+        start = now - self.settings.throughput_window
         busy = self.busy.window_sum(team, start, now)
-        if busy >= self.s.min_busy:
+        if busy >= self.settings.min_busy:
             queue.pace = self.completions.window_sum(team, start, now) / busy
             self.paced_at[team] = now
             return queue.pace, True
@@ -258,7 +258,7 @@ class Backlog(Detector[str, TeamBacklog]):
         pace, fresh = self.pace(team, now)
         demand = self.demand(team)
         if team in self.behind_break:
-            self.break_until[team] = now + self.s.throughput_window
+            self.break_until[team] = now + self.settings.throughput_window
         shift_start = self._today_shift_start(team, now)
         if pace is not None and shift_start is not None and queue.calendar.is_working(now):
             # Starved: fewer open claims than an hour of work at the pace the team showed
@@ -273,7 +273,7 @@ class Backlog(Detector[str, TeamBacklog]):
                 self.starved_at[team] = now
             # A pace measured over a window in which the team was never starved (this
             # shift) is its working pace; one measured over starved time is a lower bound.
-            clean = now - self.starved_at.get(team, -math.inf) >= self.s.throughput_window
+            clean = now - self.starved_at.get(team, -math.inf) >= self.settings.throughput_window
             if fresh and clean:
                 self.working_pace[team] = pace
                 self.working_pace_at[team] = now
@@ -302,7 +302,7 @@ class Backlog(Detector[str, TeamBacklog]):
         projected: dict[float, tuple[int, int, float, float]] = {}
         for due in sorted(demand):
             count = round(ahead + demand[due]) - round(ahead)
-            if due > now and due - now <= self.s.horizon and pace is not None:
+            if due > now and due - now <= self.settings.horizon and pace is not None:
                 working = queue.calendar.working_seconds(now, due)
                 capacity = pace * working
                 misses = min(count, max(0, math.ceil(round(ahead) + count - capacity - 1e-9)))
@@ -350,24 +350,26 @@ class Backlog(Detector[str, TeamBacklog]):
             if not self.book.is_open("SlaAtRisk", labels):
                 if (
                     fresh
-                    and misses >= self.s.min_misses
-                    and misses >= self.s.min_miss_share * count
+                    and misses >= self.settings.min_misses
+                    and misses >= self.settings.min_miss_share * count
                 ):
                     summary = (
                         f"{team}: {misses} of {count} claims due {iso(due)} will miss at the "
                         f"current pace ({details['throughput_per_hour']}/h, "
                         f"{details['needed_per_hour']}/h needed)"
                     )
-                    fired = self.book.fire("SlaAtRisk", labels, now, summary, details, self.s.hold)
+                    fired = self.book.fire(
+                        "SlaAtRisk", labels, now, summary, details, self.settings.hold
+                    )
                     if fired is not None:
                         self._at_risk.add((team, due))
                         self._changed.append((fired, team, due))
                 else:
                     self.book.calm("SlaAtRisk", labels)
-            elif misses * 2 < self.s.min_misses:
+            elif misses * 2 < self.settings.min_misses:
                 summary = f"{team}: the queue due {iso(due)} will now clear at the current pace"
                 ended = self.book.resolve(
-                    "SlaAtRisk", labels, now, summary, details, self.s.keep_firing_for
+                    "SlaAtRisk", labels, now, summary, details, self.settings.keep_firing_for
                 )
                 if ended is not None:
                     self._at_risk.discard((team, due))

@@ -77,6 +77,13 @@ FORMER_NAMES: tuple[tuple[str, str], ...] = (
     ("claimflow.live.sequencer", "claimflow.live.live_engine"),
     ("claimflow.engine.backlog", "claimflow.engine.sla_risk"),
 )
+# Attributes renamed to say what they hold: (class, as `module:qualname` in the current layout,
+# and the former attribute name) -> the current name. A snapshot of an earlier version writes
+# the former name; it decodes to the current one, under whichever module name the snapshot
+# gives the class (FORMER_NAMES). Encoding always writes the current names.
+FORMER_ATTRIBUTES: dict[tuple[str, str], str] = {
+    ("claimflow.engine.sla_risk:Backlog", "s"): "settings",  # issue 17, item 3
+}
 MAX_DEPTH = 200
 
 
@@ -103,6 +110,7 @@ def _allowed_classes() -> dict[str, type]:
 
 
 _CLASSES: dict[str, type] | None = None
+_RENAMED: dict[type, dict[str, str]] | None = None
 
 
 def _classes() -> dict[str, type]:
@@ -110,6 +118,16 @@ def _classes() -> dict[str, type]:
     if _CLASSES is None:
         _CLASSES = _allowed_classes()
     return _CLASSES
+
+
+def _renamed_attributes() -> dict[type, dict[str, str]]:
+    """FORMER_ATTRIBUTES by class, so that decoding an object costs one look-up."""
+    global _RENAMED  # noqa: PLW0603 - built once, on first use, like _CLASSES
+    if _RENAMED is None:
+        _RENAMED = {}
+        for (name, former), current in FORMER_ATTRIBUTES.items():
+            _RENAMED.setdefault(_classes()[name], {})[former] = current
+    return _RENAMED
 
 
 def _name(cls: type, path: str = "") -> str:
@@ -357,6 +375,8 @@ class _Decoder:
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs
         ):
             raise StateCodecError(f"{name}: attributes are not a list of name-value pairs")
+        if renamed := _renamed_attributes().get(cls):
+            pairs = [[renamed.get(n, n), v] for n, v in pairs]
         names = [p[0] for p in pairs]
         if any(n.startswith("__") for n in names) or len(set(names)) != len(names):
             raise StateCodecError(f"{name}: bad attribute names")

@@ -1,10 +1,12 @@
 """What the regrouping of the package (issue 17) must not break: a snapshot written by a worker
 of an earlier layout names its classes by their former modules (`claimflow.sequencer:LiveEngine`
 in the flat package; `claimflow.live.sequencer:Merge` before that module was split,
-`claimflow.engine.backlog:Backlog` before that one was named for what it holds), and restores to
-the same state after an upgrade (claimflow/live/state_codec.py, FORMER_NAMES), so the worker
-need not rebuild it from the input logs. The import direction itself is checked by
-`scripts/lint-imports` in CI."""
+`claimflow.engine.backlog:Backlog` before that one was named for what it holds) and its
+attributes by their former names (the SlaAtRisk detector's settings were `s`), and restores to
+the same state after an upgrade (claimflow/live/state_codec.py, FORMER_NAMES and
+FORMER_ATTRIBUTES), so the worker need not rebuild it from the input logs; the restored worker
+then goes on to publish what one that never stopped publishes. The import direction itself is
+checked by `scripts/lint-imports` in CI."""
 
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live import state_codec
 from claimflow.live.envelopes import Forwarded
-from claimflow.live.live_engine import LiveEngine, LiveSettings
+from claimflow.live.live_engine import LiveEngine, LiveSettings, Output
 from claimflow.staffing.advice import attach
 from claimflow.staffing.roster import load_roster
 from claimflow.streams.topics import Topics
 from claimflow.tools.simulate import Simulator
 
 ROSTER = Path(__file__).resolve().parents[2] / "claimflow" / "data" / "staffing.yaml"
+TAKEN, THEN = 400, 3000  # events taken before the snapshot, and the last one taken after it
 
 # The earlier layouts, for the modules whose classes a snapshot holds: current module -> the
 # module a worker of that layout wrote.
@@ -50,6 +53,26 @@ LAYERED = {  # in layers, before the modules that held several jobs were split a
     "claimflow.staffing.advice": "claimflow.staffing",
     "claimflow.staffing.roster": "claimflow.staffing",
 }
+CURRENT: dict[str, str] = {}  # the modules as they are: only the attributes below differ
+# Attributes renamed since (issue 17, item 3), in every layout above: class, as the codec
+# names it now -> current attribute -> the name earlier versions wrote.
+FORMER_ATTRIBUTES = {"claimflow.engine.sla_risk:Backlog": {"settings": "s"}}
+
+
+def _take(live: LiveEngine, config: Config, first: int, last: int) -> list[Output]:
+    """What `live` publishes as it takes events `first` to `last` (excluded) of a scenario."""
+    topics = Topics()
+    simulated = Simulator(config, "normal", 2, date(2026, 11, 2), seed=5).events()
+    outputs: list[Output] = []
+    for seq, (_, raw) in zip(range(last), simulated, strict=False):
+        if seq < first:
+            continue
+        event = decode(json.dumps(raw))
+        assert not isinstance(event, Rejection)
+        t = event.time.timestamp()
+        line = json.dumps(raw).encode()
+        outputs += live.take(seq, Forwarded(topics.for_event(raw["type"]), 0, seq, t + 1, line, t))
+    return outputs
 
 
 def _live_engine(config: Config, events: int) -> LiveEngine:
@@ -58,19 +81,17 @@ def _live_engine(config: Config, events: int) -> LiveEngine:
     live = LiveEngine(config, topics.inputs(), LiveSettings(idle_clock_after=60))
     attach(live.engine, load_roster(ROSTER, config))  # the staffing classes too
     live.merge.expect(dict.fromkeys(topics.inputs(), 1))
-    simulated = Simulator(config, "normal", 2, date(2026, 11, 2), seed=5).events()
-    for seq, (_, raw) in zip(range(events), simulated, strict=False):
-        event = decode(json.dumps(raw))
-        assert not isinstance(event, Rejection)
-        t = event.time.timestamp()
-        line = json.dumps(raw).encode()
-        live.take(seq, Forwarded(topics.for_event(raw["type"]), 0, seq, t + 1, line, t))
+    _take(live, config, 0, events)
     return live
 
 
 def _renamed(node: Any, names: dict[str, str]) -> Any:
-    """The codec's tree with every class name's module renamed by `names`."""
+    """The codec's tree with every class name's module renamed by `names`, and the attributes
+    of FORMER_ATTRIBUTES' classes by their former names."""
     if isinstance(node, list):
+        if len(node) == 4 and node[0] == "O" and node[2] in FORMER_ATTRIBUTES:
+            former = FORMER_ATTRIBUTES[node[2]]
+            node = [*node[:3], [[former.get(field, field), value] for field, value in node[3]]]
         return [_renamed(n, names) for n in node]
     if isinstance(node, str) and ":" in node:
         module, _, qualname = node.partition(":")
@@ -78,7 +99,7 @@ def _renamed(node: Any, names: dict[str, str]) -> Any:
     return node
 
 
-@pytest.mark.parametrize("layout", [FLAT, LAYERED], ids=["flat", "layered"])
+@pytest.mark.parametrize("layout", [FLAT, LAYERED, CURRENT], ids=["flat", "layered", "current"])
 def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_state(
     config: Config, layout: dict[str, str]
 ) -> None:
@@ -86,7 +107,7 @@ def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_state(
     # of each beside it.
     refused = Rejection(Reason.LATE, "older than allowed")
     held = Forwarded("claims.arrived", 3, 7, 1.0, b"{}", 0.5)
-    written = state_codec.encode([_live_engine(config, 400), refused, Reason.DUPLICATE, held])
+    written = state_codec.encode([_live_engine(config, TAKEN), refused, Reason.DUPLICATE, held])
     for name in layout:  # the snapshot holds a class of every renamed module
         assert f"{name}:".encode() in written
     tree = msgspec.msgpack.decode(written)
@@ -95,8 +116,38 @@ def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_state(
         assert f"{name}:".encode() in old
     for name in layout:
         assert f"{name}:".encode() not in old
+    for fields in FORMER_ATTRIBUTES.values():  # the detector's settings under their former name
+        for current, former in fields.items():
+            assert _attribute_names(tree).count(current) == 1
+            assert current not in _attribute_names(msgspec.msgpack.decode(old))
+            assert former in _attribute_names(msgspec.msgpack.decode(old))
     restored = state_codec.decode(old)
     assert type(restored[0]) is LiveEngine
     assert restored[1:] == [refused, Reason.DUPLICATE, held]
-    assert state_codec.shape_difference(restored, state_codec.decode(written)) is None
-    assert state_codec.encode(restored) == state_codec.encode(state_codec.decode(written))
+    unstopped = state_codec.decode(written)
+    # What the worker checks before it uses a restored engine (agents/detect.py): a list holds
+    # no object it would compare, so the engine itself.
+    assert state_codec.shape_difference(restored[0], unstopped[0]) is None
+    assert state_codec.encode(restored) == state_codec.encode(unstopped)
+    # And it goes on as the worker that wrote it would have: the same alerts and dead letters
+    # (the SlaAtRisk detector reads its settings every window), and the same state after.
+    published = _take(restored[0], config, TAKEN, THEN)
+    assert published == _take(unstopped[0], config, TAKEN, THEN)
+    projected = unstopped[0].engine.backlog.projections
+    assert any(projected.values())  # it projected deadlines after the snapshot: read them
+    assert restored[0].engine.backlog.projections == projected
+    assert state_codec.encode(restored) == state_codec.encode(unstopped)
+
+
+def _attribute_names(node: Any) -> list[str]:
+    """The attribute names of every object the codec's tree holds of FORMER_ATTRIBUTES' classes,
+    whatever module it names them by."""
+    if not isinstance(node, list):
+        return []
+    names: list[str] = []
+    classes = {name.partition(":")[2] for name in FORMER_ATTRIBUTES}
+    if len(node) == 4 and node[0] == "O" and str(node[2]).partition(":")[2] in classes:
+        names += [field for field, _ in node[3]]
+    for item in node:
+        names += _attribute_names(item)
+    return names
