@@ -61,7 +61,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
         teams: list[str],
         hubs: list[str],
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self.window = window
         self.baseline = baseline
         self.book = book
@@ -110,7 +110,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
         return keys
 
     def observed(self, key: ScopeKey, now: float) -> Amount:
-        return self.counts.window_sum(key, now - self.s.window, now)
+        return self.counts.window_sum(key, now - self.settings.window, now)
 
     def expire(self, now: float) -> None:
         self.counts.expire(now)
@@ -122,7 +122,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
         """Arrivals over the `window` ending at the last whole bucket edge, and the seasonal
         expectation for them (what the boards draw next to each other)."""
         end = now // self.window * self.window
-        start = end - self.s.window
+        start = end - self.settings.window
         observed = self.counts.window_sum(scope, start, end)
         expectation = self.baseline.expect(self.counts, scope, start, end, self._history_start)
         if expectation is None:
@@ -133,7 +133,7 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
         self._history_start = history_start
         if now % self.window:
             return  # judged once a window
-        s = self.s
+        s = self.settings
         start = now - s.window
         offsets = self.baseline.offsets(start, now, history_start)
         if offsets is None:
@@ -223,7 +223,10 @@ class Inflow(Detector[ScopeKey, ScopeInflow]):
                     continue
                 route_missing = route_exp.expected - self.counts.window_sum(route, start, now)
                 team_missing = expected - observed
-                if team_missing > 0 and route_missing >= self.s.explained_share * team_missing:
+                if (
+                    team_missing > 0
+                    and route_missing >= self.settings.explained_share * team_missing
+                ):
                     explained.add(("team", team))
                     teams.append(team)
             state[3]["teams"] = teams

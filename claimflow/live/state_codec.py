@@ -82,7 +82,9 @@ FORMER_NAMES: tuple[tuple[str, str], ...] = (
 # the former name; it decodes to the current one, under whichever module name the snapshot
 # gives the class (FORMER_NAMES). Encoding always writes the current names.
 FORMER_ATTRIBUTES: dict[tuple[str, str], str] = {
-    ("claimflow.engine.sla_risk:Backlog", "s"): "settings",  # issue 17, item 3
+    # The detectors' settings were `s` (issue 17, item 3).
+    ("claimflow.engine.sla_risk:Backlog", "s"): "settings",
+    ("claimflow.engine.inflow:Inflow", "s"): "settings",
 }
 MAX_DEPTH = 200
 

@@ -357,7 +357,7 @@ def _backlog(engine: Engine, now: float, f: dict[str, _Family]) -> None:
 def _links(engine: Engine, now: float, f: dict[str, _Family]) -> None:
     links = engine.links
     end = now // engine.window * engine.window
-    start = end - engine.inflow.s.window
+    start = end - engine.inflow.settings.window
     for route in sorted(links.routes):
         view = links.read(route, now)
         f["claimflow_hub_dispatched_claims"].add(

@@ -116,7 +116,7 @@ def test_a_fault_free_stretch_raises_nothing() -> None:
 
 def test_the_budget_sets_the_per_window_p_value() -> None:
     engine = Engine(_config([]))
-    s = engine.inflow.s
+    s = engine.inflow.settings
     assert s.false_alarms_per_quarter == 1.0 and s.max_p_value is None
     # One hourly window per hour, a quarter of them for the one false alarm allowed.
     assert math.isclose(engine.inflow.max_p_value, 3600 / QUARTER)

@@ -2,7 +2,7 @@
 of an earlier layout names its classes by their former modules (`claimflow.sequencer:LiveEngine`
 in the flat package; `claimflow.live.sequencer:Merge` before that module was split,
 `claimflow.engine.backlog:Backlog` before that one was named for what it holds) and its
-attributes by their former names (the SlaAtRisk detector's settings were `s`), and restores to
+attributes by their former names (each detector's settings were `s`), and restores to
 the same state after an upgrade (claimflow/live/state_codec.py, FORMER_NAMES and
 FORMER_ATTRIBUTES), so the worker need not rebuild it from the input logs; the restored worker
 then goes on to publish what one that never stopped publishes. The import direction itself is
@@ -56,7 +56,10 @@ LAYERED = {  # in layers, before the modules that held several jobs were split a
 CURRENT: dict[str, str] = {}  # the modules as they are: only the attributes below differ
 # Attributes renamed since (issue 17, item 3), in every layout above: class, as the codec
 # names it now -> current attribute -> the name earlier versions wrote.
-FORMER_ATTRIBUTES = {"claimflow.engine.sla_risk:Backlog": {"settings": "s"}}
+FORMER_ATTRIBUTES = {
+    "claimflow.engine.sla_risk:Backlog": {"settings": "s"},
+    "claimflow.engine.inflow:Inflow": {"settings": "s"},
+}
 
 
 def _take(live: LiveEngine, config: Config, first: int, last: int) -> list[Output]:
@@ -116,11 +119,16 @@ def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_state(
         assert f"{name}:".encode() in old
     for name in layout:
         assert f"{name}:".encode() not in old
-    for fields in FORMER_ATTRIBUTES.values():  # the detector's settings under their former name
-        for current, former in fields.items():
-            assert _attribute_names(tree).count(current) == 1
-            assert current not in _attribute_names(msgspec.msgpack.decode(old))
-            assert former in _attribute_names(msgspec.msgpack.decode(old))
+    now, before = _objects(tree), _objects(msgspec.msgpack.decode(old))
+    for name, renamed in FORMER_ATTRIBUTES.items():  # each detector's settings, by its old name
+        module, _, qualname = name.partition(":")
+        (current_fields,) = [fields for n, fields in now if n == name]
+        (former_fields,) = [
+            fields for n, fields in before if n == f"{layout.get(module, module)}:{qualname}"
+        ]
+        for current, former in renamed.items():
+            assert current in current_fields and current not in former_fields
+            assert former in former_fields
     restored = state_codec.decode(old)
     assert type(restored[0]) is LiveEngine
     assert restored[1:] == [refused, Reason.DUPLICATE, held]
@@ -130,7 +138,7 @@ def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_state(
     assert state_codec.shape_difference(restored[0], unstopped[0]) is None
     assert state_codec.encode(restored) == state_codec.encode(unstopped)
     # And it goes on as the worker that wrote it would have: the same alerts and dead letters
-    # (the SlaAtRisk detector reads its settings every window), and the same state after.
+    # (each detector reads its settings every window), and the same state after.
     published = _take(restored[0], config, TAKEN, THEN)
     assert published == _take(unstopped[0], config, TAKEN, THEN)
     projected = unstopped[0].engine.backlog.projections
@@ -139,15 +147,13 @@ def test_a_snapshot_of_an_earlier_layout_restores_to_the_same_state(
     assert state_codec.encode(restored) == state_codec.encode(unstopped)
 
 
-def _attribute_names(node: Any) -> list[str]:
-    """The attribute names of every object the codec's tree holds of FORMER_ATTRIBUTES' classes,
-    whatever module it names them by."""
+def _objects(node: Any) -> list[tuple[str, list[str]]]:
+    """Every object the codec's tree holds: its class name and its attribute names."""
     if not isinstance(node, list):
         return []
-    names: list[str] = []
-    classes = {name.partition(":")[2] for name in FORMER_ATTRIBUTES}
-    if len(node) == 4 and node[0] == "O" and str(node[2]).partition(":")[2] in classes:
-        names += [field for field, _ in node[3]]
+    found: list[tuple[str, list[str]]] = []
+    if len(node) == 4 and node[0] == "O" and isinstance(node[3], list):
+        found.append((str(node[2]), [str(field) for field, _ in node[3]]))
     for item in node:
-        names += _attribute_names(item)
-    return names
+        found += _objects(item)
+    return found
