@@ -163,7 +163,7 @@ class HubLinks(Detector[Route, RouteView]):
         baseline: SeasonalBaseline,
         book: AlertBook,
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self.window = window
         self.memory = memory
         self.hub_centers = hub_centers
@@ -194,7 +194,7 @@ class HubLinks(Detector[Route, RouteView]):
     def _route(self, route: Route) -> RouteState:
         state = self.routes.get(route)
         if state is None:
-            curve = TransitCurve(self.s.max_samples)
+            curve = TransitCurve(self.settings.max_samples)
             state = self.routes[route] = RouteState(route, curve)
             self._ordered = [self.routes[r] for r in sorted(self.routes)]
         return state
@@ -290,14 +290,14 @@ class HubLinks(Detector[Route, RouteView]):
         one instant is one; measured, at least `min_claims_per_year`), and the share of the
         budget the test may spend (`silence_share` for silence, the rest for missing
         claims)."""
-        per_year = self.s.min_claims_per_year
+        per_year = self.settings.min_claims_per_year
         if state.first_dispatch is not None:
             span = max(now - state.first_dispatch, DAY)
             per_year = max(per_year, state.dispatched_total / span * YEAR)
-        return math.log(per_year / (self.s.false_alarms_per_year * share))
+        return math.log(per_year / (self.settings.false_alarms_per_year * share))
 
     def missing_threshold(self, state: RouteState, now: float) -> float:
-        return self._threshold(state, now, 1.0 - self.s.silence_share)
+        return self._threshold(state, now, 1.0 - self.settings.silence_share)
 
     def evidence(self, state: RouteState, now: float, after: float = -math.inf) -> Evidence:  # noqa: PLR0912 - the per-claim evidence in one pass over the route; compiled hot path
         """The CUSUM of the per-claim likelihood ratios over the route's recent dispatches
@@ -312,7 +312,7 @@ class HubLinks(Detector[Route, RouteView]):
         h = self.missing_threshold(state, now)
         best = Evidence(0.0, h, 1.0, None)
         pending = state.pending
-        if not pending or state.curve.total < self.s.min_samples:
+        if not pending or state.curve.total < self.settings.min_samples:
             return best
         table = state.curve.survival_table()
         # No claim weighs more than log(q / S + 1 - q) <= -log S, an arrival at most 0, and a
@@ -397,7 +397,9 @@ class HubLinks(Detector[Route, RouteView]):
         found = self.evidence(state, now)
         by_missing = found.first is not None and found.score >= found.threshold
         silent_for, expected, silence_threshold = self._silence(state, now, history_start)
-        by_silence = expected is not None and expected / self.s.dispersion >= silence_threshold
+        by_silence = (
+            expected is not None and expected / self.settings.dispersion >= silence_threshold
+        )
         if by_missing or by_silence:
             self._open(state, now, found if by_missing else None, silent_for, expected)
 
@@ -445,7 +447,7 @@ class HubLinks(Detector[Route, RouteView]):
         episode.max_missing = max(episode.max_missing, episode.missing_now)
         arriving = state.last_arrival is not None and state.last_arrival > episode.detected
         _, expected, silence_threshold = self._silence(state, now, history_start)
-        silent = expected is not None and expected / self.s.dispersion >= silence_threshold
+        silent = expected is not None and expected / self.settings.dispersion >= silence_threshold
         details = self._details(state, episode, now)
         # Flowing again: enough claims dispatched since the alert arrived in normal time,
         # with none lost after them, that a route still losing even the smallest share in
@@ -463,7 +465,7 @@ class HubLinks(Detector[Route, RouteView]):
                     break
             streak = sum(1 for d in episode.fresh if d > lost_after)
             h = self.missing_threshold(state, now)
-            if streak >= h / -math.log1p(-min(self.s.lost_shares)):
+            if streak >= h / -math.log1p(-min(self.settings.lost_shares)):
                 episode.flowing_since = now
         if episode.flowing_since is not None and lost_since:
             again = self.evidence(state, now, after=episode.flowing_since)
@@ -497,7 +499,7 @@ class HubLinks(Detector[Route, RouteView]):
         curve = state.curve
         if curve.total < 1:
             return math.inf
-        return curve.age_at_survival(max(self.s.missing_survival, curve.floor))
+        return curve.age_at_survival(max(self.settings.missing_survival, curve.floor))
 
     def _missing_by_client(
         self, state: RouteState, now: float, since: float = math.inf
@@ -530,7 +532,7 @@ class HubLinks(Detector[Route, RouteView]):
 
     def _write_off(self, state: RouteState, now: float) -> None:
         """Claims not arrived `write_off_after` their dispatch are given up on (counted)."""
-        horizon = now - min(self.s.write_off_after, self.memory)
+        horizon = now - min(self.settings.write_off_after, self.memory)
         pending = state.pending
         while pending:
             claim_id, record = next(iter(pending.items()))
@@ -550,7 +552,7 @@ class HubLinks(Detector[Route, RouteView]):
             "missing_by_client": dict(episode.missing_by_client),
             "max_missing_claims": episode.max_missing,
             "written_off": episode.written_off,
-            "write_off_after_seconds": round(self.s.write_off_after),
+            "write_off_after_seconds": round(self.settings.write_off_after),
             "in_transit": len(state.pending),
             "missing_after_seconds": round(missing_after) if missing_after < math.inf else None,
             "evidence": list(episode.evidence),
@@ -571,7 +573,7 @@ class HubLinks(Detector[Route, RouteView]):
         """How long nothing has arrived, how many arrivals (in units: a batch is one) the
         baseline expected in that time (prorated within the window buckets it covers), and
         the budget's threshold."""
-        threshold = self._threshold(state, now, self.s.silence_share)
+        threshold = self._threshold(state, now, self.settings.silence_share)
         if state.last_arrival is None:
             return None, None, threshold
         silent_for = now - state.last_arrival

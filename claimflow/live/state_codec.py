@@ -85,6 +85,7 @@ FORMER_ATTRIBUTES: dict[tuple[str, str], str] = {
     # The detectors' settings were `s` (issue 17, item 3).
     ("claimflow.engine.sla_risk:Backlog", "s"): "settings",
     ("claimflow.engine.inflow:Inflow", "s"): "settings",
+    ("claimflow.engine.hublink:HubLinks", "s"): "settings",
 }
 MAX_DEPTH = 200
 

@@ -59,6 +59,7 @@ CURRENT: dict[str, str] = {}  # the modules as they are: only the attributes bel
 FORMER_ATTRIBUTES = {
     "claimflow.engine.sla_risk:Backlog": {"settings": "s"},
     "claimflow.engine.inflow:Inflow": {"settings": "s"},
+    "claimflow.engine.hublink:HubLinks": {"settings": "s"},
 }
 
 
