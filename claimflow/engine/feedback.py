@@ -239,7 +239,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         tz: ZoneInfo | None = None,
         business_days: frozenset[int] = frozenset(range(5)),
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self.window = window
         self.book = book
         self.tz = tz or ZoneInfo("UTC")
@@ -278,7 +278,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         if claim_id not in self.claims:
             self.claims[claim_id] = [fact.received, fact.due, None, fact.team]
             self._order.append(claim_id)
-            if len(self._order) > self.s.max_claims:
+            if len(self._order) > self.settings.max_claims:
                 self.claims.pop(self._order.popleft(), None)  # bounded: the oldest is forgotten
 
     def on_completed(self, fact: Completed) -> None:
@@ -294,7 +294,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         """Forget claims received more than `claim_horizon` ago (their answers then use the
         time-of-week class), and old learning counts."""
         self.daily.expire(now)
-        claims, order, horizon = self.claims, self._order, now - self.s.claim_horizon
+        claims, order, horizon = self.claims, self._order, now - self.settings.claim_horizon
         while order:
             facts = claims.get(order[0])
             if facts is not None and facts[0] >= horizon:
@@ -337,7 +337,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         self.scores[(client_id, score)] += 1
         if not count:
             return
-        s = self.s
+        s = self.settings
         negative = score <= s.negative_max_score
         risk = self.risk_class(claim_id, t)
         if team is None and claim_id:
@@ -380,7 +380,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         known = self._scopes_cache.get((client_id, team))
         if known is not None:
             return known
-        scopes = self.s.scopes
+        scopes = self.settings.scopes
         mine: tuple[Scope, ...] = (("client", client_id),) if "client" in scopes else ()
         if team is not None and "team" in scopes:
             mine += (("team", team),)
@@ -398,9 +398,9 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         key = (scope, risk)
         found = self._steps.get(key)
         if found is None:
-            odds = self.s.odds_ratio
+            odds = self.settings.odds_ratio
             p = self.expected_p(scope, risk)
-            q = alternative_share(p, odds) if self.s.threshold == "negatives" else None
+            q = alternative_share(p, odds) if self.settings.threshold == "negatives" else None
             found = (p, self.expected_rate(risk), drift(p, odds), q, *answer_weights(p, odds))
             if len(self._steps) < 100_000:
                 self._steps[key] = found
@@ -410,7 +410,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
 
     def _learn(self, now: float) -> None:
         """Class shares and scope factors over the baseline days; once a day."""
-        s = self.s
+        s = self.settings
         end = ((now - s.window) // DAY) * DAY
         if end == self._model_end:
             return
@@ -473,7 +473,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         deadline at least `late_prior_share` (late claims are rare, so their class starts
         with little data, and complaints about them are expected, not a surge)."""
         if _late(risk):
-            return max(pooled, self.s.late_prior_share)
+            return max(pooled, self.settings.late_prior_share)
         return pooled
 
     def expected_rate(self, risk: RiskClass) -> float:
@@ -482,18 +482,19 @@ class Feedback(Detector[Scope, ScopeFeedback]):
         return self._prior(risk, self._pooled)
 
     def threshold(self, scope: Scope) -> float:
-        if self.s.threshold == "bound":
-            return bound_threshold(self._volume.get(scope, 1.0), self.s.false_alarms_per_quarter)
-        if self.s.threshold == "negatives":
+        s = self.settings
+        if s.threshold == "bound":
+            return bound_threshold(self._volume.get(scope, 1.0), s.false_alarms_per_quarter)
+        if s.threshold == "negatives":
             return bound_threshold(
                 self._volume.get(scope, 1.0),
-                self.s.false_alarms_per_quarter,
-                self._alternative.get(scope, alternative_share(self._pooled, self.s.odds_ratio)),
+                s.false_alarms_per_quarter,
+                self._alternative.get(scope, alternative_share(self._pooled, s.odds_ratio)),
             )
         return budget_threshold(
             self._volume.get(scope, 1.0),
-            self._drifts.get(scope, drift(self._pooled, self.s.odds_ratio)),
-            self.s.false_alarms_per_quarter,
+            self._drifts.get(scope, drift(self._pooled, s.odds_ratio)),
+            s.false_alarms_per_quarter,
         )
 
     # --- judgement -------------------------------------------------------------------------
@@ -501,7 +502,7 @@ class Feedback(Detector[Scope, ScopeFeedback]):
     def evaluate(self, now: float, history_start: float) -> None:
         if now % self.window:
             return  # judged once a window
-        s = self.s
+        s = self.settings
         if now - history_start < s.min_history:
             return
         self._learn(now)

@@ -86,6 +86,7 @@ FORMER_ATTRIBUTES: dict[tuple[str, str], str] = {
     ("claimflow.engine.sla_risk:Backlog", "s"): "settings",
     ("claimflow.engine.inflow:Inflow", "s"): "settings",
     ("claimflow.engine.hublink:HubLinks", "s"): "settings",
+    ("claimflow.engine.feedback:Feedback", "s"): "settings",
 }
 MAX_DEPTH = 200
 

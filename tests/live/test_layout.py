@@ -60,6 +60,7 @@ FORMER_ATTRIBUTES = {
     "claimflow.engine.sla_risk:Backlog": {"settings": "s"},
     "claimflow.engine.inflow:Inflow": {"settings": "s"},
     "claimflow.engine.hublink:HubLinks": {"settings": "s"},
+    "claimflow.engine.feedback:Feedback": {"settings": "s"},
 }
 
 
