@@ -295,7 +295,7 @@ class Impact(Detector[str, dict[str, Any]]):
         clients: list[str],
         timezone: str,
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self.window = window
         self.advisor: Advisor | None = None  # the roster's headcounts for the what-if
         self.deadlines = deadlines
@@ -543,7 +543,7 @@ class Impact(Detector[str, dict[str, Any]]):
         return finish_time(self.backlog.teams[team].calendar, now, work / pace)
 
     def _judge_clients(self, now: float) -> None:
-        s = self.s
+        s = self.settings
         for client, day in sorted(self.client_days.items()):
             labels = {"client_id": client}
             details = {"client_id": client, **day.to_dict()}

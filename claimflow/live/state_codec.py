@@ -87,6 +87,7 @@ FORMER_ATTRIBUTES: dict[tuple[str, str], str] = {
     ("claimflow.engine.inflow:Inflow", "s"): "settings",
     ("claimflow.engine.hublink:HubLinks", "s"): "settings",
     ("claimflow.engine.feedback:Feedback", "s"): "settings",
+    ("claimflow.engine.impact:Impact", "s"): "settings",
 }
 MAX_DEPTH = 200
 
