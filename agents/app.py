@@ -16,6 +16,7 @@ day is under one event a second; one engine takes 116,000 to 146,000 a second).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -220,10 +221,16 @@ def create_app(
         # INGEST_BATCH (a produce request each, not one per input record); a lone record
         # waits at most INGEST_WITHIN. Events are acknowledged (their offsets committed)
         # only after their batch was forwarded.
+        seconds = ingest.seconds
+        mark = time.perf_counter()
         async for events in stream.take_events(INGEST_BATCH, within=INGEST_WITHIN):
+            got = time.perf_counter()
+            seconds["waiting"] += got - mark
             await ingest.forward_many(
                 [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
             )
+            mark = time.perf_counter()
+            seconds["forwarding"] += mark - got
 
     @app.agent(sequenced, name="detect")
     async def detect_agent(stream: Any) -> None:
@@ -305,6 +312,16 @@ class _WorkerCollector(Collector):
             "Times an input partition was paused to keep the partitions aligned in event time.",
             value=alignment.pauses,
         )
+        spent = CounterMetricFamily(
+            "claimflow_ingest_seconds",
+            "Seconds the ingest agent spent waiting for Faust to hand it input records, and "
+            "forwarding them (judging, bundling, sending, the broker's acknowledgement): while "
+            "a backlog drains, waiting far above forwarding means Faust's consumer is the limit.",
+            labels=["stage"],
+        )
+        for stage, s in sorted(self.ingest.seconds.items()):
+            spent.add_metric([stage], s)
+        yield spent
         yield CounterMetricFamily(
             "claimflow_worker_errors",
             "Sequenced records the engine failed on, snapshot writes and progress reports "

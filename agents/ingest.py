@@ -90,6 +90,11 @@ class Ingest:
         self.clock = clock
         self.forwarded_next: dict[tuple[str, int], int] = {}  # per owned input partition
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
+        # Where the ingest agent's time goes (claimflow_ingest_seconds_total): waiting for
+        # Faust to hand it the next batch, or forwarding one (judging, bundling, sending and
+        # the broker's acknowledgement). A drain limited by the first is limited by Faust's
+        # consumer, not by claimflow (docs/design-live-pipeline.md).
+        self.seconds: dict[str, float] = {"waiting": 0.0, "forwarding": 0.0}
 
     async def forward_many(self, batch: list[tuple[str, int, int, bytes | None]]) -> None:
         """Forward a batch of input records (topic, partition, offset, value), in the order

@@ -2,7 +2,8 @@
 not a test: run it by hand.
 
     python benchmarks/live_throughput.py [--rounds 3] [--days 14] [--claims-per-day 1550]
-        [--peers bare,faust,quix,bytewax,claimflow] [--catch-up-days 90] [--latency-seconds 60]
+        [--peers bare,faust,quix,bytewax,claimflow,claimflow-unaligned] [--catch-up-days 90]
+        [--latency-seconds 60]
 
 Three parts, each skipped with its own flag: the table (`--peers ""` skips it), the paced
 latency (`--latency-seconds 0`) and the catch-up (`--catch-up-days 0`).
@@ -19,7 +20,12 @@ consumes all of it, one after the other, each round under fresh consumer groups:
   last record is taken as applied when it has been handed to the window operator;
 * claimflow: `claimflow worker`, full detection, default settings but a 6 s session timeout
   (as the Faust agent); applied = `claimflow_events_total` + `claimflow_rejected_events_total`
-  on its /metrics (read from the engines' state at scrape time) count every record.
+  on its /metrics (read from the engines' state at scrape time) count every record;
+* claimflow-unaligned: the same with event-time alignment off (`CLAIMFLOW_ALIGN_DRIFT=0`),
+  to show what pausing partitions that run ahead costs a drain.
+
+After the table, where the worker's ingest agent spent the run (`claimflow_ingest_seconds_total`
+read once all was applied): waiting for Faust to hand it records, or forwarding them.
 
 Quix Streams and Bytewax are installed into their own virtual environment under `--cache`
 (their pins clash with faust-streaming's). For each consumer: from process start to all
@@ -237,6 +243,9 @@ class Run:
         self.total_s = self.first_s = self.rate = float("nan")
         self.peak_mb = 0.0
         self.error = ""
+        # claimflow only, read from /metrics once all was applied: the ingest agent's seconds
+        # waiting for Faust to hand it records and forwarding them, and partitions paused.
+        self.ingest: dict[str, float] = {}
 
     def finish(self, started: float, n: int, first: float, last: float) -> None:
         self.total_s = last - started
@@ -319,6 +328,19 @@ def _metrics_count(url: str) -> float:
     return _metrics_sum(url, "claimflow_events_total", "claimflow_rejected_events_total")
 
 
+def _ingest_split(url: str) -> dict[str, float]:
+    """The ingest agent's seconds waiting for records and forwarding them, and the input
+    partitions paused for alignment, from the worker's `/metrics` (empty if it does not
+    answer)."""
+    try:
+        return {
+            stage: _metrics_sum(url, f'claimflow_ingest_seconds_total{{stage="{stage}"}}')
+            for stage in ("waiting", "forwarding")
+        } | {"pauses": _metrics_sum(url, "claimflow_input_pauses_total")}
+    except OSError:
+        return {}
+
+
 def _late(url: str) -> float:
     """Events the engine judged late (`/metrics`), or -1 if the worker does not answer."""
     try:
@@ -330,7 +352,9 @@ def _late(url: str) -> float:
 class Worker:
     """`claimflow worker` in its own process, its applied count read from /metrics."""
 
-    def __init__(self, bootstrap: str, folder: Path, label: str) -> None:
+    def __init__(
+        self, bootstrap: str, folder: Path, label: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -340,6 +364,7 @@ class Worker:
             "CLAIMFLOW_APP_ID": f"bench-{label}-{time.time_ns()}",
             "CLAIMFLOW_SESSION_TIMEOUT": "6",
             "CLAIMFLOW_DATA_DIR": str(folder / f"{label}-data"),
+            **(extra or {}),
         }
         # Its own sequenced, alerts and dead-letter topics: a later round must not read the
         # sequenced log an earlier round's worker wrote on the same broker.
@@ -370,12 +395,19 @@ class Worker:
 
 
 def run_worker(
-    bootstrap: str, total: int, folder: Path, timeout: float, label: str, rss_after: float = 15.0
+    bootstrap: str,
+    total: int,
+    folder: Path,
+    timeout: float,
+    label: str,
+    rss_after: float = 15.0,
+    extra: dict[str, str] | None = None,
 ) -> Run:
     """Start to all applied; the peak RSS also covers `rss_after` seconds after that, so the
-    detector-state snapshot the worker writes once caught up (a transient of its own) counts."""
+    detector-state snapshot the worker writes once caught up (a transient of its own) counts.
+    `extra`: settings for the worker (environment variables)."""
     run = Run("claimflow")
-    worker = Worker(bootstrap, folder, label)
+    worker = Worker(bootstrap, folder, label, extra)
     first = 0.0
     next_sample = 0.0
     try:
@@ -390,6 +422,7 @@ def run_worker(
                 first = now
             if n >= total:
                 run.finish(worker.started, int(n), first, now)
+                run.ingest = _ingest_split(worker.url)
                 until = now + rss_after
                 while time.time() < until and worker.process.poll() is None:
                     run.peak_mb = max(run.peak_mb, rss_tree_mb(worker.process.pid))
@@ -493,6 +526,34 @@ def _median(values: list[float]) -> float:
     return statistics.median(good) if good else float("nan")
 
 
+# The claimflow worker's rows: its settings beside the defaults. Alignment off shows what
+# pausing partitions that run ahead in event time costs a drain (and the merge holds more).
+WORKERS: dict[str, dict[str, str]] = {
+    "claimflow": {},
+    "claimflow-unaligned": {"CLAIMFLOW_ALIGN_DRIFT": "0"},
+}
+
+
+def _ingest_table(peers: list[str], runs: dict[str, list[Run]], labels: dict[str, str]) -> None:
+    """Where the worker's ingest agent spent the drain (medians over the rounds)."""
+    rows = [p for p in peers if p in WORKERS and any(r.ingest for r in runs[p])]
+    if not rows:
+        return
+    print(
+        "\nThe claimflow worker's ingest agent over the whole run (`claimflow_ingest_seconds_total`"
+        ", medians): waiting for Faust to hand it input records, and forwarding them (judging, "
+        "bundling, sending to the sequenced topic, the broker's acknowledgement):\n"
+    )
+    print("| worker | waiting for records | forwarding | input partition pauses |")
+    print("|---|---|---|---|")
+    for peer in rows:
+        got = [r.ingest for r in runs[peer] if r.ingest]
+        waiting = _median([g["waiting"] for g in got])
+        forwarding = _median([g["forwarding"] for g in got])
+        pauses = _median([g["pauses"] for g in got])
+        print(f"| {labels[peer]} | {waiting:.1f} s | {forwarding:.1f} s | {pauses:.0f} |")
+
+
 def main_table(args: argparse.Namespace, folder: Path) -> None:
     lines = scenario(folder, "main", args.days, args.claims_per_day)
     peers = args.peers.split(",")
@@ -510,6 +571,8 @@ def main_table(args: argparse.Namespace, folder: Path) -> None:
         "quix": "Quix Streams, count in `sdf.update`",
         "bytewax": "Bytewax `count_window`",
         "claimflow": "**claimflow worker** (full detection)",
+        "claimflow-unaligned": "claimflow worker, event-time alignment off "
+        "(`CLAIMFLOW_ALIGN_DRIFT=0`)",
     }
     runs: dict[str, list[Run]] = {p: [] for p in peers}
     with EmbeddedBroker(log=folder / "broker.log") as broker:
@@ -518,9 +581,14 @@ def main_table(args: argparse.Namespace, folder: Path) -> None:
         print(f"{total:,} events produced in {time.time() - started:.1f}s", flush=True)
         for round_ in range(args.rounds):
             for peer in peers:
-                if peer == "claimflow":
+                if peer in WORKERS:
                     run = run_worker(
-                        broker.bootstrap, total, folder, args.timeout, f"claimflow-{round_}"
+                        broker.bootstrap,
+                        total,
+                        folder,
+                        args.timeout,
+                        f"{peer}-{round_}",
+                        extra=WORKERS[peer],
                     )
                 else:
                     interpreter, script = scripts[peer]
@@ -565,6 +633,7 @@ def main_table(args: argparse.Namespace, folder: Path) -> None:
             f"{rate / base_rate:.3f} | {max(r.peak_mb for r in good):.0f} MB |"
             + (f" ({len(rs) - len(good)} of {len(rs)} rounds failed: {errors})" if errors else "")
         )
+    _ingest_table(peers, runs, labels)
 
 
 def catch_up(args: argparse.Namespace, folder: Path) -> None:
@@ -671,7 +740,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--claims-per-day", type=int, default=1550)
-    parser.add_argument("--peers", default="bare,faust,quix,bytewax,claimflow")
+    parser.add_argument("--peers", default="bare,faust,quix,bytewax,claimflow,claimflow-unaligned")
     parser.add_argument("--timeout", type=float, default=600, help="per consumer run, seconds")
     parser.add_argument("--catch-up-days", type=int, default=90, help="0 to skip")
     parser.add_argument("--catch-up-claims", type=int, default=2000)
