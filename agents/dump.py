@@ -71,8 +71,9 @@ def await_chain(start: Any, limit: int = 200) -> Iterator[str]:
         if frame is not None:
             last = frame
             yield _frame_line(frame)
-        elif hasattr(current, "cr_code") or hasattr(current, "ag_code"):
-            code = getattr(current, "cr_code", None) or getattr(current, "ag_code", None)
+        elif (
+            code := getattr(current, "cr_code", None) or getattr(current, "ag_code", None)
+        ) is not None:
             yield f"  (compiled) {code.co_filename}, in {code.co_name}"
         elif not _passes_on(current):
             yield f"  awaiting {current!r:.300}"

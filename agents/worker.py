@@ -99,7 +99,7 @@ def faust_worker(app: faust.App, settings: WorkerSettings, log_config: dict[str,
 
     from claimflow.agents.dump import dump
 
-    class _Worker(Worker):  # type: ignore[misc]
+    class _Worker(Worker):
         def _on_sigusr1(self) -> None:
             """`kill -USR1`: every task's whole chain of awaits (agents/dump.py), in place
             of mode's dump, which stops at the first async generator and prints locals."""
