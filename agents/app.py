@@ -35,7 +35,7 @@ from claimflow.agents.watch import WATCH_EVERY, BrokerWatch, Resets
 from claimflow.config import Config, ConfigFile, load_config
 from claimflow.live.envelopes import BUNDLE_RECORDS
 from claimflow.staffing.roster import RosterFile
-from claimflow.streams import table_keys
+from claimflow.streams import from_start, table_keys
 from claimflow.streams.declare import ensure_topics
 from claimflow.streams.delivery import Delivery
 from claimflow.streams.log_reader import LogReader
@@ -246,11 +246,20 @@ def create_app(
             detector.errors += 1
             log.exception("the ingest progress report failed")
 
+    # Before the seek to committed offsets that ends every rebalance: partitions with
+    # nothing committed go back to the start of their log (streams/from_start.py).
+    agent_topics = {*input_types, topics.sequenced}
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        from_start.install(app.consumer, agent_topics)
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         if sequenced_tp in revoked:
             detector.drop()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        from_start.install(app.consumer, agent_topics)
 
     def owned_engines() -> list[Any]:
         owns = sequenced_tp in app.assignor.assigned_actives()

@@ -26,7 +26,7 @@ from claimflow.contract.rejections import Reason, Rejection
 from claimflow.live.alignment import Alignment, Source
 from claimflow.live.envelopes import Forwarded, Progress, bundles
 from claimflow.streams import fair_fetch, fetch_times
-from claimflow.streams.delivery import Delivery
+from claimflow.streams.delivery import Delivery, collect_outcome
 from claimflow.timeutil import Clock
 
 log = logging.getLogger("claimflow.ingest")
@@ -308,7 +308,14 @@ class Ingest:
             return  # quiet: the lag above is current, the report can wait
         self.last_report = now
         value, headers = Progress(now, partitions, tuple(sources), tuple(vouched)).encode()
-        await self.sequenced.send(key=b"progress", value=value, headers=headers, partition=0)
+        # Not sent through Delivery: a report the broker refuses is superseded by the next
+        # one. Its outcome is still collected, so a refusal is a line in the log, not an
+        # "exception was never retrieved" with a traceback.
+        pending = await self.sequenced.send(
+            key=b"progress", value=value, headers=headers, partition=0
+        )
+        collect_outcome(pending)
+        pending.add_done_callback(_report_settled)
 
 
 _PENDING: set[asyncio.Future[Any]] = set()  # pause/resume calls under way (kept referenced)
@@ -318,6 +325,11 @@ def _settled(task: asyncio.Future[Any]) -> None:
     _PENDING.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.warning("pausing or resuming input partitions failed: %r", task.exception())
+
+
+def _report_settled(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and (exc := sent.exception()) is not None:
+        log.info("a progress report was refused (%r); the next one replaces it", exc)
 
 
 def judge(

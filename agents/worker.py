@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from typing import TYPE_CHECKING, Any
 
 from claimflow.config import load_config
@@ -96,7 +97,15 @@ def faust_worker(app: faust.App, settings: WorkerSettings, log_config: dict[str,
     """The Faust worker that runs `app`, logging with `log_config` at the settings' level."""
     from faust.worker import Worker
 
-    worker = Worker(
+    from claimflow.agents.dump import dump
+
+    class _Worker(Worker):
+        def _on_sigusr1(self) -> None:
+            """`kill -USR1`: every task's whole chain of awaits (agents/dump.py), in place
+            of mode's dump, which stops at the first async generator and prints locals."""
+            dump(sys.stderr, self.app)
+
+    worker = _Worker(
         app,
         loglevel=settings.log_level,
         quiet=True,

@@ -42,6 +42,7 @@ class Delivery:
         while True:
             try:
                 pending = await send()
+                collect_outcome(pending)
                 return await pending
             except KafkaError as exc:
                 self.retries[kind] += 1
@@ -54,3 +55,23 @@ class Delivery:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_DELAY)
+
+
+def collect_outcome(sent: Any) -> None:
+    """Retrieve the outcome Faust copies from the producer's future onto a second one.
+
+    `topic.send()` returns aiokafka's future; when it completes, Faust's callback sets the
+    same result or error on the send's `FutureMessage`, which it gives to nobody. A refused
+    send therefore ended as an "exception was never retrieved" error with a traceback in
+    the log however the caller handled the refusal (Delivery logs and resends it; a progress
+    report is superseded by the next). The FutureMessage is found among the callbacks of the
+    future returned (Faust passes it as `message=`); its outcome is read once it is set."""
+    for callback, *_ in getattr(sent, "_callbacks", None) or ():
+        message = getattr(callback, "keywords", {}).get("message")
+        if isinstance(message, asyncio.Future):
+            message.add_done_callback(_retrieved)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks it retrieved; the caller deals with the refusal
