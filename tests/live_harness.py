@@ -7,6 +7,7 @@ starts them, read through their web port and the topics they write.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -138,7 +139,10 @@ class Worker:
             raise AssertionError(f"worker {self.name} exited: {self.log.read_text()[-3000:]}")
         try:
             status, _ = self.get("/readyz")
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):
+            # HTTPException: polled before anything listens, a connection to a port in the
+            # ephemeral range can be the socket's own (a TCP self-connect): it reads back
+            # its own request (BadStatusLine). Not ready yet; the next poll asks again.
             return False
         return status == 200
 
@@ -274,7 +278,7 @@ def takeover_run(
             nonlocal series
             try:
                 series = survivor.metrics()
-            except (OSError, ValueError):
+            except (OSError, ValueError, http.client.HTTPException):
                 return False
             return applied(series) >= expected
 
