@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -92,9 +94,25 @@ class Ingest:
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
         # Where the ingest agent's time goes (claimflow_ingest_seconds_total): waiting for
         # Faust to hand it the next batch, or forwarding one (judging, bundling, sending and
-        # the broker's acknowledgement). A drain limited by the first is limited by Faust's
-        # consumer, not by claimflow (docs/design-live-pipeline.md).
+        # the broker's acknowledgement). A drain that mostly waits is not limited by the
+        # sequenced hop (docs/design-live-pipeline.md, "Where a drain waits").
         self.seconds: dict[str, float] = {"waiting": 0.0, "forwarding": 0.0}
+
+    async def consume(self, batches: AsyncIterator[list[Any]]) -> None:
+        """Forward every batch of input events (Faust's `stream.take_events`), timing the
+        waits for the next batch and the forwarding apart (`seconds`). An event is
+        acknowledged, its offset committable, only once the next batch is asked for: after
+        its own batch was forwarded."""
+        seconds = self.seconds
+        mark = time.perf_counter()
+        async for events in batches:
+            got = time.perf_counter()
+            seconds["waiting"] += got - mark
+            await self.forward_many(
+                [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
+            )
+            mark = time.perf_counter()
+            seconds["forwarding"] += mark - got
 
     async def forward_many(self, batch: list[tuple[str, int, int, bytes | None]]) -> None:
         """Forward a batch of input records (topic, partition, offset, value), in the order
