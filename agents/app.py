@@ -16,7 +16,7 @@ day is under one event a second; one engine takes 116,000 to 146,000 a second).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import faust
@@ -276,6 +276,22 @@ def _encoded(secret: str | None) -> bytes | None:
     return secret.encode() if secret is not None else None
 
 
+def _by_label(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Mapping[str, float],
+    sort: bool = True,
+) -> CounterMetricFamily | GaugeMetricFamily:
+    """A family with one sample per value of its one label (bounded: the keys are topics,
+    stages, reasons or signals the worker names itself)."""
+    family = kind(name, documentation, labels=[label])
+    for key, n in sorted(values.items()) if sort else values.items():
+        family.add_metric([key], n)
+    return family
+
+
 class _WorkerCollector(Collector):
     """What this worker does for the pipeline, beside the engine state."""
 
@@ -291,14 +307,13 @@ class _WorkerCollector(Collector):
             "1 on the worker that runs the detectors (owns the sequenced partition), else 0.",
             value=1 if running else 0,
         )
-        lag = GaugeMetricFamily(
+        yield _by_label(
+            GaugeMetricFamily,
             "claimflow_input_lag_messages",
             "Input records waiting to be read, over the input partitions this worker owns.",
-            labels=["topic"],
+            "topic",
+            self.ingest.lag,
         )
-        for topic, n in sorted(self.ingest.lag.items()):
-            lag.add_metric([topic], n)
-        yield lag
         alignment = self.ingest.alignment
         yield GaugeMetricFamily(
             "claimflow_input_paused_partitions",
@@ -311,52 +326,51 @@ class _WorkerCollector(Collector):
             "Times an input partition was paused to keep the partitions aligned in event time.",
             value=alignment.pauses,
         )
-        spent = CounterMetricFamily(
+        yield _by_label(
+            CounterMetricFamily,
             "claimflow_ingest_seconds",
             "Seconds the ingest agent spent waiting for Faust to hand it input records, and "
             "forwarding them (judging, bundling, sending, the broker's acknowledgement): while "
             "a backlog drains, waiting far above forwarding means the sequenced hop is not the "
             "limit (Faust's consumer or the detector sharing the process is).",
-            labels=["stage"],
+            "stage",
+            self.ingest.seconds,
         )
-        for stage, s in sorted(self.ingest.seconds.items()):
-            spent.add_metric([stage], s)
-        yield spent
         yield CounterMetricFamily(
             "claimflow_worker_errors",
             "Sequenced records the engine failed on, snapshot writes and progress reports "
             "that failed (logged with a traceback); anything above 0 is a bug to report.",
             value=self.detector.errors,
         )
-        retries = CounterMetricFamily(
+        yield _by_label(
+            CounterMetricFamily,
             "claimflow_produce_retries",
             "Sends the broker refused and that were sent again (bundles to the sequenced "
             "topic, alerts, dead letters), by topic: none is counted done before the broker "
             "acknowledged it.",
-            labels=["topic"],
+            "topic",
+            self.detector.delivery.retries,
         )
-        for kind, n in sorted(self.detector.delivery.retries.items()):
-            retries.add_metric([kind], n)
-        yield retries
-        resets = CounterMetricFamily(
+        yield _by_label(
+            CounterMetricFamily,
             "claimflow_broker_resets",
             "Times the broker came back empty (topics gone, a log ending below what was "
             "read or applied), by the signal that saw it first: topics recreated, positions "
             "reset to the start of the new logs, detector state kept.",
-            labels=["signal"],
+            "signal",
+            self.detector.resets.counts,
+            sort=False,
         )
-        for signal, n in self.detector.resets.counts.items():
-            resets.add_metric([signal], n)
-        yield resets
-        gaps = CounterMetricFamily(
+        gaps = self.detector.gaps
+        yield _by_label(
+            CounterMetricFamily,
             "claimflow_input_gap_records",
             "Input records the sequenced topic skipped (an offset gap after a rebalance): "
             "re-read from the input log (recovered) or no longer there (lost: alert).",
-            labels=["outcome"],
+            "outcome",
+            {"recovered": gaps.recovered, "lost": gaps.lost},
+            sort=False,
         )
-        gaps.add_metric(["recovered"], self.detector.gaps.recovered)
-        gaps.add_metric(["lost"], self.detector.gaps.lost)
-        yield gaps
         yield CounterMetricFamily(
             "claimflow_foreign_records_skipped",
             "Records read back from claimflow's output topics (no or a malformed "
@@ -372,16 +386,15 @@ class _WorkerCollector(Collector):
                 "roster stays in use; the worker log says why).",
                 value=roster.errors,
             )
-        refused = CounterMetricFamily(
+        yield _by_label(
+            CounterMetricFamily,
             "claimflow_snapshot_refused",
             "Detector-state snapshots refused on take-over (the state was rebuilt from the "
             "sequenced log instead), by reason: format, missing, damaged, integrity, "
             "unsigned, content.",
-            labels=["reason"],
+            "reason",
+            self.detector.snapshots_refused,
         )
-        for reason, n in sorted(self.detector.snapshots_refused.items()):
-            refused.add_metric([reason], n)
-        yield refused
         if self.detector.config_file is not None:
             yield CounterMetricFamily(
                 "claimflow_config_reload_errors",
