@@ -81,7 +81,18 @@ def await_chain(start: Any, limit: int = 200) -> Iterator[str]:
         current = _inner(current)
     owner = last.f_locals.get("self") if last is not None else None
     if owner is not None:  # the queue, lock or event the innermost frame waits in
-        yield f"  in {owner!r:.300}"
+        yield f"  in {_described(owner)}"
+
+
+def _described(owner: Any) -> str:
+    """What a frame waits in, without its contents: a queue's repr lists the items it
+    holds (a Faust stream buffer's are events, claim ids and comments included)."""
+    if isinstance(owner, asyncio.Queue):
+        return (
+            f"<{type(owner).__name__} at {id(owner):#x} maxsize={owner.maxsize} "
+            f"qsize={owner.qsize()}>"
+        )
+    return f"{owner!r:.300}"
 
 
 def _loops() -> list[asyncio.AbstractEventLoop]:

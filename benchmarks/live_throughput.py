@@ -244,7 +244,7 @@ class Run:
         self.peak_mb = 0.0
         self.error = ""
         # claimflow only, read from /metrics once all was applied: the ingest agent's seconds
-        # waiting for Faust to hand it records and forwarding them, and partitions paused.
+        # waiting for Faust to hand it records and forwarding them, and the pauses.
         self.ingest: dict[str, float] = {}
 
     def finish(self, started: float, n: int, first: float, last: float) -> None:
@@ -315,13 +315,22 @@ def run_script(
         _stop(process)
 
 
-def _metrics_sum(url: str, *prefixes: str) -> float:
-    """The sum of the `/metrics` samples whose line starts with one of `prefixes`."""
+def _metrics_text(url: str) -> str:
     with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
+        text: str = response.read().decode()
+    return text
+
+
+def _summed(text: str, *prefixes: str) -> float:
+    """The sum of the samples in `text` whose line starts with one of `prefixes`."""
     return sum(
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefixes)
     )
+
+
+def _metrics_sum(url: str, *prefixes: str) -> float:
+    """The sum of the `/metrics` samples whose line starts with one of `prefixes`."""
+    return _summed(_metrics_text(url), *prefixes)
 
 
 def _metrics_count(url: str) -> float:
@@ -329,16 +338,17 @@ def _metrics_count(url: str) -> float:
 
 
 def _ingest_split(url: str) -> dict[str, float]:
-    """The ingest agent's seconds waiting for records and forwarding them, and the input
-    partitions paused for alignment, from the worker's `/metrics` (empty if it does not
-    answer)."""
+    """The ingest agent's seconds waiting for records and forwarding them, and the times an
+    input partition was paused for alignment, from one read of the worker's `/metrics`
+    (empty if it does not answer)."""
     try:
-        return {
-            stage: _metrics_sum(url, f'claimflow_ingest_seconds_total{{stage="{stage}"}}')
-            for stage in ("waiting", "forwarding")
-        } | {"pauses": _metrics_sum(url, "claimflow_input_pauses_total")}
+        text = _metrics_text(url)
     except OSError:
         return {}
+    return {
+        stage: _summed(text, f'claimflow_ingest_seconds_total{{stage="{stage}"}}')
+        for stage in ("waiting", "forwarding")
+    } | {"pauses": _summed(text, "claimflow_input_pauses_total")}
 
 
 def _late(url: str) -> float:

@@ -13,22 +13,23 @@ from claimflow.agents.dump import dump
 SECRET = "hunter2-not-in-the-dump"
 
 
-async def _stuck_in_a_full_queue(queue: asyncio.Queue[int]) -> None:
+async def _stuck_in_a_full_queue(queue: asyncio.Queue[str]) -> None:
     password = SECRET  # a local variable: must not be printed
-    async for _ in _items(queue, len(password)):
+    async for _ in _items(queue, password):
         pass
 
 
-async def _items(queue: asyncio.Queue[int], n: int) -> AsyncIterator[int]:
-    """The put blocks inside the async generator, as a Faust stream's read does."""
+async def _items(queue: asyncio.Queue[str], item: str) -> AsyncIterator[str]:
+    """The put blocks inside the async generator, as a Faust stream's read does; the items
+    held (as a stream buffer holds events) must not be printed either."""
     while True:
-        await queue.put(n)
-        yield n
+        await queue.put(item)
+        yield item
 
 
 def test_the_dump_reaches_the_innermost_await_and_prints_no_locals() -> None:
     async def run() -> str:
-        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=2)
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=2)
         task = asyncio.ensure_future(_stuck_in_a_full_queue(queue), loop=None)
         await asyncio.sleep(0.05)  # fills the queue, then waits to put the third
         out = io.StringIO()
