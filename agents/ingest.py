@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
@@ -54,6 +54,7 @@ class Ingest:
         future_tolerance: float = 600.0,
         busy_for: float = 0.0,
         align_drift: float = 0.0,
+        align_records: int = 0,
         fetch_max_wait: float | None = None,
         delivery: Delivery | None = None,
     ) -> None:
@@ -62,7 +63,7 @@ class Ingest:
         self.delivery = delivery or Delivery()
         # Partitions far ahead in event time are paused while a backlog is read, so that the
         # merge holds a bounded number of records (claimflow/live/alignment.py).
-        self.alignment = Alignment(align_drift)
+        self.alignment = Alignment(align_drift, hold_records=align_records)
         self._generation: int | None = None  # the consumer generation the pauses belong to
         # Records waiting per owned input partition: from the reports (every partition), and
         # updated as records are forwarded.
@@ -97,20 +98,33 @@ class Ingest:
         # the broker's acknowledgement). A drain that mostly waits is not limited by the
         # sequenced hop (docs/design-live-pipeline.md, "Where a drain waits").
         self.seconds: dict[str, float] = {"waiting": 0.0, "forwarding": 0.0}
+        # Batches forwarded by how they reached ingest (claimflow_ingest_batches_total): a
+        # consumer poll handed over whole (streams/batch_drain.py), or through the agent's
+        # stream, Faust's per-record path, taken only when the drain could not be installed.
+        self.batches: dict[str, int] = {"poll": 0, "stream": 0}
 
-    async def consume(self, batches: AsyncIterator[list[Any]]) -> None:
-        """Forward every batch of input events (Faust's `stream.take_events`), timing the
-        waits for the next batch and the forwarding apart (`seconds`). An event is
-        acknowledged, its offset committable, only once the next batch is asked for: after
-        its own batch was forwarded."""
+    async def consume(
+        self,
+        batches: AsyncIterator[list[Any]],
+        forwarded: Callable[[list[Any]], None] | None = None,
+        path: str = "poll",
+    ) -> None:
+        """Forward every batch of input messages (Faust messages: a poll's records from
+        streams/batch_drain.py, or the messages of the agent's `stream.take_events`), timing
+        the waits for the next batch and the forwarding apart (`seconds`). `forwarded` is
+        called with each batch once it was forwarded (acknowledging it; the agent's stream
+        acknowledges its events itself when the next batch is asked for). `path`: how the
+        batches reach ingest, "poll" or "stream" (`batches`)."""
         seconds = self.seconds
+        counts = self.batches
         mark = time.perf_counter()
-        async for events in batches:
+        async for messages in batches:
             got = time.perf_counter()
             seconds["waiting"] += got - mark
-            await self.forward_many(
-                [(e.message.topic, e.message.partition, e.message.offset, e.value) for e in events]
-            )
+            await self.forward_many([(m.topic, m.partition, m.offset, m.value) for m in messages])
+            if forwarded is not None:
+                forwarded(messages)
+            counts[path] += 1
             mark = time.perf_counter()
             seconds["forwarding"] += mark - got
 

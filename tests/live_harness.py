@@ -42,6 +42,7 @@ WORKER_ONLY = (
     "claimflow_detector_active",
     "claimflow_input_lag_messages",
     "claimflow_ingest_seconds",
+    "claimflow_ingest_batches",
     "claimflow_input_pause",  # alignment: claimflow_input_paused_partitions, _pauses_total
     "claimflow_worker_errors",
     "claimflow_merge_",

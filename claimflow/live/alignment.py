@@ -15,6 +15,20 @@ so the backlog always drains, and a partition with nothing waiting never holds t
 worth of records, plus what the consumer had fetched before a pause, whatever the backlog's
 length.
 
+`max_drift` alone holds back a short backlog for nothing: 30 minutes of event time is a few
+hundred records at the volumes served, and a sparse partition (surveys) runs hours ahead of
+the dense ones in a few polls, since every poll hands out a share of records of each. Pausing
+and resuming that often (a fetch round trip each) cost a 55k-record drain half its rate once
+the input was read a poll at a time (issue 15). So with `hold_records` set, what a partition
+is allowed ahead is also counted in records: it is paused only if, beyond `max_drift`, the
+records it has forwarded ahead of the slowest (its own density, records over the event time
+they span, times its lead) are more than its share of `hold_records`, and resumed at half
+that. A sparse partition then runs ahead freely, a dense one is held to its share. This
+bounds what partitions forward ahead of the slowest, not all the merge holds: at the start of
+a catch-up the partitions begin to deliver seconds apart and the detector starts reading the
+sequenced topic after ingest has forwarded tens of thousands of records, so the merge of a
+90-day catch-up still peaked at 70,000-100,000 records (docs/worker.md).
+
 "Records waiting" comes from the partition's end as the latest fetch response saw it, which
 may count records that will never be delivered (transaction markers, a compacted range). So a
 partition that has forwarded nothing for `stall_after` seconds while unpaused does not hold
@@ -31,8 +45,11 @@ _NEVER = float("inf")
 
 
 class Alignment:
-    def __init__(self, max_drift: float, stall_after: float = 5.0) -> None:
-        self.max_drift = max_drift  # seconds of event time; 0 turns alignment off
+    def __init__(self, max_drift: float, stall_after: float = 5.0, hold_records: int = 0) -> None:
+        self.max_drift = max_drift  # seconds of event time at least; 0 turns alignment off
+        self.hold_records = hold_records  # records all may forward ahead (0: max_drift only)
+        self.count: dict[Source, int] = {}  # records with an event time forwarded
+        self.earliest: dict[Source, float] = {}  # the oldest of them (newest: `newest`)
         self.stall_after = stall_after  # wall seconds
         self.newest: dict[Source, float] = {}  # newest event time forwarded per partition
         self.moved: dict[Source, float] = {}  # wall time of its last forward (or resume)
@@ -42,14 +59,29 @@ class Alignment:
     def forwarded(self, source: Source, time: float | None, wall: float) -> None:
         """A record of `source` dated `time` (None: refused) was forwarded at `wall`."""
         self.moved[source] = wall
-        if time is not None and time > self.newest.get(source, -_NEVER):
+        if time is None:
+            return
+        count = self.count
+        count[source] = count.get(source, 0) + 1
+        if time < self.earliest.get(source, _NEVER):
+            self.earliest[source] = time
+        if time > self.newest.get(source, -_NEVER):
             self.newest[source] = time
+
+    def density(self, source: Source) -> float | None:
+        """Records per second of event time forwarded from `source` so far (None: too few
+        to say)."""
+        n = self.count.get(source, 0)
+        span = self.newest[source] - self.earliest[source] if n > 1 else 0.0
+        return (n - 1) / span if span > 0 else None  # n records, n - 1 gaps between them
 
     def forget(self, keep: set[Source]) -> None:
         """Only the partitions in `keep` are this worker's now (after a rebalance the consumer
         starts a new assignment unpaused, so nothing stays paused either)."""
         for source in [s for s in self.newest if s not in keep]:
             del self.newest[source]
+            self.count.pop(source, None)
+            self.earliest.pop(source, None)
         self.moved = {s: w for s, w in self.moved.items() if s in keep}
         self.paused.clear()
 
@@ -74,10 +106,16 @@ class Alignment:
         target: set[Source] = set()
         if len(behind) > 1:
             low = min(behind.values())
+            share = self.hold_records / len(behind)  # records each may hold ahead of `low`
             for source, newest in behind.items():
-                limit = self.max_drift / 2 if source in self.paused else self.max_drift
-                if newest > low + limit:
-                    target.add(source)
+                held = source in self.paused  # paused: resumed at half the limits
+                lead = newest - low  # NaN for a partition not started as the slowest: skipped
+                if not lead > (self.max_drift / 2 if held else self.max_drift):
+                    continue
+                density = self.density(source) if share > 0 else None
+                if density is not None and density * lead <= (share / 2 if held else share):
+                    continue  # ahead in event time, but by few records: a sparse partition
+                target.add(source)
         pause = target - self.paused
         resume = self.paused - target
         for source in resume:

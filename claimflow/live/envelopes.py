@@ -166,6 +166,19 @@ def bundles(records: Sequence[Forwarded]) -> list[Bundle]:
 Envelope = Forwarded | Progress | Bundle
 
 
+_TOPIC_NAMES: dict[str, str] = {}
+_TOPIC_NAMES_MAX = 1024  # topics are a handful; a foreign bundle must not grow it without end
+
+
+def _topic_name(name: str) -> str:
+    shared = _TOPIC_NAMES.get(name)
+    if shared is not None:
+        return shared
+    if len(_TOPIC_NAMES) < _TOPIC_NAMES_MAX:
+        _TOPIC_NAMES[name] = name
+    return name
+
+
 def decode_envelope(value: bytes | None, headers: list[Header] | dict[str, bytes]) -> Envelope:
     h = dict(headers)
     try:
@@ -174,7 +187,9 @@ def decode_envelope(value: bytes | None, headers: list[Header] | dict[str, bytes
             entries = _BUNDLE_DECODER.decode(value or b"")
             if not entries:
                 raise ValueError("an empty bundle")
-            return Bundle(tuple(Forwarded(*entry) for entry in entries))
+            # One string object per topic, not one per record: the merge may hold tens of
+            # thousands of these during a catch-up.
+            return Bundle(tuple(Forwarded(_topic_name(e[0]), *e[1:]) for e in entries))
         if kind == b"record":
             time = h.get("cf-time")
             reason = h.get("cf-reason")

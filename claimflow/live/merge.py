@@ -62,10 +62,14 @@ class Merge:
         self.first_wall = _NEVER
         self.repeats = 0  # records forwarded a second time (ingest restarted), skipped
         self._seq = 0
+        # Every partition of `partitions` has been heard of: checked again only when the
+        # partition counts change, not for every record released (state_codec gives a merge
+        # restored from an earlier snapshot False: check).
+        self._heard_all = False
 
     def expect(self, partitions: dict[str, int]) -> None:
         """Input topics and their partition counts: a partition never heard of holds back."""
-        self.partitions.update(partitions)
+        self._count(partitions)
 
     def offer(self, record: Forwarded) -> bool:
         """Take a forwarded record; False when it was taken before."""
@@ -85,7 +89,7 @@ class Merge:
 
     def report(self, progress: Progress) -> None:
         self._saw_wall(progress.wall)
-        self.partitions.update(progress.partitions)
+        self._count(progress.partitions)
         for (topic, partition, next_offset, caught_up), as_of in zip(
             progress.sources, progress.vouched(), strict=True
         ):
@@ -139,13 +143,20 @@ class Merge:
         recent = self.wall - max(self.FRESH_WITHIN, self.idle_after)
         return all(state.caught_up_wall >= recent for state in sources.values())
 
+    def _count(self, partitions: dict[str, int]) -> None:
+        known = self.partitions
+        if any(known.get(topic) != count for topic, count in partitions.items()):
+            known.update(partitions)
+            self._heard_all = False
+
     def _all_heard_of(self) -> bool:
-        if self.wall - self.first_wall >= self.max_hold:
+        if self._heard_all or self.wall - self.first_wall >= self.max_hold:
             return True
         sources = self.sources
-        return all(
+        self._heard_all = all(
             (topic, p) in sources for topic, count in self.partitions.items() for p in range(count)
         )
+        return self._heard_all
 
     def _source(self, topic: str, partition: int) -> SourceState:
         state = self.sources.get((topic, partition))

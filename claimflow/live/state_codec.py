@@ -89,6 +89,14 @@ FORMER_ATTRIBUTES: dict[tuple[str, str], str] = {
     ("claimflow.engine.feedback:Feedback", "s"): "settings",
     ("claimflow.engine.impact:Impact", "s"): "settings",
 }
+# Attributes added to plain classes since snapshots were first written, with the value an
+# object restored from an earlier snapshot takes (a cache, or a default that means "as
+# before"). Without an entry a snapshot of the earlier version would be refused on take-over
+# (its shape differs) and the state rebuilt from the sequenced log.
+ADDED_ATTRIBUTES: dict[tuple[str, str], Any] = {
+    # Whether every input partition was heard of, remembered (issue 15): False asks again.
+    ("claimflow.live.merge:Merge", "_heard_all"): False,
+}
 MAX_DEPTH = 200
 
 
@@ -116,6 +124,7 @@ def _allowed_classes() -> dict[str, type]:
 
 _CLASSES: dict[str, type] | None = None
 _RENAMED: dict[type, dict[str, str]] | None = None
+_ADDED: dict[type, dict[str, Any]] | None = None
 
 
 def _classes() -> dict[str, type]:
@@ -133,6 +142,16 @@ def _renamed_attributes() -> dict[type, dict[str, str]]:
         for (name, former), current in FORMER_ATTRIBUTES.items():
             _RENAMED.setdefault(_classes()[name], {})[former] = current
     return _RENAMED
+
+
+def _added_attributes() -> dict[type, dict[str, Any]]:
+    """ADDED_ATTRIBUTES by class."""
+    global _ADDED  # noqa: PLW0603 - built once, on first use, like _CLASSES
+    if _ADDED is None:
+        _ADDED = {}
+        for (name, attribute), default in ADDED_ATTRIBUTES.items():
+            _ADDED.setdefault(_classes()[name], {})[attribute] = default
+    return _ADDED
 
 
 def _name(cls: type, path: str = "") -> str:
@@ -401,6 +420,9 @@ class _Decoder:
         self.memo[index] = out  # before its attributes: they may refer back to it
         for n, v in pairs:
             object.__setattr__(out, n, self.value(v, depth))
+        for n, default in _added_attributes().get(cls, {}).items():
+            if n not in names:
+                object.__setattr__(out, n, default)
         return out
 
 

@@ -76,3 +76,58 @@ def test_zero_drift_turns_alignment_off() -> None:
     align.forwarded(A, 0.0, wall=0.0)
     align.forwarded(B, 100 * HOUR, wall=0.0)
     assert align.decide({A: 10, B: 10}, now=0.0) == (set(), set())
+
+
+def _steady(
+    align: Alignment, source: tuple[str, int], per_hour: int, until: float, since: float = 0.0
+) -> None:
+    """`source` forwards `per_hour` records an hour of event time from hour `since` (first
+    record included) to hour `until` (last record included)."""
+    first = round(per_hour * since) + (1 if since > 0 else 0)
+    for k in range(first, round(per_hour * until) + 1):
+        align.forwarded(source, k * HOUR / per_hour, wall=0.0)
+
+
+def test_a_dense_partition_is_held_to_its_share_of_the_records_ahead() -> None:
+    # Two partitions with records waiting, 100 records to share: 50 each ahead of the slowest.
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 10, 10)  # A at 10 h
+    _steady(align, B, 10, 14)  # B 4 h ahead at 10 an hour: 40 records, within its 50
+    assert align.density(B) == 10 / HOUR
+    assert align.decide({A: 50, B: 50}, now=0.0) == (set(), set())
+    _steady(align, B, 10, 16, since=14)  # 6 h ahead: 60 records
+    assert align.decide({A: 50, B: 50}, now=0.0) == ({B}, set())
+    # B 3.5 h ahead: 35 records, over half its share: still held.
+    _steady(align, A, 10, 12.5, since=10)
+    assert align.decide({A: 50, B: 50}, now=0.0) == (set(), set())
+    _steady(align, A, 10, 13.6, since=12.5)  # 2.4 h: 24 records, under 25
+    assert align.decide({A: 50, B: 50}, now=0.0) == (set(), {B})
+
+
+def test_a_sparse_partition_runs_ahead_by_more_than_max_drift() -> None:
+    # Surveys trickle: a poll's share of them covers hours of event time, but few records.
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 100, 2)  # A at 2 h, 100 an hour
+    _steady(align, C, 1, 40)  # C at 40 h, 1 an hour: 38 h ahead, 38 records
+    assert align.decide({A: 500, C: 5}, now=0.0) == (set(), set())
+    # Without a budget in records, the same lead is paused.
+    plain = Alignment(max_drift=HOUR)
+    _steady(plain, A, 100, 2)
+    _steady(plain, C, 1, 40)
+    assert plain.decide({A: 500, C: 5}, now=0.0) == ({C}, set())
+
+
+def test_a_partition_whose_density_is_unknown_keeps_max_drift() -> None:
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 10, 2)
+    align.forwarded(B, 30 * HOUR, wall=0.0)  # one record: no density yet
+    assert align.density(B) is None
+    assert align.decide({A: 50, B: 50}, now=0.0) == ({B}, set())
+
+
+def test_a_forgotten_partition_no_longer_counts() -> None:
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 10, 3)
+    align.forget({B})
+    assert align.density(A) is None
+    assert A not in align.count and A not in align.earliest

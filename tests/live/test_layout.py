@@ -63,6 +63,8 @@ FORMER_ATTRIBUTES = {
     "claimflow.engine.feedback:Feedback": {"settings": "s"},
     "claimflow.engine.impact:Impact": {"settings": "s"},
 }
+# Attributes added since (state_codec.ADDED_ATTRIBUTES), which earlier versions did not write.
+ADDED = {"claimflow.live.merge:Merge": {"_heard_all"}}
 
 
 def _take(live: LiveEngine, config: Config, first: int, last: int) -> list[Output]:
@@ -92,12 +94,14 @@ def _live_engine(config: Config, events: int) -> LiveEngine:
 
 
 def _renamed(node: Any, names: dict[str, str]) -> Any:
-    """The codec's tree with every class name's module renamed by `names`, and the attributes
-    of FORMER_ATTRIBUTES' classes by their former names."""
+    """The codec's tree with every class name's module renamed by `names`, the attributes
+    of FORMER_ATTRIBUTES' classes by their former names, and those of ADDED left out."""
     if isinstance(node, list):
         if len(node) == 4 and node[0] == "O" and node[2] in FORMER_ATTRIBUTES:
             former = FORMER_ATTRIBUTES[node[2]]
             node = [*node[:3], [[former.get(field, field), value] for field, value in node[3]]]
+        if len(node) == 4 and node[0] == "O" and node[2] in ADDED:
+            node = [*node[:3], [[f, v] for f, v in node[3] if f not in ADDED[node[2]]]]
         return [_renamed(n, names) for n in node]
     if isinstance(node, str) and ":" in node:
         module, _, qualname = node.partition(":")

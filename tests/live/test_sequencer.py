@@ -155,6 +155,20 @@ def test_merge_holds_a_record_until_every_partition_has_passed_it() -> None:
     assert [r.time for r in merge.release()] == [150.0]
 
 
+def test_a_partition_added_after_all_were_heard_of_holds_back_until_heard_of() -> None:
+    """Whether every partition was heard of is remembered between records (not checked for
+    each one), but a new partition count asks again."""
+    merge = Merge(idle_after=2.0, max_hold=30.0)
+    merge.expect({"a": 1})
+    assert merge.offer(_rec("a", 0, 0, time=10.0, wall=1.0))
+    assert [r.time for r in merge.release()] == [10.0]
+    merge.report(Progress(1.5, {"a": 2}, (("a", 0, 1, False),)))  # a/1 is new
+    assert merge.offer(_rec("a", 0, 1, time=20.0, wall=2.0))
+    assert merge.release() == []  # a/1 never heard of: it may hold anything
+    assert merge.offer(_rec("a", 1, 0, time=25.0, wall=2.1))
+    assert [r.time for r in merge.release()] == [20.0]
+
+
 def test_a_caught_up_partition_vouches_as_of_its_fetch_not_as_of_the_report() -> None:
     """A report written long after the record was read still cannot vouch for a partition
     whose end came from a fetch sent before the record was read (a starved consumer thread

@@ -135,6 +135,15 @@ def test_worker_alerts_match_replay_and_bad_input_goes_to_dead_letters(
             k: v for k, v in expected.items() if "rejected" not in k[0]
         }
         assert not [k for k in live if k[0].startswith("claimflow_") and "claim_id" in dict(k[1])]
+        # The input reached ingest a poll at a time (streams/batch_drain.py), never through
+        # Faust's per-record path.
+        paths = {
+            dict(labels)["path"]: v
+            for (name, labels), v in live.items()
+            if name == "claimflow_ingest_batches_total"
+        }
+        assert paths["poll"] > 0
+        assert paths["stream"] == 0
         promtool = shutil.which("promtool")
         if promtool is not None:  # .ci/run installs it; the metrics test says so when absent
             _, text = worker.get("/metrics")
