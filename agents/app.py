@@ -293,16 +293,15 @@ def _ingest_agents(
 
     async def queued() -> AsyncIterator[list[Any]]:
         while True:
-            yield await polls.get()
+            messages = await polls.get()
+            batch_drain.track(app.consumer, messages)  # a rebalance waits for these now
+            yield messages
 
     @app.task  # type: ignore[untyped-decorator]
     async def ingest_polls() -> None:
-        while not app.should_stop:
-            try:
-                await ingest.consume(queued(), partial(batch_drain.ack, app.consumer))
-            except Exception:  # logged and counted; the records are read again after a
-                detector.errors += 1  # rebalance or restart (never acknowledged)
-                log.exception("forwarding input records failed")
+        # A list that fails to forward is tried again (logged, counted), never skipped: a
+        # later list's acknowledgement must not let a commit pass records not forwarded.
+        await ingest.consume(queued(), partial(batch_drain.ack, app.consumer), retry_after=1.0)
 
     @app.agent(inputs, name="ingest")
     async def ingest_agent(stream: Any) -> None:
@@ -394,9 +393,10 @@ class _WorkerCollector(Collector):
         )
         yield CounterMetricFamily(
             "claimflow_worker_errors",
-            "Sequenced records the engine failed on, snapshot writes and progress reports "
-            "that failed (logged with a traceback); anything above 0 is a bug to report.",
-            value=self.detector.errors,
+            "Sequenced records the engine failed on, snapshot writes, progress reports and "
+            "forwards of input records (tried again) that failed (logged with a traceback); "
+            "anything above 0 is a bug to report.",
+            value=self.detector.errors + self.ingest.errors,
         )
         yield _by_label(
             CounterMetricFamily,

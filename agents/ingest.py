@@ -102,26 +102,40 @@ class Ingest:
         # consumer poll handed over whole (streams/batch_drain.py), or through the agent's
         # stream, Faust's per-record path, taken only when the drain could not be installed.
         self.batches: dict[str, int] = {"poll": 0, "stream": 0}
+        self.errors = 0  # batches whose forwarding failed (and were tried again)
 
     async def consume(
         self,
         batches: AsyncIterator[list[Any]],
         forwarded: Callable[[list[Any]], None] | None = None,
         path: str = "poll",
+        retry_after: float | None = None,
     ) -> None:
         """Forward every batch of input messages (Faust messages: a poll's records from
         streams/batch_drain.py, or the messages of the agent's `stream.take_events`), timing
         the waits for the next batch and the forwarding apart (`seconds`). `forwarded` is
         called with each batch once it was forwarded (acknowledging it; the agent's stream
         acknowledges its events itself when the next batch is asked for). `path`: how the
-        batches reach ingest, "poll" or "stream" (`batches`)."""
+        batches reach ingest, "poll" or "stream" (`batches`). With `retry_after`, a batch
+        whose forwarding raises is logged, counted (`errors`) and tried again after that
+        many seconds, until it goes; without, the error propagates."""
         seconds = self.seconds
         counts = self.batches
         mark = time.perf_counter()
         async for messages in batches:
             got = time.perf_counter()
             seconds["waiting"] += got - mark
-            await self.forward_many([(m.topic, m.partition, m.offset, m.value) for m in messages])
+            records = [(m.topic, m.partition, m.offset, m.value) for m in messages]
+            while True:
+                try:
+                    await self.forward_many(records)
+                    break
+                except Exception:
+                    if retry_after is None:
+                        raise
+                    self.errors += 1
+                    log.exception("forwarding input records failed; trying again")
+                    await asyncio.sleep(retry_after)
             if forwarded is not None:
                 forwarded(messages)
             counts[path] += 1

@@ -10,9 +10,10 @@ benchmarks/live_throughput.py, 0.08x a bare aiokafka loop), while ingest's own w
 
 `install(consumer, topics, queue)` replaces `_drain_messages` on one Faust consumer with the
 same loop that, for records of `topics`, skips the per-record hand-over: each poll's records
-of those topics go to `queue` as one list of Faust messages, tracked as unacknowledged (so a
-rebalance waits for a list being forwarded, as it waits for an agent's event), and the
-reader acknowledges each message once its list was forwarded (`ack`). Records of other
+of those topics go to `queue` as one list of Faust messages. The reader marks a list as
+unacknowledged when it takes it (`track`, so a rebalance waits for a list being forwarded,
+as it waits for an agent's event, but not for lists still queued, which it clears) and
+acknowledges each message once its list was forwarded (`ack`). Records of other
 topics (the sequenced topic, bundles of a thousand records each) take Faust's path
 unchanged. Offsets, gaps and commits stay Faust's: the read offset per partition, the gap
 bookkeeping and the commit every `broker_commit_every` acknowledgements are the same code.
@@ -61,6 +62,14 @@ def install(consumer: Any, topics: Collection[str], queue: Any) -> bool:
     return True
 
 
+def track(consumer: Any, messages: list[Any]) -> None:
+    """Messages taken from the queue to be forwarded: unacknowledged until `ack`, so that a
+    rebalance waits for them (Faust's `wait_empty`) before it commits."""
+    unacked = consumer._unacked_messages
+    for message in messages:
+        unacked.add(message)
+
+
 def ack(consumer: Any, messages: list[Any]) -> None:
     """Acknowledge messages a drain handed over: their offsets become committable."""
     acknowledge = consumer.ack
@@ -75,7 +84,6 @@ async def _drain(consumer: Any, fetcher: Any, wanted: frozenset[str], queue: Any
     consumer_should_stop = consumer._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
     read_offset = consumer._read_offset
-    unacked = consumer._unacked_messages
     commit_every = consumer._commit_every
     acks_enabled_for = consumer.app.topics.acks_enabled_for
     suspended = consumer.suspend_flow.wait
@@ -98,7 +106,6 @@ async def _drain(consumer: Any, fetcher: Any, wanted: frozenset[str], queue: Any
                     consumer._n_acked = 0
                     await consumer.commit()
                 if tp.topic in wanted:
-                    unacked.add(message)
                     batch.append(message)
                 else:
                     handed += 1
@@ -108,7 +115,7 @@ async def _drain(consumer: Any, fetcher: Any, wanted: frozenset[str], queue: Any
                     await wait_first(callback(message), suspended())
                 read_offset[tp] = offset
             if batch:
-                await wait_first(queue.put(batch), suspended())
+                await _hand_over(queue, batch, suspended)
     except consumer.consumer_stopped_errors:
         if consumer.transport.app.should_stop:
             log.info("broker stopped the consumer, shutting down")
@@ -121,3 +128,23 @@ async def _drain(consumer: Any, fetcher: Any, wanted: frozenset[str], queue: Any
     except Exception as exc:
         log.exception("draining the consumer raised: %r", exc)
         raise
+
+
+async def _hand_over(queue: Any, batch: list[Any], suspended: Callable[[], Awaitable[Any]]) -> None:
+    """Queue `batch`, unless a rebalance starts first. A rebalance clears the queue, which
+    cancels a put waiting on it; either way the list is dropped (its records are read again
+    from the committed offsets once the rebalance ends) and the loop goes on, to be stopped or
+    resumed by Faust. (mode's `wait_first` would raise CancelledError on the cancelled put,
+    and the fetcher would crash outside a supervisor.)"""
+    put = asyncio.ensure_future(queue.put(batch))
+    flow_stops = asyncio.ensure_future(suspended())
+    try:
+        await asyncio.wait((put, flow_stops), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (put, flow_stops):
+            if not future.done():
+                future.cancel()
+        if put.done() and not put.cancelled():
+            error = put.exception()
+            if error is not None:
+                raise error

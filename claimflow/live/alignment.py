@@ -40,7 +40,10 @@ to the consumer.
 
 from __future__ import annotations
 
+from collections import deque
+
 Source = tuple[str, int]  # input topic, partition
+DENSITY_OVER = 256  # records per partition its density is taken over
 _NEVER = float("inf")
 
 
@@ -48,8 +51,10 @@ class Alignment:
     def __init__(self, max_drift: float, stall_after: float = 5.0, hold_records: int = 0) -> None:
         self.max_drift = max_drift  # seconds of event time at least; 0 turns alignment off
         self.hold_records = hold_records  # records all may forward ahead (0: max_drift only)
-        self.count: dict[Source, int] = {}  # records with an event time forwarded
-        self.earliest: dict[Source, float] = {}  # the oldest of them (newest: `newest`)
+        # The event times of the last DENSITY_OVER records forwarded per partition, for its
+        # density: recent, so that one back-dated record, or a quiet live period before a
+        # backlog, does not make a dense partition look sparse for good.
+        self.recent: dict[Source, deque[float]] = {}
         self.stall_after = stall_after  # wall seconds
         self.newest: dict[Source, float] = {}  # newest event time forwarded per partition
         self.moved: dict[Source, float] = {}  # wall time of its last forward (or resume)
@@ -61,27 +66,28 @@ class Alignment:
         self.moved[source] = wall
         if time is None:
             return
-        count = self.count
-        count[source] = count.get(source, 0) + 1
-        if time < self.earliest.get(source, _NEVER):
-            self.earliest[source] = time
+        recent = self.recent.get(source)
+        if recent is None:
+            recent = self.recent[source] = deque(maxlen=DENSITY_OVER)
+        recent.append(time)
         if time > self.newest.get(source, -_NEVER):
             self.newest[source] = time
 
     def density(self, source: Source) -> float | None:
-        """Records per second of event time forwarded from `source` so far (None: too few
-        to say)."""
-        n = self.count.get(source, 0)
-        span = self.newest[source] - self.earliest[source] if n > 1 else 0.0
-        return (n - 1) / span if span > 0 else None  # n records, n - 1 gaps between them
+        """Records per second of event time among the last DENSITY_OVER forwarded from
+        `source` (None: too few, or all at one instant, to say)."""
+        recent = self.recent.get(source)
+        if recent is None or len(recent) < 2:
+            return None
+        span = max(recent) - min(recent)
+        return (len(recent) - 1) / span if span > 0 else None  # n records, n - 1 gaps
 
     def forget(self, keep: set[Source]) -> None:
         """Only the partitions in `keep` are this worker's now (after a rebalance the consumer
         starts a new assignment unpaused, so nothing stays paused either)."""
         for source in [s for s in self.newest if s not in keep]:
             del self.newest[source]
-            self.count.pop(source, None)
-            self.earliest.pop(source, None)
+            self.recent.pop(source, None)
         self.moved = {s: w for s, w in self.moved.items() if s in keep}
         self.paused.clear()
 

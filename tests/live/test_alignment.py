@@ -130,4 +130,13 @@ def test_a_forgotten_partition_no_longer_counts() -> None:
     _steady(align, A, 10, 3)
     align.forget({B})
     assert align.density(A) is None
-    assert A not in align.count and A not in align.earliest
+    assert A not in align.recent
+
+
+def test_one_back_dated_record_does_not_make_a_dense_partition_sparse_for_good() -> None:
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 100, 1)
+    align.forwarded(A, -1000 * HOUR, wall=0.0)  # a record dated 40 days back
+    assert align.density(A) < 1 / HOUR  # for now it looks sparse...
+    _steady(align, A, 100, 4, since=1)  # ...until DENSITY_OVER later records have come
+    assert abs(align.density(A) - 100 / HOUR) < 1 / HOUR
