@@ -123,8 +123,7 @@ def _allowed_classes() -> dict[str, type]:
 
 
 _CLASSES: dict[str, type] | None = None
-_RENAMED: dict[type, dict[str, str]] | None = None
-_ADDED: dict[type, dict[str, Any]] | None = None
+_BY_CLASS: dict[int, dict[type, dict[str, Any]]] = {}  # FORMER_/ADDED_ATTRIBUTES by class
 
 
 def _classes() -> dict[str, type]:
@@ -134,24 +133,15 @@ def _classes() -> dict[str, type]:
     return _CLASSES
 
 
-def _renamed_attributes() -> dict[type, dict[str, str]]:
-    """FORMER_ATTRIBUTES by class, so that decoding an object costs one look-up."""
-    global _RENAMED  # noqa: PLW0603 - built once, on first use, like _CLASSES
-    if _RENAMED is None:
-        _RENAMED = {}
-        for (name, former), current in FORMER_ATTRIBUTES.items():
-            _RENAMED.setdefault(_classes()[name], {})[former] = current
-    return _RENAMED
-
-
-def _added_attributes() -> dict[type, dict[str, Any]]:
-    """ADDED_ATTRIBUTES by class."""
-    global _ADDED  # noqa: PLW0603 - built once, on first use, like _CLASSES
-    if _ADDED is None:
-        _ADDED = {}
-        for (name, attribute), default in ADDED_ATTRIBUTES.items():
-            _ADDED.setdefault(_classes()[name], {})[attribute] = default
-    return _ADDED
+def _by_class(table: dict[tuple[str, str], Any]) -> dict[type, dict[str, Any]]:
+    """FORMER_ATTRIBUTES or ADDED_ATTRIBUTES by class, so that decoding an object costs one
+    look-up; built once per table, on first use, like _CLASSES."""
+    built = _BY_CLASS.get(id(table))
+    if built is None:
+        built = _BY_CLASS[id(table)] = {}
+        for (name, attribute), value in table.items():
+            built.setdefault(_classes()[name], {})[attribute] = value
+    return built
 
 
 def _name(cls: type, path: str = "") -> str:
@@ -399,7 +389,7 @@ class _Decoder:
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs
         ):
             raise StateCodecError(f"{name}: attributes are not a list of name-value pairs")
-        if renamed := _renamed_attributes().get(cls):
+        if renamed := _by_class(FORMER_ATTRIBUTES).get(cls):
             pairs = [[renamed.get(n, n), v] for n, v in pairs]
         names = [p[0] for p in pairs]
         if any(n.startswith("__") for n in names) or len(set(names)) != len(names):
@@ -420,7 +410,7 @@ class _Decoder:
         self.memo[index] = out  # before its attributes: they may refer back to it
         for n, v in pairs:
             object.__setattr__(out, n, self.value(v, depth))
-        for n, default in _added_attributes().get(cls, {}).items():
+        for n, default in _by_class(ADDED_ATTRIBUTES).get(cls, {}).items():
             if n not in names:
                 object.__setattr__(out, n, default)
         return out
