@@ -217,7 +217,7 @@ def create_app(
         except Exception:  # the watch must never stop the worker
             log.exception("checking for a broker reset failed")
 
-    _ingest_agents(app, inputs, input_types, ingest, detector)
+    _ingest_agents(app, inputs, input_types, ingest)
 
     @app.agent(sequenced, name="detect")
     async def detect_agent(stream: Any) -> None:
@@ -270,7 +270,7 @@ def create_app(
 
 
 def _ingest_agents(
-    app: faust.App, inputs: Any, input_types: Mapping[str, str], ingest: Ingest, detector: Detector
+    app: faust.App, inputs: Any, input_types: Mapping[str, str], ingest: Ingest
 ) -> None:
     """Stage one's agents: input records reach ingest a poll at a time, past Faust's
     per-record hand-over (streams/batch_drain.py), on every consumer Faust creates for this

@@ -78,7 +78,7 @@ def ack(consumer: Any, messages: list[Any]) -> None:
 
 
 async def _drain(consumer: Any, fetcher: Any, wanted: frozenset[str], queue: Any) -> None:
-    """Faust's `Consumer._drain_messages` (faust-streaming 0.11), but records of `wanted` are
+    """Faust's `Consumer._drain_messages` (faust-streaming 0.15), but records of `wanted` are
     collected per poll and queued as one list; everything else is as it was there."""
     callback: Callable[[Any], Awaitable[Any]] = consumer.callback
     consumer_should_stop = consumer._stopped.is_set

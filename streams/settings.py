@@ -160,9 +160,9 @@ class WorkerSettings(BaseSettings):
     # Seconds of event time an input partition may run ahead of the slowest one with records
     # waiting before it is paused (claimflow/live/alignment.py); 0 turns alignment off.
     align_drift: Annotated[float, _at_least(0.0)] = 1800.0
-    # ... or as much event time as this many records span at the density read so far, if
-    # longer: a short backlog drains unpaused, a long one is held to about this many records
-    # in the merge (claimflow/live/alignment.py); 0 leaves the drift in event time only.
+    # Records the partitions with records waiting may forward ahead of the slowest, shared
+    # among them: past the drift, a partition is paused only when its own density times its
+    # lead exceeds its share (claimflow/live/alignment.py); 0 leaves the drift alone.
     align_records: Annotated[int, _whole_at_least(0, 10_000_000)] = 5_000
 
     @classmethod
