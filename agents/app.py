@@ -362,13 +362,15 @@ class _WorkerCollector(Collector):
         alignment = self.ingest.alignment
         yield GaugeMetricFamily(
             "claimflow_input_paused_partitions",
-            "Input partitions paused because they ran ahead in event time of the slowest one "
-            "with records waiting (catch-up of a backlog; CLAIMFLOW_ALIGN_DRIFT).",
+            "Input partitions held back (at their hand-out limit, or paused) because they ran "
+            "ahead in event time of the slowest one with records waiting (catch-up of a "
+            "backlog; CLAIMFLOW_ALIGN_DRIFT, CLAIMFLOW_ALIGN_RECORDS).",
             value=len(alignment.paused),
         )
         yield CounterMetricFamily(
             "claimflow_input_pauses",
-            "Times an input partition was paused to keep the partitions aligned in event time.",
+            "Times an input partition was held back (at its hand-out limit, or paused) to keep "
+            "the partitions aligned in event time.",
             value=alignment.pauses,
         )
         yield _by_label(

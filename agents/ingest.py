@@ -25,7 +25,7 @@ from faust.types import TP as _TP
 from claimflow.contract.deadletter import MAX_ORIGINAL, Digest
 from claimflow.contract.events import decode
 from claimflow.contract.rejections import Reason, Rejection
-from claimflow.live.alignment import Alignment, Source
+from claimflow.live.alignment import DENSITY_OVER, Alignment, Source
 from claimflow.live.envelopes import Forwarded, Progress, bundles
 from claimflow.streams import fair_fetch, fetch_times
 from claimflow.streams.delivery import Delivery, collect_outcome
@@ -41,6 +41,8 @@ UNTIMED_STALENESS = 2.0
 # last record was forwarded, then once a second (QUIET_EVERY): long enough for the fetches
 # that vouch for the other partitions after it.
 BUSY_REPORTS_FOR = 2.0
+# Records waiting in an owned input partition whose end no fetch has given yet: some, maybe.
+UNKNOWN_WAITING = 1
 
 
 class Ingest:
@@ -61,9 +63,15 @@ class Ingest:
         self.app = app
         # A bundle counts as forwarded once the broker has acknowledged it (resent if not).
         self.delivery = delivery or Delivery()
-        # Partitions far ahead in event time are paused while a backlog is read, so that the
-        # merge holds a bounded number of records (claimflow/live/alignment.py).
+        # Partitions far ahead in event time are held back while a backlog is read, so that
+        # the merge holds a bounded number of records (claimflow/live/alignment.py): by a
+        # limit on the records the consumer hands out of each (streams/fair_fetch.py; what is
+        # past it waits in the consumer's fetch buffer), or, on an aiokafka where that cannot
+        # be installed, by pausing the partition (a fetch round trip on each resume, and a
+        # whole fetched chunk let through before the pause takes effect).
         self.alignment = Alignment(align_drift, hold_records=align_records)
+        self.hand_out = fair_fetch.HandOut(input_types, DENSITY_OVER if align_drift > 0 else None)
+        self._capping = False  # the hand-out limits are installed: no pauses
         self._generation: int | None = None  # the consumer generation the pauses belong to
         # Records waiting per owned input partition: from the reports (every partition), and
         # updated as records are forwarded.
@@ -92,6 +100,7 @@ class Ingest:
         self.sequenced = sequenced
         self.clock = clock
         self.forwarded_next: dict[tuple[str, int], int] = {}  # per owned input partition
+        self.forwarded_count: dict[tuple[str, int], int] = {}  # records, this assignment
         self.lag: dict[str, int] = {}  # input topic -> records waiting (owned partitions)
         # Where the ingest agent's time goes (claimflow_ingest_seconds_total): waiting for
         # Faust to hand it the next batch, or forwarding one (judging, bundling, sending and
@@ -164,8 +173,11 @@ class Ingest:
                 ),
             )
             forwarded = self.forwarded_next
+            count = self.forwarded_count
             for record in bundle.records:
-                forwarded[(record.topic, record.partition)] = record.offset + 1
+                source = (record.topic, record.partition)
+                forwarded[source] = record.offset + 1
+                count[source] = count.get(source, 0) + 1
         if records:
             self.last_forward = records[-1].wall
             if self.alignment.max_drift > 0:
@@ -200,9 +212,25 @@ class Ingest:
             }
             self.alignment.forget(owned)
             self._pausing = False  # a call queued to the old assignment may never run
-            self.waiting = {s: n for s, n in self.waiting.items() if s in owned}
+            self.waiting = {s: self.waiting.get(s, UNKNOWN_WAITING) for s in owned}
+            self.hand_out.handed.clear()
+            self.forwarded_count.clear()
         now = self.clock.now()
         pause, resume = self.alignment.decide(self.waiting, now)
+        if self._capping:
+            # Less what has been handed out and not yet forwarded (queued for ingest).
+            handed = self.hand_out.handed
+            forwarded = self.forwarded_count
+            decided = self.alignment.caps
+            caps: dict[Source, int | None] = {}
+            for source in self.waiting:
+                cap = decided.get(source)
+                if cap is not None:
+                    ahead = handed.get(source, 0) - forwarded.get(source, 0)
+                    cap = cap - ahead if cap > ahead else 0
+                caps[source] = cap
+            self.hand_out.caps = caps
+            return
         # On a change, unless a call is already queued (it reads the latest target when it
         # runs); and every few seconds whatever changed: the consumer's pauses are set in
         # full from the target each time, so one that failed (a rebalance, a broker reset
@@ -237,7 +265,9 @@ class Ingest:
                 fetcher._fetch_max_wait_ms = wait_ms
             else:
                 log.warning("cannot set the fetch wait on this aiokafka: it stays Faust's 1.5 s")
-            if not fair_fetch.install(fetcher):
+            if fair_fetch.install(fetcher, self.hand_out):
+                self._capping = True
+            else:
                 log.warning("cannot share polls fairly across partitions on this aiokafka")
             if fetch_times.install(fetcher, self.clock.now):
                 self._fetcher = fetcher
@@ -337,6 +367,7 @@ class Ingest:
             vouched.append(stale if known is None else known)
             if end is None or nxt is None:
                 sources.append((tp.topic, tp.partition, nxt or 0, False))
+                waiting[(tp.topic, tp.partition)] = UNKNOWN_WAITING
                 continue
             lag[tp.topic] += max(0, end - nxt)
             waiting[(tp.topic, tp.partition)] = max(0, end - nxt)

@@ -22,7 +22,9 @@ rotating the partition order of its fetches.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
@@ -30,11 +32,36 @@ from aiokafka.consumer.fetcher import FetchResult
 
 log = logging.getLogger("claimflow.ingest")
 MIN_SHARE = 50  # records a partition gets per poll at least (few polls on few partitions)
+WAIT_STEP = 0.01  # seconds between looks for records while some partitions are limited
 
 FetchedRecords = Callable[..., Awaitable[dict[Any, list[Any]]]]
 
 
-def install(fetcher: Any) -> bool:
+class HandOut:
+    """Limits on what a poll hands out per partition, set by ingest's alignment
+    (claimflow/live/alignment.py) for the partitions of `topics`: `caps`, the records a
+    partition may still hand out (None: no limit), counted down here; a partition without an
+    entry (no decision yet: the worker has just started or been assigned it) may hand out
+    `probe` records in all (None: no limit). `handed` counts the records handed out per
+    partition, so that ingest can tell how many are on their way to it."""
+
+    def __init__(self, topics: Collection[str] = (), probe: int | None = None) -> None:
+        self.topics = frozenset(topics)  # the partitions of other topics are never limited
+        self.caps: dict[tuple[str, int], int | None] = {}
+        self.probe = probe
+        self.handed: dict[tuple[str, int], int] = {}
+
+    def cap(self, key: tuple[str, int]) -> int | None:
+        caps = self.caps
+        if key in caps:
+            return caps[key]
+        if key[0] not in self.topics:
+            return None
+        probe = self.probe
+        return None if probe is None else max(0, probe - self.handed.get(key, 0))
+
+
+def install(fetcher: Any, hand_out: HandOut | None = None) -> bool:
     """Make `fetcher.fetched_records` fair; False if this aiokafka's fetcher lacks what the
     wrapper relies on (then nothing changes). Call in the thread the consumer runs in."""
     original: FetchedRecords | None = getattr(fetcher, "fetched_records", None)
@@ -48,28 +75,94 @@ def install(fetcher: Any) -> bool:
     async def fetched_records(
         partitions: Collection[Any] | None, timeout: float = 0, max_records: int | None = None
     ) -> dict[Any, list[Any]]:
+        caps: dict[Any, int | None] = {}
+        if hand_out is not None:
+            partitions = partitions or _assigned(fetcher)
+            caps = {tp: hand_out.cap((tp.topic, tp.partition)) for tp in partitions}
+        if max_records is None or all(cap is None for cap in caps.values()):
+            got = await _shared(partitions, caps, max_records)
+            if not got:
+                got = await call(partitions, timeout, max_records)
+            return _handed(got)
+        # Some partitions are limited: the original call would hand out their records whole,
+        # so wait here for the next fetch response, looking again at least every WAIT_STEP
+        # for limits that ingest has raised meanwhile (a limited partition's records stay in
+        # the fetch buffer, and aiokafka does not fetch it again until they are taken).
+        deadline = time.monotonic() + timeout
+        while True:
+            got = await _shared(partitions, caps, max_records, at_least=0)
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return _handed(got or {})
+            await _next_fetch(fetcher, min(WAIT_STEP, left))
+            if hand_out is not None:
+                caps = {tp: hand_out.cap((tp.topic, tp.partition)) for tp in partitions or ()}
+
+    async def _shared(
+        partitions: Collection[Any] | None,
+        caps: dict[Any, int | None],
+        max_records: int | None,
+        at_least: int = 2,
+    ) -> dict[Any, list[Any]] | None:
+        """A share of each buffered partition's records, within its cap; None when the
+        original call should do it (fewer than `at_least` partitions buffered, no count
+        asked for, or an error buffered: it is raised as aiokafka raises it)."""
         results = fetcher._records
+        decided = hand_out.caps if hand_out is not None else None  # replaced, never updated
         ready = [tp for tp in results if not partitions or tp in partitions]
-        if (
-            max_records is None
-            or len(ready) < 2
-            or any(type(results[tp]) is not FetchResult for tp in ready)
-        ):
-            return await call(partitions, timeout, max_records)
-        share = max(MIN_SHARE, max_records // len(ready))
+        if max_records is None or len(ready) < at_least:
+            return None
+        failed = [tp for tp in ready if type(results[tp]) is not FetchResult]
+        if failed:
+            return await call(set(failed), 0, max_records)
+        open_ = [tp for tp in ready if (cap := caps.get(tp)) is None or cap > 0]
+        share = max(MIN_SHARE, max_records // max(1, len(open_)))
         drained: dict[Any, list[Any]] = {}
         left = max_records
-        for tp in ready:
-            got = await call({tp}, 0, min(share, left))
+        for tp in open_:
+            cap = caps.get(tp)
+            got = await call({tp}, 0, min(share, left) if cap is None else min(share, left, cap))
             for key, records in got.items():
                 drained[key] = records
                 left -= len(records)
+                source = (tp.topic, tp.partition)
+                # Counted down in the decision it was drawn from, unless ingest has made a
+                # new one meanwhile (which counts what was handed out itself).
+                if cap is not None and decided is not None and decided.get(source) is not None:
+                    decided[source] = cap - len(records)
             if left <= 0:
                 break
-        if drained:
-            return drained
-        return await call(partitions, timeout, max_records)
+        return drained
+
+    def _handed(got: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+        if hand_out is not None:
+            handed = hand_out.handed
+            for tp, records in got.items():
+                if records:
+                    key = (tp.topic, tp.partition)
+                    handed[key] = handed.get(key, 0) + len(records)
+        return got
 
     fetched_records._claimflow_fair = True  # type: ignore[attr-defined]
     fetcher.fetched_records = fetched_records
     return True
+
+
+def _assigned(fetcher: Any) -> frozenset[Any]:
+    """The partitions assigned to the consumer (what a poll that names none reads from)."""
+    try:
+        return frozenset(fetcher._subscriptions.subscription.assignment.tps)
+    except AttributeError:  # nothing assigned yet, or another aiokafka
+        return frozenset()
+
+
+async def _next_fetch(fetcher: Any, timeout: float) -> None:
+    """Until the fetcher has a new response buffered, or `timeout` seconds."""
+    create = getattr(fetcher, "_create_fetch_waiter", None)
+    if create is None:
+        await asyncio.sleep(timeout)
+        return
+    waiter = create()
+    await asyncio.wait([waiter], timeout=timeout)
+    if not waiter.done():
+        waiter.cancel()

@@ -158,12 +158,12 @@ class WorkerSettings(BaseSettings):
     # Seconds an event may be dated ahead of the wall clock that read it (`future_timestamp`).
     future_tolerance: Annotated[float, _at_least(0.0)] = 600.0
     # Seconds of event time an input partition may run ahead of the slowest one with records
-    # waiting before it is paused (claimflow/live/alignment.py); 0 turns alignment off.
+    # waiting before it is held back (claimflow/live/alignment.py); 0 turns alignment off.
     align_drift: Annotated[float, _at_least(0.0)] = 1800.0
     # Records the partitions with records waiting may forward ahead of the slowest, shared
-    # among them: past the drift, a partition is paused only when its own density times its
-    # lead exceeds its share (claimflow/live/alignment.py); 0 leaves the drift alone.
-    align_records: Annotated[int, _whole_at_least(0, 10_000_000)] = 5_000
+    # among them: past the drift, a partition is held back only when its own density times
+    # its lead exceeds its share (claimflow/live/alignment.py); 0 leaves the drift alone.
+    align_records: Annotated[int, _whole_at_least(0, 10_000_000)] = 10_000
 
     @classmethod
     def settings_customise_sources(

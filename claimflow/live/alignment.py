@@ -23,11 +23,21 @@ the input was read a poll at a time (issue 15). So with `hold_records` set, what
 is allowed ahead is also counted in records: it is paused only if, beyond `max_drift`, the
 records it has forwarded ahead of the slowest (its own density, records over the event time
 they span, times its lead) are more than its share of `hold_records`, and resumed at half
-that. A sparse partition then runs ahead freely, a dense one is held to its share. This
-bounds what partitions forward ahead of the slowest, not all the merge holds: at the start of
-a catch-up the partitions begin to deliver seconds apart and the detector starts reading the
-sequenced topic after ingest has forwarded tens of thousands of records, so the merge of a
-90-day catch-up still peaked at 70,000-100,000 records (docs/worker.md).
+that. A sparse partition then runs ahead freely, a dense one is held to its share. With the
+pauses alone the merge of a 90-day catch-up held 30,000-100,000 records; with the limits
+5,000-24,000 (docs/design-live-pipeline.md).
+
+How a partition is held back: by default not by a pause but by a limit on what the consumer
+hands out of it (`caps`, applied by streams/fair_fetch.py): the records it may still forward
+before it would be paused. A pause acts only after the records already fetched and queued
+have gone through (a 512 KiB chunk, some 1,700 records, is 100-400 hours of a 90-day
+catch-up), and costs a fetch round trip on resume; a limit stops a partition within its
+share and leaves the rest in the consumer's fetch buffer. The slowest partition may always
+forward `DENSITY_OVER` records, and as many as bring it level with the next slowest. Until
+every partition has forwarded a record, those that have are held (the merge can release
+nothing before then anyway) and the others may forward `DENSITY_OVER` records, enough to know
+their density, for up to `start_within` seconds. The pauses remain for a consumer where the
+hand-out limit cannot be installed.
 
 "Records waiting" comes from the partition's end as the latest fetch response saw it, which
 may count records that will never be delivered (transaction markers, a compacted range). So a
@@ -48,7 +58,13 @@ _NEVER = float("inf")
 
 
 class Alignment:
-    def __init__(self, max_drift: float, stall_after: float = 5.0, hold_records: int = 0) -> None:
+    def __init__(
+        self,
+        max_drift: float,
+        stall_after: float = 5.0,
+        hold_records: int = 0,
+        start_within: float = 30.0,
+    ) -> None:
         self.max_drift = max_drift  # seconds of event time at least; 0 turns alignment off
         self.hold_records = hold_records  # records all may forward ahead (0: max_drift only)
         # The event times of the last DENSITY_OVER records forwarded per partition, for its
@@ -56,9 +72,13 @@ class Alignment:
         # backlog, does not make a dense partition look sparse for good.
         self.recent: dict[Source, deque[float]] = {}
         self.stall_after = stall_after  # wall seconds
+        self.start_within = start_within  # wall seconds a partition never forwarded from has
         self.newest: dict[Source, float] = {}  # newest event time forwarded per partition
         self.moved: dict[Source, float] = {}  # wall time of its last forward (or resume)
         self.paused: set[Source] = set()
+        # Records each partition may still forward before it would be paused (absent: no
+        # limit), as of the last decision: what the consumer may hand out (streams/fair_fetch.py).
+        self.caps: dict[Source, int] = {}
         self.pauses = 0  # times a partition was paused (a counter for the metrics)
 
     def forwarded(self, source: Source, time: float | None, wall: float) -> None:
@@ -91,6 +111,20 @@ class Alignment:
         self.moved = {s: w for s, w in self.moved.items() if s in keep}
         self.paused.clear()
 
+    def _cap(self, source: Source, lead: float, share: float, gap: float) -> int:
+        """Records `source`, `lead` seconds of event time ahead of the slowest, may forward
+        before it would be paused: up to `max_drift` ahead, or up to its share in records.
+        The slowest (`lead` 0) may also cover the `gap` to the next slowest: the merge holds
+        nothing more for it, and releases what it held."""
+        rate = self.density(source)
+        if rate is None:  # a few records tell its density
+            return DENSITY_OVER if lead <= self.max_drift else 0
+        if lead == 0:
+            lead = -gap
+        room = max(share, rate * self.max_drift) - rate * lead
+        floor = DENSITY_OVER if lead <= 0 else 0  # the slowest always gets some: it drains
+        return int(room) if room > floor else floor
+
     def decide(self, waiting: dict[Source, int], now: float) -> tuple[set[Source], set[Source]]:
         """Given the records waiting in each owned partition (wall time `now`), which to pause
         and which to resume now (each set holds only changes). A partition never forwarded
@@ -107,21 +141,28 @@ class Alignment:
                 behind[source] = self.newest.get(source, -_NEVER)
                 continue
             last = moved.setdefault(source, now)  # first seen: give it time to start
-            if now - last <= self.stall_after:
+            if now - last <= (self.stall_after if source in self.newest else self.start_within):
                 behind[source] = self.newest.get(source, -_NEVER)
         target: set[Source] = set()
+        caps: dict[Source, int] = {}
         if len(behind) > 1:
-            low = min(behind.values())
+            low, second = sorted(behind.values())[:2]
+            gap = second - low if second > low > -_NEVER else 0.0  # to the next slowest
             share = self.hold_records / len(behind)  # records each may hold ahead of `low`
             for source, newest in behind.items():
                 held = source in self.paused  # paused: resumed at half the limits
                 lead = newest - low  # NaN for a partition not started as the slowest: skipped
+                if newest == -_NEVER:
+                    caps[source] = DENSITY_OVER  # not started: enough to know its density
+                elif lead >= 0:
+                    caps[source] = self._cap(source, lead, share, gap)
                 if not lead > (self.max_drift / 2 if held else self.max_drift):
                     continue
                 density = self.density(source) if share > 0 else None
                 if density is not None and density * lead <= (share / 2 if held else share):
                     continue  # ahead in event time, but by few records: a sparse partition
                 target.add(source)
+        self.caps = caps
         pause = target - self.paused
         resume = self.paused - target
         for source in resume:

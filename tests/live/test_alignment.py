@@ -3,7 +3,7 @@ backlog read pauses and resumes, on hand-made positions."""
 
 from __future__ import annotations
 
-from claimflow.live.alignment import Alignment
+from claimflow.live.alignment import DENSITY_OVER, Alignment
 
 A, B, C = ("claims.arrived", 0), ("claims.arrived", 1), ("surveys", 0)
 HOUR = 3600.0
@@ -40,13 +40,14 @@ def test_a_partition_with_nothing_waiting_holds_nobody_back() -> None:
 
 
 def test_a_partition_not_started_holds_the_others_until_it_starts_or_stalls() -> None:
-    align = Alignment(max_drift=HOUR, stall_after=5.0)
+    align = Alignment(max_drift=HOUR, stall_after=5.0, start_within=10.0)
     align.forwarded(B, 9 * HOUR, wall=0.0)
     assert align.decide({A: 50, B: 500}, now=0.0) == ({B}, set())
     # A never delivers (its "waiting" records never come: a transaction marker, a compacted
-    # range): after stall_after it holds nobody back.
-    assert align.decide({A: 50, B: 500}, now=4.0) == (set(), set())
-    assert align.decide({A: 50, B: 500}, now=6.0) == (set(), {B})
+    # range): after start_within it holds nobody back. The merge cannot release anything
+    # before A starts, so holding B back meanwhile costs no time, only saves memory.
+    assert align.decide({A: 50, B: 500}, now=6.0) == (set(), set())
+    assert align.decide({A: 50, B: 500}, now=11.0) == (set(), {B})
 
 
 def test_a_resumed_partition_gets_a_fresh_stall_allowance() -> None:
@@ -140,3 +141,50 @@ def test_one_back_dated_record_does_not_make_a_dense_partition_sparse_for_good()
     assert align.density(A) < 1 / HOUR  # for now it looks sparse...
     _steady(align, A, 100, 4, since=1)  # ...until DENSITY_OVER later records have come
     assert abs(align.density(A) - 100 / HOUR) < 1 / HOUR
+
+
+def test_caps_count_the_records_each_partition_may_still_forward() -> None:
+    # What the consumer may hand out per partition (streams/fair_fetch.py): the same limits
+    # as the pauses, in records, so that a partition stops within a record of its share.
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 10, 10)  # the slowest, at 10 h
+    _steady(align, B, 10, 14)  # 4 h ahead at 10 an hour: 40 records of its 50
+    align.decide({A: 50, B: 50}, now=0.0)
+    assert align.caps[B] == 10
+    assert align.caps[A] >= DENSITY_OVER  # the slowest always gets some: the backlog drains
+    _steady(align, B, 10, 16, since=14)  # 6 h ahead: over its share
+    align.decide({A: 50, B: 50}, now=0.0)
+    assert align.caps[B] == 0
+
+
+def test_until_every_partition_has_started_the_started_ones_forward_nothing() -> None:
+    align = Alignment(max_drift=HOUR, hold_records=100, start_within=10.0)
+    _steady(align, B, 10, 14)
+    align.decide({A: 50, B: 50}, now=0.0)
+    # A not started: a few records to learn its density; B none until A has some.
+    assert align.caps == {A: DENSITY_OVER, B: 0}
+    align.forwarded(B, 14 * HOUR, wall=11.0)
+    align.decide({A: 50, B: 50}, now=11.0)  # A never came: B goes on alone
+    assert align.caps == {}
+
+
+def test_a_partition_whose_density_is_unknown_may_forward_enough_to_learn_it() -> None:
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 10, 2)
+    align.forwarded(B, 2.5 * HOUR, wall=0.0)  # one record, within max_drift
+    align.decide({A: 50, B: 50}, now=0.0)
+    assert align.caps[B] == DENSITY_OVER
+    align.forwarded(C, 30 * HOUR, wall=0.0)  # one record, far ahead
+    align.decide({A: 50, B: 50, C: 50}, now=0.0)
+    assert align.caps[C] == 0
+
+
+def test_the_slowest_may_forward_as_far_as_the_next_slowest_and_its_share() -> None:
+    # Covering the gap to the next slowest adds nothing to what the merge holds: it releases.
+    align = Alignment(max_drift=HOUR, hold_records=100)
+    _steady(align, A, 100, 10)  # the slowest, at 10 h, 100 an hour
+    _steady(align, B, 100, 14)  # 4 h ahead
+    align.decide({A: 5000, B: 5000}, now=0.0)
+    # A: its limit (the larger of its share, 50, and max_drift's 100 records) plus 4 h of its
+    # records; B: 400 records ahead, over its limit.
+    assert align.caps == {A: 100 + 400, B: 0}
