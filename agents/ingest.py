@@ -195,10 +195,12 @@ class Ingest:
                 await self.align()
 
     async def align(self) -> None:
-        """Pause the owned input partitions running ahead in event time, resume those the
-        others have caught up with (claimflow/live/alignment.py). Not while Faust rebalances or
-        recovers tables: it pauses and resumes partitions itself then, and a new assignment
-        starts with nothing paused."""
+        """Hold back the owned input partitions running ahead in event time, let go those the
+        others have caught up with (claimflow/live/alignment.py): by limits on what the
+        consumer hands out (`hand_out`), or where those cannot be installed by pausing them.
+        Not while Faust rebalances or recovers tables: it pauses and resumes partitions
+        itself then, and a new assignment starts with nothing paused or limited but the
+        probe."""
         app = self.app
         if self.alignment.max_drift <= 0 or app.rebalancing or app.in_recovery:
             return
@@ -213,8 +215,11 @@ class Ingest:
             self.alignment.forget(owned)
             self._pausing = False  # a call queued to the old assignment may never run
             self.waiting = {s: self.waiting.get(s, UNKNOWN_WAITING) for s in owned}
-            self.hand_out.handed.clear()
-            self.forwarded_count.clear()
+            # New counts (the consumer thread may be adding to the old ones); records of the
+            # new assignment handed out before this point count as forwarded-only, never
+            # as less than nothing on their way (`ahead` below is at least 0).
+            self.hand_out.handed = {}
+            self.forwarded_count = {}
         now = self.clock.now()
         pause, resume = self.alignment.decide(self.waiting, now)
         if self._capping:
@@ -226,7 +231,7 @@ class Ingest:
             for source in self.waiting:
                 cap = decided.get(source)
                 if cap is not None:
-                    ahead = handed.get(source, 0) - forwarded.get(source, 0)
+                    ahead = max(0, handed.get(source, 0) - forwarded.get(source, 0))
                     cap = cap - ahead if cap > ahead else 0
                 caps[source] = cap
             self.hand_out.caps = caps
@@ -267,6 +272,10 @@ class Ingest:
                 log.warning("cannot set the fetch wait on this aiokafka: it stays Faust's 1.5 s")
             if fair_fetch.install(fetcher, self.hand_out):
                 self._capping = True
+                # Limits from here on: let go any pause decided before they were installed.
+                for tp in thread._consumer.paused():
+                    if tp.topic in self.input_types:
+                        thread._consumer.resume(tp)
             else:
                 log.warning("cannot share polls fairly across partitions on this aiokafka")
             if fetch_times.install(fetcher, self.clock.now):

@@ -15,9 +15,15 @@ it needs a record from every input partition and the last partitions' chunks cam
 (restricted to it, without waiting); so every partition with records is represented in every
 poll, the sequenced partition's records never wait behind the input chunks, and positions,
 assignment checks and refetches stay aiokafka's. A partition whose buffered result is an
-error, or a call that must wait for records, goes to the original method whole, so errors
-are raised as aiokafka raises them. Kafka's own Java consumer gets the same effect by
-rotating the partition order of its fetches.
+error goes to the original method, so errors are raised as aiokafka raises them; so does a
+call that must wait for records, unless some partitions are limited. Kafka's own Java
+consumer gets the same effect by rotating the partition order of its fetches.
+
+`install(fetcher, hand_out)` also applies ingest's event-time alignment (`HandOut`): a
+partition hands out no more than the records it may still forward, the rest staying in the
+fetch buffer (claimflow/live/alignment.py). While some partition is limited, a call that
+must wait for records waits here, for the next fetch response (or a new limit), instead of
+in the original method, which would hand out a limited partition's records whole.
 """
 
 from __future__ import annotations
@@ -85,16 +91,18 @@ def install(fetcher: Any, hand_out: HandOut | None = None) -> bool:
                 got = await call(partitions, timeout, max_records)
             return _handed(got)
         # Some partitions are limited: the original call would hand out their records whole,
-        # so wait here for the next fetch response, looking again at least every WAIT_STEP
-        # for limits that ingest has raised meanwhile (a limited partition's records stay in
-        # the fetch buffer, and aiokafka does not fetch it again until they are taken).
+        # so wait here for the next fetch response; and while a limited partition holds
+        # records back in the fetch buffer (aiokafka does not fetch it again until they are
+        # taken), look again every WAIT_STEP for a limit that ingest has raised meanwhile.
         deadline = time.monotonic() + timeout
         while True:
             got = await _shared(partitions, caps, max_records, at_least=0)
             left = deadline - time.monotonic()
-            if got or left <= 0:
+            if got or left <= 0 or getattr(fetcher, "_closed", False):
                 return _handed(got or {})
-            await _next_fetch(fetcher, min(WAIT_STEP, left))
+            buffered = fetcher._records
+            holding = any(cap is not None and tp in buffered for tp, cap in caps.items())
+            await _next_fetch(fetcher, min(WAIT_STEP, left) if holding else left)
             if hand_out is not None:
                 caps = {tp: hand_out.cap((tp.topic, tp.partition)) for tp in partitions or ()}
 
@@ -105,8 +113,8 @@ def install(fetcher: Any, hand_out: HandOut | None = None) -> bool:
         at_least: int = 2,
     ) -> dict[Any, list[Any]] | None:
         """A share of each buffered partition's records, within its cap; None when the
-        original call should do it (fewer than `at_least` partitions buffered, no count
-        asked for, or an error buffered: it is raised as aiokafka raises it)."""
+        original call should do it (fewer than `at_least` partitions buffered, or no count
+        asked for). A buffered error goes to the original method, which raises it."""
         results = fetcher._records
         decided = hand_out.caps if hand_out is not None else None  # replaced, never updated
         ready = [tp for tp in results if not partitions or tp in partitions]
@@ -157,7 +165,9 @@ def _assigned(fetcher: Any) -> frozenset[Any]:
 
 
 async def _next_fetch(fetcher: Any, timeout: float) -> None:
-    """Until the fetcher has a new response buffered, or `timeout` seconds."""
+    """Until the fetcher has a new response buffered, or `timeout` seconds. An error the
+    fetcher hands its waiters (a coordination or authorization failure) is raised, as the
+    original method raises it."""
     create = getattr(fetcher, "_create_fetch_waiter", None)
     if create is None:
         await asyncio.sleep(timeout)
@@ -166,3 +176,5 @@ async def _next_fetch(fetcher: Any, timeout: float) -> None:
     await asyncio.wait([waiter], timeout=timeout)
     if not waiter.done():
         waiter.cancel()
+    elif not waiter.cancelled():
+        waiter.result()

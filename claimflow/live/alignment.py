@@ -34,9 +34,11 @@ have gone through (a 512 KiB chunk, some 1,700 records, is 100-400 hours of a 90
 catch-up), and costs a fetch round trip on resume; a limit stops a partition within its
 share and leaves the rest in the consumer's fetch buffer. The slowest partition may always
 forward `DENSITY_OVER` records, and as many as bring it level with the next slowest. Until
-every partition has forwarded a record, those that have are held (the merge can release
-nothing before then anyway) and the others may forward `DENSITY_OVER` records, enough to know
-their density, for up to `start_within` seconds. The pauses remain for a consumer where the
+every partition has forwarded a dated record, those that have are held (the merge can
+release nothing before then anyway) and the others may forward `DENSITY_OVER` records, enough
+to know their density; one that has forwarded nothing for `start_within` seconds holds
+nobody back, and one forwarding only refused records holds the others until it has drained
+them. The pauses remain for a consumer where the
 hand-out limit cannot be installed.
 
 "Records waiting" comes from the partition's end as the latest fetch response saw it, which
@@ -72,7 +74,8 @@ class Alignment:
         # backlog, does not make a dense partition look sparse for good.
         self.recent: dict[Source, deque[float]] = {}
         self.stall_after = stall_after  # wall seconds
-        self.start_within = start_within  # wall seconds a partition never forwarded from has
+        # Wall seconds a partition with records waiting, none forwarded, holds the others.
+        self.start_within = start_within
         self.newest: dict[Source, float] = {}  # newest event time forwarded per partition
         self.moved: dict[Source, float] = {}  # wall time of its last forward (or resume)
         self.paused: set[Source] = set()
@@ -127,9 +130,10 @@ class Alignment:
 
     def decide(self, waiting: dict[Source, int], now: float) -> tuple[set[Source], set[Source]]:
         """Given the records waiting in each owned partition (wall time `now`), which to pause
-        and which to resume now (each set holds only changes). A partition never forwarded
-        from counts as the slowest of all while records wait in it: it holds the others
-        until it starts, or for `stall_after` seconds."""
+        and which to resume now (each set holds only changes), and the limits in records
+        (`caps`). A partition that has forwarded no dated record counts as the slowest of all
+        while records wait in it: it holds the others until it forwards one, or for
+        `start_within` seconds (after which `stall_after` applies)."""
         if self.max_drift <= 0:
             return set(), set()
         moved = self.moved
