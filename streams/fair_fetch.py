@@ -81,10 +81,9 @@ def install(fetcher: Any, hand_out: HandOut | None = None) -> bool:
     async def fetched_records(
         partitions: Collection[Any] | None, timeout: float = 0, max_records: int | None = None
     ) -> dict[Any, list[Any]]:
-        caps: dict[Any, int | None] = {}
         if hand_out is not None:
             partitions = partitions or _assigned(fetcher)
-            caps = {tp: hand_out.cap((tp.topic, tp.partition)) for tp in partitions}
+        caps = _caps(partitions)
         if max_records is None or all(cap is None for cap in caps.values()):
             got = await _shared(partitions, caps, max_records)
             if not got:
@@ -103,8 +102,13 @@ def install(fetcher: Any, hand_out: HandOut | None = None) -> bool:
             buffered = fetcher._records
             holding = any(cap is not None and tp in buffered for tp, cap in caps.items())
             await _next_fetch(fetcher, min(WAIT_STEP, left) if holding else left)
-            if hand_out is not None:
-                caps = {tp: hand_out.cap((tp.topic, tp.partition)) for tp in partitions or ()}
+            caps = _caps(partitions)
+
+    def _caps(partitions: Collection[Any] | None) -> dict[Any, int | None]:
+        """Each partition's limit now (no hand-out limits: none)."""
+        if hand_out is None or not partitions:
+            return {}
+        return {tp: hand_out.cap((tp.topic, tp.partition)) for tp in partitions}
 
     async def _shared(
         partitions: Collection[Any] | None,
@@ -116,7 +120,8 @@ def install(fetcher: Any, hand_out: HandOut | None = None) -> bool:
         original call should do it (fewer than `at_least` partitions buffered, or no count
         asked for). A buffered error goes to the original method, which raises it."""
         results = fetcher._records
-        decided = hand_out.caps if hand_out is not None else None  # replaced, never updated
+        # The decision in force: ingest replaces it whole, this counts it down.
+        decided = hand_out.caps if hand_out is not None else None
         ready = [tp for tp in results if not partitions or tp in partitions]
         if max_records is None or len(ready) < at_least:
             return None
