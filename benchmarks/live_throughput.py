@@ -482,8 +482,9 @@ def peer_python(cache: Path) -> str | None:
 
 
 def fill(bootstrap: str, lines: list[bytes]) -> int:
-    """Produce every line onto its input topic (4 partitions each); returns how many were sent
-    (what every consumer must apply: lines that cannot be routed are not sent)."""
+    """Produce every line onto its input topic (4 partitions each); returns how many the
+    broker acknowledged (what every consumer must apply: lines that cannot be routed are not
+    sent), and stops the benchmark if it refused any."""
     ensure_topics(bootstrap, TOPICS.inputs(), 4)
     producer = make_producer(bootstrap)
     try:
@@ -498,6 +499,8 @@ def fill(bootstrap: str, lines: list[bytes]) -> int:
         producer.flush()
     finally:
         producer.close()
+    if summary.failed:  # the consumers would wait for records the broker never took
+        raise SystemExit(f"filling the broker failed: {summary.render()}")
     return sum(summary.sent.values())
 
 

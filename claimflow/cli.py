@@ -519,14 +519,21 @@ def _produce(args: argparse.Namespace) -> int:
         if tty:
             sys.stderr.write(f"\r\033[K{sum(summary.sent.values()):>10,} sent")
 
+    def on_fail(line: int, why: str) -> None:
+        if tty:
+            sys.stderr.write("\r\033[K")
+        print(f"line {line}: not sent: {why}", file=sys.stderr)
+
     try:
-        summary = produce(_lines(args.input), producer, topics, args.rate, on_skip, on_progress)
+        summary = produce(
+            _lines(args.input), producer, topics, args.rate, on_skip, on_progress, on_fail
+        )
     finally:
         producer.close()
     if tty:
         sys.stderr.write("\r\033[K")
     print(summary.render(), file=sys.stderr)
-    return 0
+    return 1 if summary.failed else 0
 
 
 def _clock(value: str) -> dt_time:
