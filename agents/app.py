@@ -171,6 +171,7 @@ def create_app(
         align_drift=settings.align_drift,
         align_records=settings.align_records,
         fetch_max_wait=settings.fetch_max_wait,
+        fetch_max_bytes=settings.fetch_max_bytes,
         delivery=delivery,
     )
     detector = Detector(

@@ -58,6 +58,7 @@ class Ingest:
         align_drift: float = 0.0,
         align_records: int = 0,
         fetch_max_wait: float | None = None,
+        fetch_max_bytes: int | None = None,
         delivery: Delivery | None = None,
     ) -> None:
         self.app = app
@@ -79,6 +80,7 @@ class Ingest:
         self._pausing = False  # a pause/resume call is queued for the consumer thread
         self._paused_at = -float("inf")  # clock time the last one was queued
         self.fetch_max_wait = fetch_max_wait
+        self.fetch_max_bytes = fetch_max_bytes  # per fetch response (None: aiokafka's 50 MB)
         self._fetch_tuned: object = None  # the aiokafka consumer whose fetch wait was set
         self._fetcher: Any = None  # its fetcher, once it records fetch send times
         # Reports go out at every timer tick (CLAIMFLOW_PROGRESS_EVERY) only while records
@@ -256,7 +258,13 @@ class Ingest:
         catch-up took nearly twice as long with it as at 0.1 s. It also bounds how
         stale the partition ends are that progress reports vouch with (CLAIMFLOW_IDLE_AFTER).
         The attribute is aiokafka's own (`Fetcher._fetch_max_wait_ms`, read at every fetch
-        request); if a version lacks it, the wait stays Faust's and the worker logs why."""
+        request); if a version lacks it, the wait stays Faust's and the worker logs why.
+
+        Also how many bytes one fetch response may carry (`fetch_max_bytes`; Faust leaves
+        aiokafka's 50 MB). The embedded broker ignores the per-partition limit (512 KiB
+        asked, 6.4 MB of one partition returned) but keeps to this one, and what a partition
+        held back by alignment has fetched waits in the buffer: on a 90-day catch-up those
+        chunks were the largest item at the worker's peak (32 MB of 137 MB, by memray)."""
         thread = self._consumer_thread()
         consumer = getattr(thread, "_consumer", None)
         fetcher = getattr(consumer, "_fetcher", None)
@@ -270,6 +278,11 @@ class Ingest:
                 fetcher._fetch_max_wait_ms = wait_ms
             else:
                 log.warning("cannot set the fetch wait on this aiokafka: it stays Faust's 1.5 s")
+            if self.fetch_max_bytes is not None:
+                if hasattr(fetcher, "_fetch_max_bytes"):
+                    fetcher._fetch_max_bytes = self.fetch_max_bytes
+                else:
+                    log.warning("cannot bound fetch responses on this aiokafka: 50 MB each")
             if fair_fetch.install(fetcher, self.hand_out):
                 self._capping = True
                 # Limits from here on: let go any pause decided before they were installed.

@@ -31,6 +31,9 @@ from claimflow.streams.topics import Topics
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+FETCH_DEFAULT = (
+    1024 * 1024
+)  # bytes per fetch response (CLAIMFLOW_FETCH_MAX_BYTES): see fetch_max_bytes
 LOG_LEVELS = ("crit", "critical", "error", "warn", "warning", "info", "debug")
 ENV_PREFIX = "CLAIMFLOW_"
 TOPIC_PREFIX = "topic_"
@@ -118,8 +121,9 @@ class WorkerSettings(BaseSettings):
     producer_max_batch_bytes: Annotated[int, _whole_at_least(1, 64 * 1024 * 1024)] = 1
     commit_interval: Annotated[float, _at_least(0.1)] = 2.8
     snapshot_every: Annotated[float, _at_least(0.5)] = 10.0  # wall seconds between snapshots
-    # ... while records wait (a catch-up): a snapshot costs a 30 MB transient and 5-10% of
-    # the catch-up, and redoing the work since the last one after a crash is engine-fast.
+    # ... while records wait (a catch-up): a snapshot costs a memory transient and a pause
+    # (once 30 MB and 5-10% of a catch-up), and redoing the work since the last one after a
+    # crash is engine-fast.
     snapshot_behind_every: Annotated[float, _at_least(0.5)] = 300.0
     progress_every: Annotated[float, _at_least(0.1)] = 0.25  # s between reports (while busy)
     # Seconds after a record was read that a partition must be known caught up *as of* (the
@@ -133,6 +137,10 @@ class WorkerSettings(BaseSettings):
     # backlog read waits for each time the partitions being read share a fetch with ones
     # that are not.
     fetch_max_wait: Annotated[float, _at_least(0.01)] = 0.1
+    # Bytes one fetch response may carry (aiokafka's default is 50 MB): what partitions held
+    # back in a catch-up keep buffered is at most about this much each (agents/ingest.py).
+    # At least 512 KiB, so that a bundle of forwarded records always fits.
+    fetch_max_bytes: Annotated[int, _whole_at_least(512 * 1024, 64 * 1024 * 1024)] = FETCH_DEFAULT
     max_hold: Annotated[float, _at_least(0.5)] = 30.0
     idle_clock_after: Annotated[float, _at_least(0.0)] = 60.0  # 0 turns the wall-clock advance off
     log_level: str = "warn"

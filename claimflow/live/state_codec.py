@@ -198,9 +198,11 @@ class _Encoder:
 
     The tree is built while msgspec writes it, not before: a node holds its children as
     `_Pending` and msgspec calls `hook` for each as it reaches it, so only the nodes on the
-    path being written are alive (a whole tree of a 90-day state cost a transient of about
-    30 MB in the worker, at the peak of a catch-up). msgspec writes in the order a recursive
-    walk would, so the numbers of shared nodes and the bytes are the same as a whole tree's."""
+    path being written are alive: encoding the state of a 90-day replay (2.4 MB of msgpack)
+    peaked at 17.7 MB traced with the whole tree built first, 8.1 MB this way, in half the
+    time (the worker writes one at the end of a catch-up). msgspec writes in the order a
+    recursive walk would, so shared nodes get the same numbers and the bytes are the same as
+    a whole tree's."""
 
     def __init__(self, paths: bool = False) -> None:
         self.memo: dict[int, int] = {}

@@ -27,6 +27,7 @@ def test_defaults_and_overrides() -> None:
         "CLAIMFLOW_WEB_PORT": "7000",
         "CLAIMFLOW_TOPIC_ALERTS": "ops.alerts",
         "CLAIMFLOW_SNAPSHOT_EVERY": "2.5",
+        "CLAIMFLOW_FETCH_MAX_BYTES": "2097152",
     }
     settings = from_env(env, web_port=7100)  # a flag wins over the variable
     assert settings.bootstrap_servers == ["k1:9092", "k2:9092"]
@@ -34,6 +35,7 @@ def test_defaults_and_overrides() -> None:
     assert settings.topics.alerts == "ops.alerts"
     assert settings.topics.claim_arrived == "claims.arrived"
     assert settings.snapshot_every == 2.5
+    assert settings.fetch_max_bytes == 2 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,7 @@ def test_defaults_and_overrides() -> None:
         ),
         ({"CLAIMFLOW_SSL_CAFILE": "/nonexistent/ca.pem"}, "CLAIMFLOW_SSL_CAFILE=/nonexistent"),
         ({"CLAIMFLOW_PARTITIONS": "0"}, "CLAIMFLOW_PARTITIONS=0: must be at least 1"),
+        ({"CLAIMFLOW_FETCH_MAX_BYTES": "1000"}, "CLAIMFLOW_FETCH_MAX_BYTES=1000: must be at least"),
         (
             {"CLAIMFLOW_SESSION_TIMEOUT": "2", "CLAIMFLOW_HEARTBEAT_INTERVAL": "1"},
             "at most a third of CLAIMFLOW_SESSION_TIMEOUT",
