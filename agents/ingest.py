@@ -226,17 +226,7 @@ class Ingest:
         pause, resume = self.alignment.decide(self.waiting, now)
         if self._capping:
             # Less what has been handed out and not yet forwarded (queued for ingest).
-            handed = self.hand_out.handed
-            forwarded = self.forwarded_count
-            decided = self.alignment.caps
-            caps: dict[Source, int | None] = {}
-            for source in self.waiting:
-                cap = decided.get(source)
-                if cap is not None:
-                    ahead = max(0, handed.get(source, 0) - forwarded.get(source, 0))
-                    cap = cap - ahead if cap > ahead else 0
-                caps[source] = cap
-            self.hand_out.caps = caps
+            self.hand_out.limit(self.alignment.caps, self.waiting, self.forwarded_count)
             return
         # On a change, unless a call is already queued (it reads the latest target when it
         # runs); and every few seconds whatever changed: the consumer's pauses are set in

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from aiokafka.consumer.fetcher import FetchResult
@@ -56,6 +56,25 @@ class HandOut:
         self.caps: dict[tuple[str, int], int | None] = {}
         self.probe = probe
         self.handed: dict[tuple[str, int], int] = {}
+
+    def limit(
+        self,
+        decided: Mapping[tuple[str, int], int],
+        owned: Iterable[tuple[str, int]],
+        forwarded: Mapping[tuple[str, int], int],
+    ) -> None:
+        """Install the limits of a decision: for each partition in `owned`, the records
+        `decided` lets it still forward (absent: no limit), less those handed out and not yet
+        `forwarded` (still on their way to the caller), never below 0."""
+        handed = self.handed
+        caps: dict[tuple[str, int], int | None] = {}
+        for key in owned:
+            cap = decided.get(key)
+            if cap is not None:
+                ahead = max(0, handed.get(key, 0) - forwarded.get(key, 0))
+                cap = cap - ahead if cap > ahead else 0
+            caps[key] = cap
+        self.caps = caps
 
     def cap(self, key: tuple[str, int]) -> int | None:
         caps = self.caps

@@ -31,9 +31,6 @@ from claimflow.streams.topics import Topics
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-FETCH_DEFAULT = (
-    1024 * 1024
-)  # bytes per fetch response (CLAIMFLOW_FETCH_MAX_BYTES): see fetch_max_bytes
 LOG_LEVELS = ("crit", "critical", "error", "warn", "warning", "info", "debug")
 ENV_PREFIX = "CLAIMFLOW_"
 TOPIC_PREFIX = "topic_"
@@ -140,7 +137,7 @@ class WorkerSettings(BaseSettings):
     # Bytes one fetch response may carry (aiokafka's default is 50 MB): what partitions held
     # back in a catch-up keep buffered is at most about this much each (agents/ingest.py).
     # At least 512 KiB, so that a bundle of forwarded records always fits.
-    fetch_max_bytes: Annotated[int, _whole_at_least(512 * 1024, 64 * 1024 * 1024)] = FETCH_DEFAULT
+    fetch_max_bytes: Annotated[int, _whole_at_least(512 * 1024, 64 * 1024 * 1024)] = 1024 * 1024
     max_hold: Annotated[float, _at_least(0.5)] = 30.0
     idle_clock_after: Annotated[float, _at_least(0.0)] = 60.0  # 0 turns the wall-clock advance off
     log_level: str = "warn"

@@ -142,3 +142,17 @@ def test_a_capped_partition_hands_out_its_cap_and_keeps_the_rest(broker: Embedde
     assert capped == {0: 30, 1: 40, 2: 40, 3: 40}  # the cap; the probe before any decision
     assert handed == capped
     _check_complete(polls)
+
+
+def test_a_decision_is_installed_less_what_is_on_its_way() -> None:
+    """Ingest's alignment decides how many records each partition may still forward; what
+    the consumer has handed out and ingest has not forwarded yet counts against that."""
+    hand_out = fair_fetch.HandOut(topics={TOPIC}, probe=40)
+    a, b, c, d = ((TOPIC, p) for p in range(4))
+    hand_out.handed = {a: 100, b: 100, c: 5}
+    hand_out.limit({a: 50, b: 30, c: 20}, [a, b, c, d], forwarded={a: 60, b: 60, c: 9})
+    # a: 40 on their way, 10 left; b: 40 on their way, more than 30, so 0 (never below);
+    # c: more forwarded than handed (counted since an earlier assignment), so all 20;
+    # d: no decision, no limit.
+    assert hand_out.caps == {a: 10, b: 0, c: 20, d: None}
+    assert [hand_out.cap(k) for k in (a, b, c, d)] == [10, 0, 20, None]
